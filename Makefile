@@ -1,0 +1,45 @@
+# The Rise of Large Language Models: build, test and run the course.
+# Every target installs what it needs into .venv first (Python 3.10 or newer).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install data book test lab execute clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Fetch, check and cache the offline models and the corpus (about 200 MB, once).
+data: install
+	$(PY) -m llmcourse.offline
+
+# The website, warnings as errors; open _build/html/index.html.
+book: install
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going
+	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
+
+# Every test: unit tests, nbval over every chapter (all outputs compared), the -W build.
+test: data
+	$(PY) -m pytest tests book $(NBVAL)
+	$(MAKE) book
+
+# The chapters in JupyterLab.
+lab: data
+	$(VENV)/bin/jupyter lab book/
+
+# Re-execute chapters in place (all, or NB=book/01_rise_of_llms.ipynb) and record timings.
+execute: data
+	$(PY) tools/execute_notebooks.py $(NB)
+
+clean:
+	rm -rf _build $(VENV)

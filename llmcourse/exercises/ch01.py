@@ -1,0 +1,140 @@
+"""Checks for the exercises of chapter 1, the rise of language models.
+
+    check_perplexity(perplexity)                  exp of the mean negative log-probability
+    check_add_k_bigram(add_k_bigram)              an add-k smoothed bigram probability
+    check_ngram_table_size(ngram_table_size)      how big an n-gram table can get
+    check_rnn_step(rnn_step)                      one step of an Elman RNN
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from llmcourse.exercises import expect, expect_close, run_checks
+
+__all__ = ["check_perplexity", "check_add_k_bigram", "check_ngram_table_size", "check_rnn_step"]
+
+
+def check_perplexity(perplexity) -> bool:
+    """``perplexity(log_probs)``: natural-log probabilities of each token -> perplexity."""
+
+    def uniform(f):
+        expect_close(f([math.log(1 / 4)] * 3), 4.0,
+                     "a model that gives every token probability 1/4 has perplexity 4")
+
+    def mean_not_sum(f):
+        got = f([math.log(0.5), math.log(0.25)])
+        expect_close(got, math.sqrt(8),
+                     "average the negative log-probabilities over tokens before exponentiating; "
+                     "a sum makes perplexity grow with the length of the text")
+
+    def sign(f):
+        got = f([math.log(0.5)])
+        expect(float(got) >= 1, f"perplexity is never below 1 (got {float(got):.4g}): "
+                                "did you forget the minus sign?")
+        expect_close(got, 2.0, "one token with probability 1/2 gives perplexity 2")
+
+    def natural_log(f):
+        expect_close(f([math.log(0.1)] * 5), 10.0,
+                     "the inputs are natural logs: undo them with exp, not 10** or 2**")
+
+    def arrays(f):
+        expect_close(f(np.log(np.array([0.2, 0.2]))), 5.0, "it should accept a NumPy array")
+
+    return run_checks("Exercise: perplexity", perplexity,
+                      [uniform, mean_not_sum, sign, natural_log, arrays])
+
+
+def _reference_add_k_bigram(text: str, prev: str, nxt: str, k: float) -> float:
+    vocab = sorted(set(text))
+    pairs = sum(1 for a, b in zip(text, text[1:]) if a == prev and b == nxt)
+    starts = sum(1 for a in text[:-1] if a == prev)
+    return (pairs + k) / (starts + k * len(vocab))
+
+
+def check_add_k_bigram(add_k_bigram) -> bool:
+    """``add_k_bigram(text, prev, nxt, k)``: P(nxt | prev) with add-k smoothing."""
+    text = "abracadabra"
+
+    def hand_worked(f):
+        # "ab" occurs twice; "a" starts 4 bigrams (the final "a" starts none); V = 5.
+        expect_close(f(text, "a", "b", 1.0), 3 / 9,
+                     "P(b | a) = (c(ab) + k) / (c(a as a first letter) + k V) = (2 + 1) / (4 + 5)")
+
+    def unseen(f):
+        expect_close(f(text, "a", "a", 1.0), 1 / 9,
+                     "an unseen bigram gets k / (c(prev) + k V), not zero")
+
+    def context_count(f):
+        expect_close(f("abca", "a", "b", 1.0), (1 + 1) / (1 + 3),
+                     "count prev only where a character follows it: the last character of the "
+                     "text starts no bigram")
+
+    def sums_to_one(f):
+        for k in (0.5, 1.0, 2.0):
+            total = sum(float(f(text, "r", c, k)) for c in sorted(set(text)))
+            expect(abs(total - 1) < 1e-9,
+                   f"with k={k}, P(. | r) sums to {total:.4f} over the vocabulary, not 1: the "
+                   "denominator needs k times the vocabulary size")
+
+    def other_k(f):
+        expect_close(f(text, "c", "a", 0.1), _reference_add_k_bigram(text, "c", "a", 0.1),
+                     "use k as given (here 0.1), not a fixed 1")
+
+    return run_checks("Exercise: add-k bigram", add_k_bigram,
+                      [hand_worked, unseen, context_count, sums_to_one, other_k])
+
+
+def check_ngram_table_size(ngram_table_size) -> bool:
+    """``ngram_table_size(vocab_size, n)``: entries of a full n-gram probability table."""
+
+    def small(f):
+        expect(f(2, 1) == 2, "a unigram table over 2 symbols has 2 entries")
+        expect(f(2, 3) == 8, "a trigram table over 2 symbols has 2 * 2 * 2 = 8 entries")
+
+    def exponential(f):
+        expect(f(83, 5) == 83 ** 5,
+               "n - 1 characters of context and one next character: V ** n entries, "
+               "not V * n or n ** V")
+
+    def exact_int(f):
+        got = f(50_000, 3)
+        expect(isinstance(got, int) and got == 50_000 ** 3,
+               "return an exact int (use **, not math.pow, which rounds to a float)")
+
+    return run_checks("Exercise: n-gram table size", ngram_table_size, [small, exponential, exact_int])
+
+
+def check_rnn_step(rnn_step) -> bool:
+    """``rnn_step(x, h, W_ih, W_hh, b)``: one Elman step, ``tanh(x W_ih^T + h W_hh^T + b)``."""
+    gen = torch.Generator().manual_seed(1)
+    x, h = torch.randn(3, 4, generator=gen), torch.randn(3, 5, generator=gen)
+    W_ih, W_hh = torch.randn(5, 4, generator=gen), torch.randn(5, 5, generator=gen)
+    b = torch.randn(5, generator=gen)
+    want = torch.tanh(x @ W_ih.T + h @ W_hh.T + b)
+
+    def shape(f):
+        got = f(x, h, W_ih, W_hh, b)
+        expect(tuple(got.shape) == (3, 5),
+               f"expected shape (batch, hidden) = (3, 5), got {tuple(got.shape)}")
+
+    def squashed(f):
+        got = f(x, h, W_ih, W_hh, b)
+        expect(bool((got.abs() <= 1).all()),
+               "every hidden value must lie in [-1, 1]: apply tanh to the sum")
+
+    def values(f):
+        got = f(x, h, W_ih, W_hh, b)
+        expect(torch.allclose(got, want, atol=1e-5),
+               "h_t = tanh(x W_ih^T + h_prev W_hh^T + b): check which weight multiplies the "
+               "input and which the previous state, and the transposes")
+
+    def uses_state(f):
+        other = f(x, torch.zeros_like(h), W_ih, W_hh, b)
+        expect(not torch.allclose(other, f(x, h, W_ih, W_hh, b)),
+               "the result must depend on the previous hidden state h")
+
+    return run_checks("Exercise: RNN step", rnn_step, [shape, squashed, values, uses_state])

