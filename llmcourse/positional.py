@@ -18,7 +18,8 @@ same way. Three remedies, in historical order:
 - Rotary position embedding, RoPE (Su et al., 2021, "RoFormer"): queries and keys are rotated
   by position-dependent angles, so that ``q_m . k_n`` depends on ``m - n`` only. We follow the
   Hugging Face Llama convention (``rotate_half``): dimension ``j`` is paired with ``j + D/2``,
-  and ``x_rot = x * cos + rotate_half(x) * sin`` with ``inv_freq = 1 / base ** (arange(0, D, 2) / D)``.
+  and ``x_rot = x * cos + rotate_half(x) * sin``, with
+  ``inv_freq = 1 / base ** (arange(0, D, 2) / D)``.
 
 Letters: B batch, T sequence length (positions), C model width (d_model), H heads,
 D head width (head_dim).

@@ -56,7 +56,7 @@ def test_pe_vector_wrong_exponent():
 
 
 def test_pe_vector_wrong_shape_and_unanswered():
-    with pytest.raises(ExerciseError, match=r"expected pe_vector\(3, 8\) of shape \(8,\), got \(4,\)"):
+    with pytest.raises(ExerciseError, match=r"pe_vector\(3, 8\) of shape \(8,\), got \(4,\)"):
         check_pe_vector(lambda pos, d: pe_vector(pos, d)[::2])
     with pytest.raises(NotYetAnswered):
         check_pe_vector(None)

@@ -190,7 +190,8 @@ def test_rotary_hand_worked_and_norm():
     y = torch.randn(4, 10, 16)
     c, s = rotary_cos_sin(torch.arange(10), 16)
     assert_close(apply_rotary(y, c, s).norm(dim=-1), y.norm(dim=-1))
-    assert_close(rotate_half(torch.tensor([1.0, 2.0, 3.0, 4.0])), torch.tensor([-3.0, -4.0, 1.0, 2.0]))
+    assert_close(rotate_half(torch.tensor([1.0, 2.0, 3.0, 4.0])),
+                 torch.tensor([-3.0, -4.0, 1.0, 2.0]))
     assert_close(rope_inv_freq(4), torch.tensor([1.0, 0.01]))
 
 
@@ -214,7 +215,7 @@ def test_rotary_validation():
     cos, sin = rotary_cos_sin(torch.arange(4), 8)
     with pytest.raises(ValueError, match="head_dim must be a positive even int.*got 7"):
         rotary_cos_sin(torch.arange(4), 7)
-    with pytest.raises(ValueError, match=r"expected position_ids of shape \(seq,\) or \(batch, seq\)"):
+    with pytest.raises(ValueError, match=r"position_ids of shape \(seq,\) or \(batch, seq\)"):
         rotary_cos_sin(torch.zeros(1, 2, 3), 8)
     with pytest.raises(ValueError, match="position_ids must be a tensor"):
         rotary_cos_sin([0, 1], 8)

@@ -152,7 +152,8 @@ def check_wavelength(wavelength) -> bool:
         if math.isclose(got, want(32, 512), rel_tol=1e-6):
             raise ExerciseError("pair i sits in dimensions 2i and 2i + 1: the exponent is "
                                  "2i / d_model, not i / d_model")
-        expect_close(got, want(64, 512), "the wavelength of pair i is 2 pi * 10000 ** (2i / d_model)")
+        expect_close(got, want(64, 512),
+                     "the wavelength of pair i is 2 pi * 10000 ** (2i / d_model)")
 
     def slowest(f):
         expect_close(f(255, 512), want(255, 512),
