@@ -58,6 +58,8 @@ def test_pe_vector_wrong_exponent():
 def test_pe_vector_wrong_shape_and_unanswered():
     with pytest.raises(ExerciseError, match=r"pe_vector\(3, 8\) of shape \(8,\), got \(4,\)"):
         check_pe_vector(lambda pos, d: pe_vector(pos, d)[::2])
+    with pytest.raises(ExerciseError, match="as a tensor or list of numbers, got str"):
+        check_pe_vector(lambda pos, d: "0 1 0 1")
     with pytest.raises(NotYetAnswered):
         check_pe_vector(None)
 
@@ -101,6 +103,8 @@ def test_offset_matrix_ignores_k_and_shape():
         check_offset_matrix(lambda k, d: offset_matrix(1, d))
     with pytest.raises(ExerciseError, match=r"expected a \(8, 8\) matrix, got shape \(4, 4\)"):
         check_offset_matrix(lambda k, d: offset_matrix(k, d // 2))
+    with pytest.raises(ExerciseError, match="expected a matrix .tensor., got str"):
+        check_offset_matrix(lambda k, d: "M_k")
     with pytest.raises(NotYetAnswered):
         check_offset_matrix(None)
 

@@ -132,6 +132,7 @@ def test_learned_matches_nn_embedding_and_start():
     assert_close(ours(x), x + reference(torch.arange(4)))
     assert_close(ours(x, start=5), x + reference(torch.arange(5, 9)))
     assert list(dict(ours.named_parameters())) == ["weight"]
+    assert repr(ours) == "LearnedPositionalEmbedding(9, 6)"
 
 
 def test_learned_validation():
@@ -180,6 +181,7 @@ def test_rotary_module_has_no_state_dict_entries():
     module = RotaryEmbedding(8)
     assert_close(module.inv_freq, llama_rotary(8, 10000.0).inv_freq)
     assert module.state_dict() == {}
+    assert repr(module) == "RotaryEmbedding(head_dim=8, base=10000.0)"
 
 
 def test_rotary_hand_worked_and_norm():
