@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 
 import numpy as np
 
@@ -34,6 +35,8 @@ def setup(seed: int = 0) -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # tqdm.auto (imported by transformers) warns when ipywidgets is absent: not the reader's problem.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     seed_everything(seed)
     np.set_printoptions(precision=4, suppress=True)
     torch.set_printoptions(precision=4, sci_mode=False)
