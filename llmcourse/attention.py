@@ -119,7 +119,9 @@ def attention_weights(query: Tensor, key: Tensor, attn_mask: Tensor | None = Non
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                  attn_mask: Tensor | None = None, is_causal: bool = False,
                                  scale: float | None = None) -> Tensor:
-    """``softmax(Q K^T / sqrt(E) + mask) V``: (..., L, E), (..., S, E), (..., S, Ev) -> (..., L, Ev).
+    """``softmax(Q K^T / sqrt(E) + mask) V``.
+
+    Shapes: (..., L, E), (..., S, E), (..., S, Ev) -> (..., L, Ev).
 
     The same semantics as ``torch.nn.functional.scaled_dot_product_attention`` (without
     dropout): see the module docstring for masks and fully masked rows.

@@ -23,8 +23,8 @@ which both give the same outputs.
 
 Masks. ``attn_mask`` follows ``torch.nn.functional.scaled_dot_product_attention`` and
 ``llmcourse.attention``: a boolean mask is True where a query MAY attend; a float mask is
-added to the scores. Its shape is (L, S), or anything that broadcasts to (B, h, L, S), or
-PyTorch's (B * h, L, S). CAREFUL: ``torch.nn.MultiheadAttention`` uses the OPPOSITE boolean
+added to the scores. Its shape is (L, S), or 4-d broadcasting to (B, h, L, S), or
+PyTorch's 3-d (B * h, L, S). CAREFUL: ``torch.nn.MultiheadAttention`` uses the OPPOSITE boolean
 convention (True = NOT allowed); pass ``~mask`` to one of them. ``key_padding_mask`` (B, S)
 keeps its name's meaning, as in PyTorch: True marks a padding key, which no query attends to.
 ``is_causal=True`` applies the causal mask by itself (PyTorch's module only accepts it as a
@@ -113,14 +113,20 @@ class MultiHeadAttention(nn.Module):
     def _combined_mask(self, query, key, attn_mask, key_padding_mask):
         """One 'may attend' mask (bool) or additive mask (float) that broadcasts to (B, h, L, S)."""
         (B, L, _), S = query.shape, key.shape[1]
-        if attn_mask is not None and attn_mask.ndim == 3 and attn_mask.shape[0] == B * self.num_heads:
-            attn_mask = attn_mask.view(B, self.num_heads, L, S)  # PyTorch's (B * h, L, S) layout
+        h = self.num_heads
+        if isinstance(attn_mask, Tensor) and attn_mask.ndim == 3:  # PyTorch's (B * h, L, S) layout
+            if attn_mask.shape != (B * h, L, S):
+                raise ValueError(f"expected a 3-d attn_mask of shape (batch * num_heads, L, S) = "
+                                 f"({B * h}, {L}, {S}), got {tuple(attn_mask.shape)}")
+            attn_mask = attn_mask.view(B, h, L, S)
         if key_padding_mask is None:
             return attn_mask
-        if key_padding_mask.shape != (B, S) or key_padding_mask.dtype != torch.bool:
+        if (not isinstance(key_padding_mask, Tensor) or key_padding_mask.shape != (B, S)
+                or key_padding_mask.dtype != torch.bool):
+            got = (f"{key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+                   if isinstance(key_padding_mask, Tensor) else type(key_padding_mask).__name__)
             raise ValueError(f"expected a boolean key_padding_mask of shape (batch, S) = "
-                             f"({B}, {S}), got {key_padding_mask.dtype} "
-                             f"{tuple(key_padding_mask.shape)}")
+                             f"({B}, {S}), got {got}")
         keep = ~key_padding_mask[:, None, None, :]  # (B, S) -> (B, 1, 1, S), True = may attend
         if attn_mask is None:
             return keep
@@ -130,7 +136,7 @@ class MultiHeadAttention(nn.Module):
 
     @classmethod
     def from_torch(cls, mha: nn.MultiheadAttention) -> "MultiHeadAttention":
-        """A copy of ``torch.nn.MultiheadAttention``'s weights (its fused ``in_proj`` split in 3)."""
+        """A copy of an ``nn.MultiheadAttention``'s weights (its fused ``in_proj`` split in 3)."""
         if not isinstance(mha, nn.MultiheadAttention):
             raise ValueError(f"expected a torch.nn.MultiheadAttention, got {type(mha).__name__}")
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:

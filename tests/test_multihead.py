@@ -187,8 +187,15 @@ def test_validation():
         mha(torch.zeros(1, 3, 8), x, x)
     with pytest.raises(ValueError, match="either attn_mask or is_causal"):
         mha(x, x, x, attn_mask=causal_mask(3), is_causal=True)
-    with pytest.raises(ValueError, match=r"boolean key_padding_mask of shape \(batch, S\) = \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"key_padding_mask of shape \(batch, S\) = \(2, 3\)"):
         mha(x, x, x, key_padding_mask=torch.zeros(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"3-d attn_mask of shape \(batch \* num_heads, L, S\) = "
+                                         r"\(4, 3, 3\), got \(2, 3, 3\)"):
+        mha(x, x, x, attn_mask=torch.ones(2, 3, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="key_padding_mask .* got list"):
+        mha(x, x, x, key_padding_mask=[[False] * 3] * 2)
+    with pytest.raises(ValueError, match="expected attn_mask to be a torch.Tensor"):
+        mha(x, x, x, attn_mask=[[True] * 3] * 3)
     with pytest.raises(ValueError, match="does not broadcast"):
         mha(x, x, x, attn_mask=torch.ones(3, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="expected a torch.nn.MultiheadAttention"):

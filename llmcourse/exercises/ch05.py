@@ -15,7 +15,7 @@ __all__ = ["check_split_heads", "check_mha_parameter_count", "check_attention_fl
 
 
 def check_split_heads(split_heads) -> bool:
-    """``split_heads(x, num_heads)``: (B, T, C) -> (B, h, T, d) with head i = features i*d:(i+1)*d."""
+    """``split_heads(x, num_heads)``: (B, T, C) -> (B, h, T, d); head i = features i*d:(i+1)*d."""
     B, T, C, h = 2, 3, 8, 4
     x = torch.arange(B * T * C, dtype=torch.float32).view(B, T, C)
 
