@@ -59,8 +59,9 @@ class CharTokenizer:
 
 # Pre-tokenization: split text into "words" before any merging. A word keeps the single space
 # in front of it (" the"), punctuation runs are their own pieces, and other whitespace is a
-# piece of its own (leaving the last space of a run to the word after it, as GPT-2 does). The three alternatives cover every character, so joining the pieces gives
-# the text back exactly. This is a simplified form of GPT-2's pattern (Radford et al., 2019),
+# piece of its own (leaving the last space of a run to the word after it, as GPT-2 does).
+# Together the alternatives match every character, so joining the pieces gives the text back
+# exactly. This is a simplified form of GPT-2's pattern (Radford et al., 2019),
 # which also splits off English contractions ("'s", "'ll") and digits.
 PRETOKENIZE_PATTERN = r" ?\w+| ?[^\w\s]+|\s+(?!\S)|\s+"
 _PRETOKENIZE = re.compile(PRETOKENIZE_PATTERN)
