@@ -61,7 +61,8 @@ def test_feedforward_matches_encoder_layer(activation, d_model, d_ff, x_shape):
     layer = _encoder_layer(d_model, d_ff, activation, norm_first=True)
     ff = _feedforward_from(layer, d_model, d_ff, activation).eval()
     x = torch.randn(x_shape)
-    torch.testing.assert_close(ff(x), layer._ff_block(x), atol=1e-5, rtol=1e-5)
+    want = layer.linear2(layer.activation(layer.linear1(x)))  # its feed-forward half
+    torch.testing.assert_close(ff(x), want, atol=1e-5, rtol=1e-5)
 
 
 def test_feedforward_state_dict_keys():
@@ -145,3 +146,14 @@ def test_feedforward_rejects_bad_input():
         FeedForward(8, 32, dropout=1.0)
     with pytest.raises(ValueError, match="trailing dimensions"):
         PreNormBlock(FeedForward(8, 32), 8)(torch.randn(2, 7))
+
+
+@pytest.mark.parametrize("block_class", [PreNormBlock, PostNormBlock])
+def test_block_dropout_only_in_training(block_class):
+    torch.manual_seed(6)
+    block = block_class(FeedForward(8, 16), 8, dropout=0.5)
+    x = torch.randn(4, 8)
+    block.eval()
+    torch.testing.assert_close(block(x), block(x))
+    block.train()
+    assert not torch.allclose(block(x), block(x))

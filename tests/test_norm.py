@@ -110,3 +110,17 @@ def test_rejects_bad_arguments():
         layer_norm(torch.randn(2, 4), torch.ones(3), normalized_shape=4)
     with pytest.raises(ValueError, match=r"expected bias of shape \(4,\), got \(5,\)"):
         layer_norm(torch.randn(2, 4), torch.ones(4), torch.zeros(5))
+
+
+def test_repr_matches_pytorch():
+    assert repr(LayerNorm(6)) == repr(nn.LayerNorm(6))
+    assert repr(LayerNorm((2, 3), eps=1e-6, elementwise_affine=False)) == repr(
+        nn.LayerNorm((2, 3), eps=1e-6, elementwise_affine=False))
+
+
+def test_double_precision_and_no_nan_on_constant_input():
+    x = torch.randn(3, 10, dtype=torch.float64)
+    ref = nn.LayerNorm(10, dtype=torch.float64)
+    torch.testing.assert_close(LayerNorm(10).double()(x), ref(x), atol=1e-12, rtol=1e-12)
+    constant = torch.full((2, 10), 7.0)
+    torch.testing.assert_close(LayerNorm(10)(constant), torch.zeros(2, 10))  # eps keeps it finite
