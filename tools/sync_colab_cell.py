@@ -1,6 +1,6 @@
 """Write the Colab set-up cell, built from _config.yml's repository.url, into every chapter.
 
-Usage: python tools/sync_colab_cell.py [--check]
+Usage: python tools/sync_colab_cell.py [--check] [book/NN_name.ipynb ...]   (default: every chapter)
 
 Every notebook in book/ starts with this cell. On Google Colab it installs the course
 package from the repository (keeping Colab's own torch); anywhere else it does nothing.
@@ -54,8 +54,10 @@ def sync(path: Path, source: str, check: bool) -> bool:
 
 def main(argv: list[str]) -> int:
     check = "--check" in argv
+    paths = [Path(a).resolve() for a in argv if a != "--check"]
     source = colab_cell_source()
-    stale = [p for p in sorted((ROOT / "book").glob("*.ipynb")) if not sync(p, source, check)]
+    paths = paths or sorted((ROOT / "book").glob("*.ipynb"))
+    stale = [p for p in paths if not sync(p, source, check)]
     for path in stale:
         print(f"{'stale' if check else 'updated'}: {path.relative_to(ROOT)}")
     return 1 if check and stale else 0
