@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import warnings
 
 import numpy as np
@@ -33,7 +34,8 @@ def setup(seed: int = 0) -> None:
     import matplotlib
     import torch
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if "google.colab" not in sys.modules:  # the course runs offline; Colab may use the hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # tqdm.auto (imported by transformers) warns when ipywidgets is absent: not the reader's problem.
     warnings.filterwarnings("ignore", message="IProgress not found")
