@@ -30,7 +30,11 @@ book: install
 
 # Every test: unit tests, nbval over every chapter (all outputs compared), the -W build.
 test: data
-	$(PY) -m pytest tests book $(NBVAL)
+	@echo "== unit tests =="
+	$(PY) -m pytest tests
+	@echo "== nbval: every chapter re-executed, every output compared =="
+	$(PY) -m pytest book $(NBVAL)
+	@echo "== the website, warnings as errors =="
 	$(MAKE) book
 
 # The chapters in JupyterLab.

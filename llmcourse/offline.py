@@ -127,6 +127,7 @@ def _publish(build, final: Path) -> Path:
     """Run ``build(tmp_folder)`` and rename the folder to ``final`` only if it succeeds."""
     if final.exists():
         return final
+    final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=".partial-") as tmp:
         staged = Path(tmp) / final.name
         staged.mkdir()

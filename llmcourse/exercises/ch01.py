@@ -22,30 +22,26 @@ def check_perplexity(perplexity) -> bool:
     """``perplexity(log_probs)``: natural-log probabilities of each token -> perplexity."""
 
     def uniform(f):
-        expect_close(f([math.log(1 / 4)] * 3), 4.0,
-                     "a model that gives every token probability 1/4 has perplexity 4")
+        got = f([math.log(1 / 4)] * 3)  # three tokens, each given probability 1/4
+        value = float(got)
+        expect(not math.isclose(value, 4.0 ** 3),
+               "you summed the log-probabilities: average them over the tokens (a sum makes "
+               "perplexity grow with the length of the text)")
+        expect(not math.isclose(value, 1 / 4), "perplexity is never below 1: did you forget the "
+                                               "minus sign?")
+        expect(not math.isclose(value, 10 ** math.log(4)),
+               "the inputs are natural logs: undo them with exp, not 10 ** or 2 **")
+        expect_close(got, 4.0, "a model that gives every token probability 1/4 has perplexity 4")
 
-    def mean_not_sum(f):
-        got = f([math.log(0.5), math.log(0.25)])
-        expect_close(got, math.sqrt(8),
-                     "average the negative log-probabilities over tokens before exponentiating; "
-                     "a sum makes perplexity grow with the length of the text")
-
-    def sign(f):
-        got = f([math.log(0.5)])
-        expect(float(got) >= 1, f"perplexity is never below 1 (got {float(got):.4g}): "
-                                "did you forget the minus sign?")
-        expect_close(got, 2.0, "one token with probability 1/2 gives perplexity 2")
-
-    def natural_log(f):
-        expect_close(f([math.log(0.1)] * 5), 10.0,
-                     "the inputs are natural logs: undo them with exp, not 10** or 2**")
+    def unequal(f):
+        expect_close(f([math.log(0.5), math.log(0.25)]), math.sqrt(8),
+                     "perplexity is exp of the MEAN negative log-probability")
 
     def arrays(f):
         expect_close(f(np.log(np.array([0.2, 0.2]))), 5.0, "it should accept a NumPy array")
 
     return run_checks("Exercise: perplexity", perplexity,
-                      [uniform, mean_not_sum, sign, natural_log, arrays])
+                      [uniform, unequal, arrays])
 
 
 def _reference_add_k_bigram(text: str, prev: str, nxt: str, k: float) -> float:
@@ -61,7 +57,14 @@ def check_add_k_bigram(add_k_bigram) -> bool:
 
     def hand_worked(f):
         # "ab" occurs twice; "a" starts 4 bigrams (the final "a" starts none); V = 5.
-        expect_close(f(text, "a", "b", 1.0), 3 / 9,
+        got = float(f(text, "a", "b", 1.0))
+        expect(not math.isclose(got, 3 / 5),
+               "the denominator needs k times the vocabulary size, c(prev) + k V, so that "
+               "the probabilities after prev sum to 1")
+        expect(not math.isclose(got, 3 / 10),
+               "count prev only where a character follows it: the last character of the "
+               "text starts no bigram")
+        expect_close(got, 3 / 9,
                      "P(b | a) = (c(ab) + k) / (c(a as a first letter) + k V) = (2 + 1) / (4 + 5)")
 
     def unseen(f):

@@ -1,0 +1,84 @@
+"""Chapter 1's exercise checks pass the model answers and reject plausible wrong ones."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from llmcourse.exercises import ExerciseError, NotYetAnswered
+from llmcourse.exercises.ch01 import (check_add_k_bigram, check_ngram_table_size,
+                                      check_perplexity, check_rnn_step)
+
+
+def test_perplexity_check():
+    assert check_perplexity(lambda lp: float(np.exp(-np.mean(lp))))
+    wrong = [
+        (lambda lp: float(np.exp(-np.sum(lp))), "you summed"),
+        (lambda lp: float(np.exp(np.mean(lp))), "minus sign"),
+        (lambda lp: float(10 ** (-np.mean(lp))), "natural logs"),
+        (lambda lp: float(np.exp(-np.sum(lp) / (len(lp) - 1))), "perplexity 4"),
+        (lambda lp: math.exp(-sum(lp) / len(lp)) if isinstance(lp, list) else float("nan"),
+         "NumPy array"),
+    ]
+    for answer, hint in wrong:
+        with pytest.raises(ExerciseError, match=hint):
+            check_perplexity(answer)
+
+
+def test_add_k_check():
+    def right(text, prev, nxt, k):
+        pairs = sum(1 for a, b in zip(text, text[1:]) if (a, b) == (prev, nxt))
+        starts = sum(1 for a in text[:-1] if a == prev)
+        return (pairs + k) / (starts + k * len(set(text)))
+
+    def no_kv(text, prev, nxt, k):  # forgets k V in the denominator
+        pairs = sum(1 for a, b in zip(text, text[1:]) if (a, b) == (prev, nxt))
+        return (pairs + k) / (sum(1 for a in text[:-1] if a == prev) + k)
+
+    def counts_last_char(text, prev, nxt, k):  # counts prev everywhere, even at the end
+        pairs = sum(1 for a, b in zip(text, text[1:]) if (a, b) == (prev, nxt))
+        return (pairs + k) / (text.count(prev) + k * len(set(text)))
+
+    def fixed_k(text, prev, nxt, k):
+        return right(text, prev, nxt, 1.0)
+
+    assert check_add_k_bigram(right)
+    for answer, hint in [(no_kv, "k times the vocabulary size"), (counts_last_char, "last character"),
+                         (fixed_k, "use k as given")]:
+        with pytest.raises(ExerciseError, match=hint):
+            check_add_k_bigram(answer)
+
+
+def test_table_size_check():
+    assert check_ngram_table_size(lambda v, n: v ** n)
+    for answer, hint in [(lambda v, n: v * n, "8 entries"), (lambda v, n: n ** v, "entries"),
+                         (lambda v, n: int(math.pow(v, n)) if n < 3 else math.pow(v, n), "exact int")]:
+        with pytest.raises(ExerciseError, match=hint):
+            check_ngram_table_size(answer)
+
+
+def test_rnn_step_check():
+    assert check_rnn_step(lambda x, h, W_ih, W_hh, b: torch.tanh(x @ W_ih.T + h @ W_hh.T + b))
+    wrong = [
+        (lambda x, h, W_ih, W_hh, b: x @ W_ih.T + h @ W_hh.T + b, "tanh"),
+        (lambda x, h, W_ih, W_hh, b: torch.tanh(x @ W_ih.T + b), "which the previous state"),
+        (lambda x, h, W_ih, W_hh, b: torch.tanh(x @ W_ih.T + h @ W_hh + b), "transposes"),
+        (lambda x, h, W_ih, W_hh, b: torch.relu(x @ W_ih.T + h @ W_hh.T + b), "tanh"),
+    ]
+    for answer, hint in wrong:
+        with pytest.raises(ExerciseError, match=hint):
+            check_rnn_step(answer)
+
+
+def test_unanswered_and_crashing_answers():
+    with pytest.raises(NotYetAnswered, match="not yet answered"):
+        check_perplexity(None)
+
+    def stub(log_probs):
+        raise NotImplementedError
+
+    with pytest.raises(NotYetAnswered):
+        check_perplexity(stub)
+    with pytest.raises(ExerciseError, match="raised ZeroDivisionError"):
+        check_perplexity(lambda lp: 1 / 0)
