@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 
-__all__ = ["apply_style", "new_figure", "heatmap"]
+__all__ = ["apply_style", "new_figure", "heatmap", "log_axis"]
 
 
 def apply_style() -> None:
@@ -54,3 +55,12 @@ def heatmap(ax, matrix, row_labels=None, col_labels=None, cmap="viridis", colorb
     if colorbar:
         ax.figure.colorbar(image, ax=ax)
     return image
+
+
+def log_axis(ax, which: str, ticks) -> None:
+    """A logarithmic x or y axis labelled with plain numbers at ``ticks`` (no 10^x clutter)."""
+    if which not in ("x", "y"):
+        raise ValueError(f"which must be 'x' or 'y', got {which!r}")
+    getattr(ax, f"set_{which}scale")("log")
+    getattr(ax, f"set_{which}ticks")(list(ticks), [f"{t:g}" for t in ticks])
+    getattr(ax, f"{which}axis").set_minor_locator(matplotlib.ticker.NullLocator())
