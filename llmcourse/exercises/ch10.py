@@ -1,0 +1,133 @@
+"""Checks for the exercises of chapter 10, the Hugging Face pipeline.
+
+    check_chat_messages(chat_messages)        a chat as a list of {"role", "content"} messages
+    check_new_token_count(new_token_count)    max_length versus max_new_tokens
+    check_greedy_step(greedy_step)            one step of greedy decoding
+    check_top_k_search(top_k_search)          cosine-similarity search over a small corpus
+"""
+
+from __future__ import annotations
+
+import torch
+
+from llmcourse.exercises import expect, run_checks
+
+__all__ = ["check_chat_messages", "check_new_token_count", "check_greedy_step",
+           "check_top_k_search"]
+
+
+def check_chat_messages(chat_messages) -> bool:
+    """``chat_messages(system, user)``: ``[{"role": "system", ...}, {"role": "user", ...}]``."""
+    system, user = "You are a terse assistant.", "What is a token?"
+
+    def structure(f):
+        got = f(system, user)
+        expect(isinstance(got, list), f"return a list of messages, got {type(got).__name__}")
+        expect(len(got) == 2, f"two messages, the system prompt then the user's, got {len(got)}")
+        expect(all(isinstance(m, dict) for m in got),
+               "each message is a dict such as {'role': 'user', 'content': '...'}, not a "
+               "tuple or a string")
+        expect(all(set(m) == {"role", "content"} for m in got),
+               "each message has exactly the keys 'role' and 'content' (not 'text' or 'from')")
+
+    def roles(f):
+        got = f(system, user)
+        expect([m["role"] for m in got] == ["system", "user"],
+               "the roles are 'system' then 'user', in that order (the system prompt first)")
+        expect([m["content"] for m in got] == [system, user],
+               "put the texts in 'content' unchanged: the chat template adds the markers")
+
+    def other_text(f):
+        got = f("Be kind.", "Hi")
+        expect([m["content"] for m in got] == ["Be kind.", "Hi"],
+               "use the arguments, not fixed strings")
+
+    return run_checks("Exercise: chat messages", chat_messages, [structure, roles, other_text])
+
+
+def check_new_token_count(new_token_count) -> bool:
+    """``new_token_count(prompt_len, max_length=None, max_new_tokens=None)`` without early stop."""
+
+    def new_tokens(f):
+        expect(f(9, max_new_tokens=20) == 20,
+               "max_new_tokens counts only the generated tokens: a 9-token prompt with "
+               "max_new_tokens=20 gets 20 new tokens")
+
+    def length(f):
+        got = f(9, max_length=50)
+        expect(got != 50, "max_length counts the prompt too: 50 is the total, not the new tokens")
+        expect(got != 59, "max_length is the total length (prompt + new), not the new tokens "
+               "added to the prompt")
+        expect(got == 41, f"a 9-token prompt with max_length=50 gets 41 new tokens, got {got!r}")
+
+    def precedence(f):
+        got = f(9, max_length=50, max_new_tokens=5)
+        expect(got == 5, "when both are given, max_new_tokens takes precedence (as transformers "
+               f"warns), so 5 new tokens; got {got!r}")
+
+    def no_room(f):
+        got = f(12, max_length=10)
+        expect(got == 0, f"a prompt already as long as max_length leaves no room: 0 new tokens, "
+               f"not a negative count; got {got!r}")
+
+    return run_checks("Exercise: max_length versus max_new_tokens", new_token_count,
+                      [new_tokens, length, precedence, no_room])
+
+
+def check_greedy_step(greedy_step) -> bool:
+    """``greedy_step(input_ids, logits)``: append the argmax of the last position's logits."""
+    ids = torch.tensor([[4, 1, 3], [2, 2, 0]])
+    logits = torch.full((2, 3, 6), -1.0)
+    logits[0, 0, 5] = logits[1, 0, 1] = 9.0  # the first position prefers other tokens
+    logits[0, -1, 2] = logits[1, -1, 4] = 5.0
+    logits[0, -1, 0] = logits[1, -1, 3] = -7.0  # the least likely tokens
+
+    def shape(f):
+        got = f(ids, logits)
+        expect(isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}")
+        expect(tuple(got.shape) == (2, 4),
+               f"return the sequence with one token appended, shape (2, 4), got "
+               f"{tuple(got.shape)}: torch.cat the new column onto input_ids")
+
+    def values(f):
+        got = f(ids, logits)
+        expect(torch.equal(got[:, :3], ids), "keep input_ids unchanged in front")
+        expect(got[:, 3].tolist() != [5, 1],
+               "you used the first position's logits: the next token comes from the LAST "
+               "position, logits[:, -1, :]")
+        expect(got[:, 3].tolist() != [0, 3], "argmax, not argmin: take the most likely token")
+        expect(got[:, 3].tolist() == [2, 4],
+               f"the appended tokens should be [2, 4], got {got[:, 3].tolist()}")
+
+    def dtype(f):
+        got = f(ids, logits)
+        expect(got.dtype == ids.dtype, f"token ids stay integers ({ids.dtype}), got {got.dtype}")
+
+    return run_checks("Exercise: one greedy step", greedy_step, [shape, values, dtype])
+
+
+def check_top_k_search(top_k_search) -> bool:
+    """``top_k_search(query, corpus, k)``: indices of the k most cosine-similar rows, best first."""
+    corpus = torch.tensor([[10.0, 10.0, 0.0],  # long, 45 degrees away from the query
+                           [1.0, 0.1, 0.0],    # short, almost parallel
+                           [0.0, 0.0, 3.0],    # orthogonal
+                           [-2.0, 0.0, 0.0],   # opposite
+                           [2.0, 1.0, 0.0]])
+    query = torch.tensor([1.0, 0.0, 0.0])
+
+    def cosine(f):
+        got = f(query, corpus, 2)
+        expect(isinstance(got, list), f"return a list of ints, got {type(got).__name__}")
+        expect(len(got) == 2, f"return exactly k indices (k=2), got {len(got)}")
+        expect(list(got) != [0, 4],
+               "that is the ranking by dot product: long vectors win. Divide by the norms "
+               "(cosine similarity)")
+        expect(list(got) != [3, 2], "best first: sort by similarity in descending order")
+        expect([int(i) for i in got] == [1, 4], f"the top 2 are [1, 4], got {got}")
+
+    def k(f):
+        got = f(query, corpus, 4)
+        expect(len(got) == 4, f"return exactly k indices, got {len(got)}")
+        expect([int(i) for i in got] == [1, 4, 0, 2], f"the top 4 are [1, 4, 0, 2], got {got}")
+
+    return run_checks("Exercise: top-k semantic search", top_k_search, [cosine, k])

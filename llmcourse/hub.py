@@ -1,0 +1,176 @@
+"""Chapter 10: what a Hugging Face ``pipeline`` does, in a few small, checkable functions.
+
+A ``pipeline`` hides three steps behind one call: tokenize, run the model, post-process.
+This module spells out the post-processing of the two pipelines the chapter uses, so that
+the course can check the library against plain code:
+
+- ``greedy_generate``: the ``"text-generation"`` loop with ``do_sample=False`` -- run the
+  model, take the most probable next token, append it, repeat (Radford et al., 2019,
+  section 2; Hugging Face ``GenerationMixin.generate``).
+- ``mean_pool``: the ``"feature-extraction"`` pipeline returns one vector per token; the
+  average over the real (unpadded) tokens, scaled to length 1, is a sentence embedding
+  (Reimers & Gurevych, 2019, "Sentence-BERT", section 3).
+- ``semantic_search``: rank a corpus by cosine similarity to each query, with the signature
+  and result format of ``sentence_transformers.util.semantic_search``.
+- ``hub_is_reachable`` and ``captured_warnings``: run the online demo only where the model
+  hub answers, and turn library warnings into values a notebook can print deterministically.
+
+Shape letters: B batch, T tokens (positions), D hidden size, V vocabulary size,
+Q queries, N corpus entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import warnings
+
+import torch
+from torch import Tensor
+
+__all__ = ["hub_is_reachable", "captured_warnings", "greedy_generate", "mean_pool",
+           "semantic_search"]
+
+HUB_HOST = "huggingface.co"
+_TRUE = {"1", "on", "yes", "true"}
+
+
+def hub_is_reachable(timeout: float = 2.0, host: str = HUB_HOST, port: int = 443) -> bool:
+    """True if the Hugging Face hub may be used: not in offline mode, and ``host`` answers.
+
+    With ``HF_HUB_OFFLINE`` set (``llmcourse.notebook.setup()`` sets it everywhere but Colab)
+    the answer is False at once, without touching the network. Otherwise one TCP connection
+    to ``host:port`` is tried for at most ``timeout`` seconds, so an offline laptop waits
+    seconds, not the minutes of the library's own retries.
+    """
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:  # no route, refused, DNS failure, timeout
+        return False
+
+
+@contextlib.contextmanager
+def captured_warnings():
+    """Collect, instead of printing, the warnings transformers emits inside the block.
+
+    Yields a list that receives each message (a string), in order: those logged by
+    transformers at level WARNING or above, and those raised with ``warnings.warn``. The
+    library's own verbosity and handlers are restored afterwards.
+    """
+    from transformers.utils import logging as hf_logging
+
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    root = hf_logging.get_logger()  # the "transformers" logger
+    handler, verbosity = _Collect(logging.WARNING), hf_logging.get_verbosity()
+    hf_logging.disable_default_handler()  # no copy on stderr
+    root.addHandler(handler)
+    hf_logging.set_verbosity_warning()
+    try:
+        with warnings.catch_warnings(record=True) as raised:
+            warnings.simplefilter("always")
+            yield messages
+        messages.extend(str(w.message) for w in raised)
+    finally:
+        root.removeHandler(handler)
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_default_handler()
+
+
+def _check_ids(input_ids) -> None:
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
+        shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        raise ValueError(f"expected input_ids of shape (batch, seq), got {shape}")
+    if input_ids.dtype not in (torch.int32, torch.int64) or input_ids.shape[1] == 0:
+        raise ValueError(f"expected a non-empty integer tensor input_ids, got dtype "
+                         f"{input_ids.dtype} and {input_ids.shape[1]} positions")
+
+
+@torch.no_grad()
+def greedy_generate(model, input_ids: Tensor, max_new_tokens: int,
+                    eos_token_id: int | None = None) -> Tensor:
+    """Greedy decoding without a cache: ``(B, T) -> (B, T + n)`` with ``n <= max_new_tokens``.
+
+    ``model(ids).logits`` must have shape ``(B, T, V)`` (any Hugging Face causal LM). Each
+    step reruns the whole sequence (chapter 9 adds the key-value cache). A row that has
+    produced ``eos_token_id`` is filled with it, and the loop stops early once every row has,
+    as ``generate(do_sample=False)`` does when the pad token is the end-of-sequence token.
+    """
+    _check_ids(input_ids)
+    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) \
+            or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
+    ids = input_ids
+    done = torch.zeros(ids.shape[0], dtype=torch.bool)
+    for _ in range(max_new_tokens):
+        logits = model(ids).logits[:, -1, :]  # (B, T, V) -> (B, V): the last position only
+        next_id = logits.argmax(dim=-1)  # (B,)
+        if eos_token_id is not None:
+            next_id = torch.where(done, torch.full_like(next_id, eos_token_id), next_id)
+            done |= next_id == eos_token_id
+        ids = torch.cat([ids, next_id[:, None]], dim=1)  # (B, T) -> (B, T + 1)
+        if done.all():
+            break
+    return ids
+
+
+def mean_pool(last_hidden_state: Tensor, attention_mask: Tensor | None = None,
+              normalize: bool = True) -> Tensor:
+    """Average the token vectors of each sequence, padding excluded: ``(B, T, D) -> (B, D)``.
+
+    ``attention_mask`` is 1 for real tokens and 0 for padding, shape ``(B, T)`` (None: all
+    real). With ``normalize`` the result is scaled to unit length, so that a dot product of
+    two embeddings is their cosine similarity (all-MiniLM-L6-v2's recipe).
+    """
+    x = last_hidden_state
+    if not isinstance(x, Tensor) or x.dim() != 3:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"expected last_hidden_state of shape (batch, seq, hidden), got {shape}")
+    if attention_mask is None:
+        attention_mask = torch.ones(x.shape[:2], dtype=x.dtype)
+    if not isinstance(attention_mask, Tensor) or tuple(attention_mask.shape) != tuple(x.shape[:2]):
+        got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else attention_mask
+        raise ValueError(f"expected attention_mask of shape {tuple(x.shape[:2])} (batch, seq), "
+                         f"got {got}")
+    mask = attention_mask.to(x.dtype)[:, :, None]  # (B, T) -> (B, T, 1)
+    counts = mask.sum(dim=1)  # (B, 1)
+    if (counts == 0).any():
+        raise ValueError("a sequence has no real token (its attention_mask is all zero)")
+    pooled = (x * mask).sum(dim=1) / counts  # (B, T, D) -> (B, D)
+    return torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled
+
+
+def semantic_search(query_embeddings: Tensor, corpus_embeddings: Tensor,
+                    top_k: int = 10) -> list[list[dict]]:
+    """For each query, the ``top_k`` corpus entries by cosine similarity, best first.
+
+    ``(Q, D)`` and ``(N, D)`` (a 1-D query is taken as ``Q = 1``). Returns, per query, a list
+    of ``{"corpus_id": int, "score": float}``, as ``sentence_transformers.util.semantic_search``.
+    """
+    q, c = query_embeddings, corpus_embeddings
+    if isinstance(q, Tensor) and q.dim() == 1:
+        q = q[None, :]  # (D,) -> (1, D)
+    for name, t in (("query_embeddings", q), ("corpus_embeddings", c)):
+        if not isinstance(t, Tensor) or t.dim() != 2:
+            shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"expected {name} of shape (n, dim), got {shape}")
+    if q.shape[1] != c.shape[1]:
+        raise ValueError(f"query dim {q.shape[1]} does not match corpus dim {c.shape[1]}")
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    unit = torch.nn.functional.normalize
+    scores = unit(q, dim=-1) @ unit(c, dim=-1).T  # (Q, D) @ (D, N) -> (Q, N)
+    best = scores.topk(min(top_k, c.shape[0]), dim=1)  # sorted, highest first
+    return [[{"corpus_id": int(i), "score": float(s)} for s, i in zip(row_s, row_i)]
+            for row_s, row_i in zip(best.values, best.indices)]
