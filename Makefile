@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install data book test lab execute clean
+.PHONY: install data book test lab execute clean student grade guide test-site test-colab
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,28 @@ lab: data
 # Re-execute chapters in place (all, or NB=book/01_rise_of_llms.ipynb) and record timings.
 execute: data
 	$(PY) tools/execute_notebooks.py $(NB)
+
+# Teaching kit. The student edition: every chapter without its solutions, in student/.
+student: install
+	$(PY) tools/student_edition.py
+
+# Grade completed notebooks: make grade SUBMISSIONS=folder-or-notebook [CSV=grades.csv]
+grade: data
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path [CSV=out.csv]"; exit 2; }
+	$(PY) tools/grade.py $(SUBMISSIONS) $(if $(CSV),--csv $(CSV)) --timeout $(or $(TIMEOUT),600)
+
+# Regenerate book/teacher_guide.md after changing or re-executing a chapter.
+guide: install
+	$(PY) tools/teacher_guide.py
+
+# The website in headless Chromium (needs: apt-get install -y chromium chromium-driver);
+# screenshots go to _build/screenshots. Part of make test when Chromium is installed.
+test-site: install
+	$(PY) -m pytest tests/test_website.py -v
+
+# Slow: a Colab-like fresh environment installs the package and runs a chapter.
+test-colab: data
+	LLMCOURSE_COLAB_TEST=1 $(PY) -m pytest tests/test_colab.py -v
 
 clean:
 	rm -rf _build $(VENV)
