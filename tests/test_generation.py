@@ -1,0 +1,186 @@
+"""llmcourse.generation against Hugging Face: the same processors, the same generated tokens."""
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor,
+                                                    TemperatureLogitsWarper, TopKLogitsWarper,
+                                                    TopPLogitsWarper)
+
+from llmcourse.generation import (apply_repetition_penalty, apply_temperature, generate,
+                                  process_logits, top_k_filter, top_p_filter)
+from llmcourse.gpt import GPT
+
+V = 53
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=64, n_embd=16, n_layer=2,
+                                    n_head=2, bos_token_id=None, eos_token_id=None)).eval()
+    # A random model's next-token distribution is nearly flat; sharpen it so that sampling
+    # filters actually cut something.
+    with torch.no_grad():
+        hf.transformer.wte.weight.mul_(40)
+    return GPT.from_hf(hf), hf
+
+
+def logits_and_ids(seed=1, B=3, T=7):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(B, V, generator=gen) * 3, torch.randint(0, V, (B, T), generator=gen)
+
+
+def test_repetition_penalty_equals_hf():
+    logits, ids = logits_and_ids()
+    for penalty in (1.3, 0.7):
+        want = RepetitionPenaltyLogitsProcessor(penalty)(ids, logits.clone())
+        torch.testing.assert_close(apply_repetition_penalty(logits, ids, penalty), want,
+                                   atol=0, rtol=0)
+
+
+def test_repetition_penalty_lowers_seen_tokens_once():
+    logits = torch.tensor([[2.0, -2.0, 1.0]])
+    got = apply_repetition_penalty(logits, torch.tensor([[0, 1, 1, 0]]), 2.0)
+    torch.testing.assert_close(got, torch.tensor([[1.0, -4.0, 1.0]]))
+
+
+@pytest.mark.parametrize("t", [0.3, 1.0, 2.5])
+def test_temperature_equals_hf(t):
+    logits, ids = logits_and_ids()
+    torch.testing.assert_close(apply_temperature(logits, t),
+                               TemperatureLogitsWarper(t)(ids, logits.clone()), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("k", [1, 5, V, V + 10])
+def test_top_k_equals_hf(k):
+    logits, ids = logits_and_ids()
+    want = TopKLogitsWarper(k)(ids, logits.clone())
+    got = top_k_filter(logits, k)
+    assert torch.equal(torch.isinf(got), torch.isinf(want))
+    assert (~torch.isinf(got)).sum(-1).tolist() == [min(k, V)] * 3
+
+
+def test_top_k_keeps_ties():
+    got = top_k_filter(torch.tensor([[3.0, 1.0, 3.0, 2.0, 3.0]]), 2)
+    assert torch.isfinite(got).tolist() == [[True, False, True, False, True]]
+
+
+@pytest.mark.parametrize("p", [0.05, 0.5, 0.9, 0.999, 1.0])
+def test_top_p_equals_hf(p):
+    logits, ids = logits_and_ids()
+    want = TopPLogitsWarper(p)(ids, logits.clone())
+    torch.testing.assert_close(top_p_filter(logits, p), want, atol=0, rtol=0)
+
+
+def test_top_p_keeps_the_token_that_crosses_p():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    kept = torch.isfinite(top_p_filter(probs.log(), 0.7))
+    assert kept.tolist() == [[True, True, False, False]]   # 0.5 < 0.7 <= 0.5 + 0.3
+    kept = torch.isfinite(top_p_filter(probs.log(), 0.4))
+    assert kept.tolist() == [[True, False, False, False]]  # the top token alone reaches 0.4
+
+
+def test_processor_order_equals_hf():
+    from transformers.generation.logits_process import LogitsProcessorList
+
+    logits, ids = logits_and_ids(seed=5)
+    hf = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(1.5), TemperatureLogitsWarper(0.7),
+                              TopKLogitsWarper(20), TopPLogitsWarper(0.8)])
+    got = process_logits(logits, ids, do_sample=True, temperature=0.7, top_k=20, top_p=0.8,
+                         repetition_penalty=1.5)
+    torch.testing.assert_close(got, hf(ids, logits.clone()), atol=0, rtol=0)
+    greedy = process_logits(logits, ids, temperature=0.7, top_k=20, repetition_penalty=1.5)
+    torch.testing.assert_close(greedy, RepetitionPenaltyLogitsProcessor(1.5)(ids, logits.clone()))
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("penalty", [1.0, 1.4])
+def test_greedy_equals_hf(models, use_cache, penalty):
+    ours, hf = models
+    prompt = torch.randint(0, V, (2, 5), generator=torch.Generator().manual_seed(3))
+    want = hf.generate(prompt, max_new_tokens=20, do_sample=False, repetition_penalty=penalty,
+                       pad_token_id=0)
+    got = generate(ours, prompt, 20, repetition_penalty=penalty, use_cache=use_cache)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(), dict(temperature=0.7), dict(top_k=5), dict(top_p=0.8),
+    dict(temperature=1.3, top_k=10, top_p=0.9, repetition_penalty=1.2)])
+def test_sampling_equals_hf(models, settings):
+    ours, hf = models
+    prompt = torch.randint(0, V, (3, 4), generator=torch.Generator().manual_seed(4))
+    hf_settings = dict(settings)
+    hf_settings.setdefault("top_k", 0)  # HF samples with top_k=50 unless told otherwise
+    torch.manual_seed(123)
+    want = hf.generate(prompt, max_new_tokens=15, do_sample=True, pad_token_id=0, **hf_settings)
+    for use_cache in (True, False):
+        torch.manual_seed(123)
+        got = generate(ours, prompt, 15, do_sample=True, use_cache=use_cache, **settings)
+        assert torch.equal(got, want)
+
+
+def test_eos_stops_and_pads_like_hf(models):
+    ours, hf = models
+    prompt = torch.randint(0, V, (2, 3), generator=torch.Generator().manual_seed(7))
+    free = generate(ours, prompt, 12)
+    eos = int(free[0, 6])  # a token the first row produces at its 4th step
+    want = hf.generate(prompt, max_new_tokens=12, do_sample=False, eos_token_id=eos,
+                       pad_token_id=eos)
+    got = generate(ours, prompt, 12, eos_token_id=eos)
+    assert torch.equal(got, want)
+    assert (got[0, 7:] == eos).all()
+
+
+def test_generator_and_cache_give_the_same_tokens(models):
+    ours, _ = models
+    prompt = torch.randint(0, V, (1, 4))
+    runs = [generate(ours, prompt, 10, do_sample=True, use_cache=c, top_p=0.9,
+                     generator=torch.Generator().manual_seed(9)) for c in (True, False)]
+    assert torch.equal(runs[0], runs[1])
+    assert runs[0].shape == (1, 14) and torch.equal(runs[0][:, :4], prompt)
+    assert torch.equal(generate(ours, prompt, 0), prompt)
+
+
+def test_generate_restores_training_mode(models):
+    ours, _ = models
+    ours.train()
+    generate(ours, torch.zeros(1, 2, dtype=torch.long), 2)
+    assert ours.training
+    ours.eval()
+
+
+def test_validation_messages(models):
+    ours, _ = models
+    logits, ids = logits_and_ids()
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0"):
+        apply_temperature(logits, 0)
+    with pytest.raises(ValueError, match="top_k must be a positive int, got 0"):
+        top_k_filter(logits, 0)
+    with pytest.raises(ValueError, match=r"top_p must be a number in \(0, 1\], got 1.5"):
+        top_p_filter(logits, 1.5)
+    with pytest.raises(ValueError, match="repetition penalty must be a finite number > 0"):
+        apply_repetition_penalty(logits, ids, -1.0)
+    with pytest.raises(ValueError, match=r"expected input_ids of shape \(batch=3, seq\)"):
+        apply_repetition_penalty(logits, ids[:2], 1.2)
+    with pytest.raises(ValueError, match="input_ids must lie in 0..52"):
+        apply_repetition_penalty(logits, ids + V, 1.2)
+    with pytest.raises(ValueError, match=r"expected float logits of shape \(batch, vocab\)"):
+        top_k_filter(logits[0], 3)
+    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 0"):
+        generate(ours, ids, -1)
+    with pytest.raises(ValueError, match=r"expected integer input_ids of shape \(batch, seq\)"):
+        generate(ours, ids[0], 3)
+    with pytest.raises(ValueError, match="top_k must be a positive int"):
+        generate(ours, ids, 3, do_sample=True, top_k=0)
+    with pytest.raises(ValueError, match="eos_token_id must be a non-negative int"):
+        generate(ours, ids, 3, eos_token_id=-2)
+
+    class NoLayers(torch.nn.Module):
+        def forward(self, input_ids, kv_cache=None):
+            return torch.zeros(*input_ids.shape, V)
+
+    with pytest.raises(ValueError, match="needs a model with an int attribute num_layers"):
+        generate(NoLayers(), ids, 3)
+    assert generate(NoLayers(), ids, 2, use_cache=False).shape == (3, 9)
