@@ -1,0 +1,83 @@
+"""Chapter 12's exercise checks pass the model answers and reject plausible wrong ones."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from llmcourse import llama
+from llmcourse.exercises import ExerciseError, NotYetAnswered
+from llmcourse.exercises.ch12 import (
+    check_kv_cache_bytes,
+    check_repeat_kv,
+    check_rms_norm,
+    check_swiglu,
+)
+
+ALL = [check_rms_norm, check_swiglu, check_repeat_kv, check_kv_cache_bytes]
+
+
+@pytest.mark.parametrize("check", ALL)
+def test_none_is_not_yet_answered(check):
+    with pytest.raises(NotYetAnswered):
+        check(None)
+
+
+def test_rms_norm():
+    def right(x, w, eps):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+    assert check_rms_norm(right)
+    assert check_rms_norm(lambda x, w, eps: llama.rms_norm(x.double(), w.double(), eps))
+
+    def centred(x, w, eps):
+        x = x - x.mean(-1, keepdim=True)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+    def eps_outside(x, w, eps):
+        return x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w
+
+    def wrong_dim(x, w, eps):
+        return x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * w
+
+    for wrong, hint in [(centred, "that is layer norm"), (eps_outside, "eps goes inside"),
+                        (wrong_dim, "root mean square 1"),
+                        (lambda x, w, eps: right(x, 1.0, eps), "multiply by weight"),
+                        (lambda x, w, eps: right(x, w, eps)[0], "shape")]:
+        with pytest.raises(ExerciseError, match=hint):
+            check_rms_norm(wrong)
+
+
+def test_swiglu():
+    def right(x, g, u, d):
+        return F.silu(x @ g.T) * (x @ u.T) @ d.T
+
+    assert check_swiglu(right)
+    for wrong, hint in [
+        (lambda x, g, u, d: F.silu(x @ u.T) * (x @ g.T) @ d.T, "gate and up are swapped"),
+        (lambda x, g, u, d: F.gelu(x @ g.T) * (x @ u.T) @ d.T, "that is GeGLU"),
+        (lambda x, g, u, d: F.silu(x @ g.T) @ d.T, "up projection is missing"),
+        (lambda x, g, u, d: F.relu(x @ g.T) * (x @ u.T) @ d.T, "elementwise"),
+        (lambda x, g, u, d: F.silu(x @ g) * (x @ u) @ d, "x @ W.T"),
+    ]:
+        with pytest.raises(ExerciseError, match=hint):
+            check_swiglu(wrong)
+
+
+def test_repeat_kv():
+    assert check_repeat_kv(llama.repeat_kv)
+    assert check_repeat_kv(lambda x, n: x.repeat_interleave(n, dim=1))
+    for wrong, hint in [(lambda x, n: x.repeat(1, n, 1, 1), "repeat_interleave, not repeat"),
+                        (lambda x, n: x.repeat_interleave(n, dim=2), "shape"),
+                        (lambda x, n: x.repeat_interleave(2, dim=1), "n_rep=1")]:
+        with pytest.raises(ExerciseError, match=hint):
+            check_repeat_kv(wrong)
+
+
+def test_kv_cache_bytes():
+    assert check_kv_cache_bytes(lambda L, K, D, T, b: 2 * L * K * D * T * b)
+    for wrong, hint in [(lambda L, K, D, T, b: L * K * D * T * b, "both the keys and the values"),
+                        (lambda L, K, D, T, b: 2 * L * 3 * K * D * T * b, "counts 9 heads"),
+                        (lambda L, K, D, T, b: 2.0 * L * K * D * T * b, "an int"),
+                        (lambda L, K, D, T, b: 2 * L * K * D * T, "positions x bytes")]:
+        with pytest.raises(ExerciseError, match=hint):
+            check_kv_cache_bytes(wrong)
