@@ -1,0 +1,210 @@
+"""Chapter 11: how big published language models are, and how loss falls with size.
+
+Two ideas live here.
+
+**Parameter counts from a configuration.** A Transformer's size follows from a handful of
+numbers: ``n_layer`` blocks of width ``d_model``, a feed-forward width ``d_ff`` (4 d_model in
+GPT-2, BERT and GPT-3), a vocabulary of ``vocab_size`` tokens and ``n_positions`` learned
+positions. With every weight, bias and LayerNorm counted, one block of GPT-2 or BERT holds
+
+    attention  4 d_model^2 + 4 d_model      (query, key, value and output projections)
+    MLP        2 d_model d_ff + d_ff + d_model
+    2 LayerNorms                4 d_model
+
+which is ``12 d_model^2 + 13 d_model`` when ``d_ff = 4 d_model``. ``gpt2_param_count`` and
+``bert_param_count`` add the embeddings and the final pieces, and agree exactly with the
+Hugging Face models (``GPT2LMHeadModel``, ``BertModel``); ``PUBLISHED`` holds the published
+configurations (Radford et al., 2019; Devlin et al., 2019; Brown et al., 2020) and the
+figures the papers quote. Kaplan et al. (2020) approximate the non-embedding count by
+``12 n_layer d_model^2``.
+
+**Power laws.** Kaplan et al. (2020) found that test loss falls as a power of the number of
+non-embedding parameters N, ``L(N) = (N_c / N)^alpha_N`` with ``alpha_N ~ 0.076`` and
+``N_c ~ 8.8e13``; Hoffmann et al. (2022, "Chinchilla") fit ``L(N, D) = E + A / N^alpha +
+B / D^beta`` and found that a compute-optimal model sees about 20 tokens per parameter, with
+training compute ``C ~ 6 N D`` floating-point operations. ``fit_power_law`` fits
+``y = coefficient * x^exponent`` by least squares on log-log axes.
+
+Letters: N parameters, D training tokens, C training compute (FLOPs), L loss (nats/token).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+__all__ = [
+    "ModelShape",
+    "PUBLISHED",
+    "transformer_block_params",
+    "gpt2_param_count",
+    "bert_param_count",
+    "param_count",
+    "kaplan_approx_params",
+    "PowerLaw",
+    "fit_power_law",
+    "kaplan_loss",
+    "training_flops",
+    "chinchilla_optimal",
+    "CHINCHILLA_TOKENS_PER_PARAM",
+]
+
+CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. (2022), table 3: about 20 tokens per parameter
+KAPLAN_ALPHA_N = 0.076  # Kaplan et al. (2020), equation 1.1
+KAPLAN_N_C = 8.8e13  # non-embedding parameters
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The configuration numbers that fix a GPT-2- or BERT-style model's size."""
+
+    name: str  # how the paper calls it
+    family: str  # "gpt2" (decoder, tied lm_head) or "bert" (encoder, with pooler)
+    n_layer: int  # number of Transformer blocks
+    d_model: int  # width of the residual stream
+    vocab_size: int  # token embedding rows
+    n_positions: int  # learned position embedding rows (the context length)
+    published: float  # the size the authors quote, in parameters
+    n_token_types: int = 0  # BERT's segment embeddings (sentence A / B); 0 for GPT
+    d_ff: int | None = None  # feed-forward width; None means 4 * d_model
+
+    def __post_init__(self):
+        if self.family not in ("gpt2", "bert"):
+            raise ValueError(f"family must be 'gpt2' or 'bert', got {self.family!r}")
+
+
+# The published configurations. GPT-2's are those of its released checkpoints (config.json
+# of gpt2, gpt2-medium, gpt2-large, gpt2-xl); GPT-3's is table 2.1 of Brown et al. (2020).
+PUBLISHED = {
+    "GPT-2 small": ModelShape("GPT-2 small", "gpt2", 12, 768, 50257, 1024, 124e6),
+    "GPT-2 medium": ModelShape("GPT-2 medium", "gpt2", 24, 1024, 50257, 1024, 355e6),
+    "GPT-2 large": ModelShape("GPT-2 large", "gpt2", 36, 1280, 50257, 1024, 774e6),
+    "GPT-2 XL": ModelShape("GPT-2 XL", "gpt2", 48, 1600, 50257, 1024, 1.5e9),
+    "BERT-base": ModelShape("BERT-base", "bert", 12, 768, 30522, 512, 110e6, n_token_types=2),
+    "GPT-3 175B": ModelShape("GPT-3 175B", "gpt2", 96, 12288, 50257, 2048, 175e9),
+}
+
+
+def transformer_block_params(d_model: int, d_ff: int | None = None) -> int:
+    """Weights and biases of one GPT-2/BERT block: attention, MLP and two LayerNorms."""
+    d_model = _positive_int("d_model", d_model)
+    d_ff = 4 * d_model if d_ff is None else _positive_int("d_ff", d_ff)
+    attention = 4 * (d_model * d_model + d_model)  # W_q, W_k, W_v, W_o and their biases
+    mlp = d_model * d_ff + d_ff + d_ff * d_model + d_model
+    norms = 2 * 2 * d_model  # two LayerNorms, each a gain and a shift
+    return attention + mlp + norms
+
+
+def gpt2_param_count(n_layer: int, d_model: int, vocab_size: int = 50257,
+                     n_positions: int = 1024, d_ff: int | None = None) -> int:
+    """Parameters of ``GPT2LMHeadModel``: embeddings, blocks, final LayerNorm; tied lm_head.
+
+    The output layer reuses the token embedding matrix (weight tying), so it adds nothing.
+    """
+    for name, value in (("n_layer", n_layer), ("vocab_size", vocab_size),
+                        ("n_positions", n_positions)):
+        _positive_int(name, value)
+    embeddings = vocab_size * d_model + n_positions * d_model  # wte + wpe
+    final_norm = 2 * d_model  # ln_f
+    return embeddings + n_layer * transformer_block_params(d_model, d_ff) + final_norm
+
+
+def bert_param_count(n_layer: int, d_model: int, vocab_size: int = 30522,
+                     n_positions: int = 512, n_token_types: int = 2,
+                     d_ff: int | None = None, pooler: bool = True) -> int:
+    """Parameters of ``BertModel``: three embeddings and their LayerNorm, blocks, pooler."""
+    for name, value in (("n_layer", n_layer), ("vocab_size", vocab_size),
+                        ("n_positions", n_positions), ("n_token_types", n_token_types)):
+        _positive_int(name, value)
+    embeddings = (vocab_size + n_positions + n_token_types) * d_model + 2 * d_model
+    pooler_params = d_model * d_model + d_model if pooler else 0  # dense layer on [CLS]
+    return embeddings + n_layer * transformer_block_params(d_model, d_ff) + pooler_params
+
+
+def param_count(shape: ModelShape) -> int:
+    """The exact parameter count of a published configuration (see ``PUBLISHED``)."""
+    if not isinstance(shape, ModelShape):
+        raise ValueError(f"expected a ModelShape, got {type(shape).__name__}")
+    if shape.family == "bert":
+        return bert_param_count(shape.n_layer, shape.d_model, shape.vocab_size,
+                                shape.n_positions, shape.n_token_types, shape.d_ff)
+    return gpt2_param_count(shape.n_layer, shape.d_model, shape.vocab_size,
+                            shape.n_positions, shape.d_ff)
+
+
+def kaplan_approx_params(n_layer: int, d_model: int) -> int:
+    """Kaplan et al.'s (2020) approximation of the non-embedding count: 12 n_layer d_model^2."""
+    return 12 * _positive_int("n_layer", n_layer) * _positive_int("d_model", d_model) ** 2
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """``y = coefficient * x ** exponent``, a straight line on log-log axes."""
+
+    coefficient: float
+    exponent: float
+
+    def __call__(self, x):
+        return self.coefficient * x ** self.exponent
+
+
+def _positive_floats(name: str, values) -> list[float]:
+    try:
+        out = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of numbers, got {values!r}") from None
+    if any(not math.isfinite(v) or v <= 0 for v in out):
+        raise ValueError(f"{name} must hold positive finite numbers (logs are taken), got {out}")
+    return out
+
+
+def fit_power_law(x: Sequence[float], y: Sequence[float]) -> PowerLaw:
+    """Least-squares fit of ``log y = log coefficient + exponent * log x``.
+
+    The fit is done on log-log axes, where a power law is a straight line, so every point
+    counts by its relative error, not its absolute one.
+    """
+    xs, ys = _positive_floats("x", x), _positive_floats("y", y)
+    if len(xs) != len(ys):
+        raise ValueError(f"x and y must have the same length, got {len(xs)} and {len(ys)}")
+    if len(xs) < 2 or len(set(xs)) < 2:
+        raise ValueError("fitting a power law needs at least two distinct x values")
+    lx, ly = [math.log(v) for v in xs], [math.log(v) for v in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    slope = sum((a - mx) * (b - my) for a, b in zip(lx, ly)) / sum((a - mx) ** 2 for a in lx)
+    return PowerLaw(coefficient=math.exp(my - slope * mx), exponent=slope)
+
+
+def kaplan_loss(n_params: float) -> float:
+    """Kaplan et al.'s (2020) fit L(N) = (N_c / N)^0.076, in nats per token on WebText2."""
+    if isinstance(n_params, bool) or not isinstance(n_params, (int, float)) or n_params <= 0:
+        raise ValueError(f"n_params must be a positive number, got {n_params!r}")
+    return (KAPLAN_N_C / n_params) ** KAPLAN_ALPHA_N
+
+
+def training_flops(n_params: float, n_tokens: float) -> float:
+    """Training compute C ~ 6 N D: 2 N FLOPs per token forward, 4 N backward (Kaplan, 2020)."""
+    for name, value in (("n_params", n_params), ("n_tokens", n_tokens)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return 6.0 * n_params * n_tokens
+
+
+def chinchilla_optimal(compute_flops: float,
+                       tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM) -> tuple[float, float]:
+    """The compute-optimal (N, D) for a budget C, with D = 20 N and C = 6 N D.
+
+    Then C = 6 * 20 * N^2, so N = sqrt(C / 120) and D = 20 N (Hoffmann et al., 2022).
+    """
+    for name, value in (("compute_flops", compute_flops), ("tokens_per_param", tokens_per_param)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    n_params = math.sqrt(compute_flops / (6.0 * tokens_per_param))
+    return n_params, tokens_per_param * n_params
