@@ -25,8 +25,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import re
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +37,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from student_edition import BOOK, Exercise, chapters, exercise_labels, find_exercises  # noqa: E402
 
-MARKER = "@@llmcourse-grade@@"
 GRACE_S = 60  # time allowed to the checks after the notebook itself has run (or timed out)
 GRADING_CELL = '''\
 import contextlib as _gr_cl, io as _gr_io, json as _gr_json
@@ -57,7 +60,8 @@ except _GrWrong as _gr_e:
     _gr.update(status="fail", detail=str(_gr_e))
 except BaseException as _gr_e:
     _gr.update(status="error", detail=f"{{type(_gr_e).__name__}}: {{_gr_e}}")
-print({marker!r} + _gr_json.dumps(_gr))'''
+with open({verdicts!r}, "a") as _gr_f:
+    _gr_f.write(_gr_json.dumps(_gr) + "\\n")'''
 
 
 @dataclass
@@ -91,18 +95,39 @@ def identify(nb, path: Path, book: dict[str, list[Exercise]]) -> str:
     return matches[0] if len(matches) == 1 else ""
 
 
-def grading_cell(exercise: Exercise):
+def grading_cell(exercise: Exercise, verdicts: Path):
+    """A cell that runs the book's check on the answer and appends its verdict to a file."""
     source = GRADING_CELL.format(label=exercise.label, module=exercise.check_module,
                                  function=exercise.check_function, args=exercise.check_args,
-                                 marker=MARKER)
+                                 verdicts=str(verdicts))
     return nbformat.v4.new_code_cell(source)
 
 
-def _verdict(cell) -> dict | None:
-    """The grading cell's verdict, from the last marker line it printed."""
-    lines = [line for out in cell.outputs if out.get("output_type") == "stream"
-             for line in out.get("text", "").splitlines() if line.startswith(MARKER)]
-    return json.loads(lines[-1][len(MARKER):]) if lines else None
+def _verdict(verdicts: Path, label: str) -> dict | None:
+    """The last verdict the grading cells wrote for ``label`` (the kernel writes a file, not
+    stdout: after a timeout nbclient may still be reading the interrupted cell's output)."""
+    if not verdicts.exists():
+        return None
+    found = [json.loads(line) for line in verdicts.read_text().splitlines() if line.strip()]
+    found = [v for v in found if v.get("label") == label]
+    return found[-1] if found else None
+
+
+def _interrupt(client: NotebookClient) -> None:
+    """Stop the running cell. ipykernel drops requests that arrive just after an interrupt,
+    so wait until a trivial cell runs again."""
+    run_sync(client.km.interrupt_kernel)()
+    probe = nbformat.v4.new_code_cell("pass")
+    client.nb.cells.append(probe)
+    try:
+        for _ in range(10):
+            time.sleep(1)
+            client.timeout = 10
+            reply = client.execute_cell(probe, len(client.nb.cells) - 1)
+            if reply is not None and probe.get("execution_count"):
+                break
+    finally:
+        client.nb.cells.pop()
 
 
 def grade_notebook(path: Path, book: dict[str, list[Exercise]], timeout: float) -> Result:
@@ -122,6 +147,7 @@ def grade_notebook(path: Path, book: dict[str, list[Exercise]], timeout: float) 
                             record_timing=False, interrupt_on_timeout=False,
                             resources={"metadata": {"path": str(path.parent)}})
     deadline = start + timeout
+    verdicts = Path(tempfile.mkdtemp(prefix="llmcourse-grade-")) / "verdicts.jsonl"
     try:
         with client.setup_kernel():
             for index, cell in enumerate(nb.cells):
@@ -131,23 +157,23 @@ def grade_notebook(path: Path, book: dict[str, list[Exercise]], timeout: float) 
                 except CellTimeoutError:
                     result.status = "timeout"
                     result.detail = f"stopped at cell {index} after {timeout:g} s"
-                    client.km.interrupt_kernel()
+                    _interrupt(client)
                     break
             for row, exercise in zip(result.exercises, exercises):
-                cell = grading_cell(exercise)
+                cell = grading_cell(exercise, verdicts)
                 nb.cells.append(cell)  # nbclient needs the cell in the notebook; never saved
                 client.timeout = GRACE_S
                 try:
                     client.execute_cell(cell, len(nb.cells) - 1)
                 except CellTimeoutError:
                     row.update(status="timeout", detail=f"the check ran over {GRACE_S} s")
-                    client.km.interrupt_kernel()
+                    _interrupt(client)
                     continue
                 finally:
                     nb.cells.pop()
-                verdict = _verdict(cell)
+                verdict = _verdict(verdicts, exercise.label)
                 if verdict is None:
-                    row.update(status="error", detail="the check printed no verdict")
+                    row.update(status="error", detail="the check gave no verdict")
                 else:
                     row.update(status=verdict["status"], detail=verdict.get("detail", ""))
     except DeadKernelError as error:
@@ -160,6 +186,8 @@ def grade_notebook(path: Path, book: dict[str, list[Exercise]], timeout: float) 
         for row in result.exercises:
             if row["status"] == "not graded":
                 row.update(status="crashed", detail="")
+    finally:
+        shutil.rmtree(verdicts.parent, ignore_errors=True)
     result.seconds = round(time.monotonic() - start, 1)
     return result
 
@@ -212,6 +240,9 @@ def write_csv(results: list[Result], path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
+    # After a timeout, nbclient leaves a task reading the interrupted cell's output; asyncio
+    # would log its end as "Task exception was never retrieved".
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("submissions", nargs="+", type=Path)
     parser.add_argument("--csv", type=Path, help="also write one row per exercise here")
