@@ -25,6 +25,11 @@ B / D^beta`` and found that a compute-optimal model sees about 20 tokens per par
 training compute ``C ~ 6 N D`` floating-point operations. ``fit_power_law`` fits
 ``y = coefficient * x^exponent`` by least squares on log-log axes.
 
+**A toy scaling experiment.** ``run_scaling_experiment`` trains a series of small GPTs
+(``llmcourse.gpt``) of growing size with the same data, steps, batches and schedule
+(``llmcourse.training``), and returns each one's validation loss; ``scripts/
+scaling_experiment.py`` runs it on the Shakespeare corpus and saves the result for chapter 11.
+
 Letters: N parameters, D training tokens, C training compute (FLOPs), L loss (nats/token).
 """
 
@@ -48,6 +53,10 @@ __all__ = [
     "training_flops",
     "chinchilla_optimal",
     "CHINCHILLA_TOKENS_PER_PARAM",
+    "KAPLAN_ALPHA_N",
+    "KAPLAN_N_C",
+    "ExperimentSize",
+    "run_scaling_experiment",
 ]
 
 CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. (2022), table 3: about 20 tokens per parameter
@@ -208,3 +217,48 @@ def chinchilla_optimal(compute_flops: float,
             raise ValueError(f"{name} must be a positive number, got {value!r}")
     n_params = math.sqrt(compute_flops / (6.0 * tokens_per_param))
     return n_params, tokens_per_param * n_params
+
+
+@dataclass(frozen=True)
+class ExperimentSize:
+    """One model of the scaling experiment: depth, heads and width of a small GPT."""
+
+    n_layer: int  # Transformer blocks
+    n_head: int  # attention heads; must divide n_embd
+    n_embd: int  # model width C
+
+
+def run_scaling_experiment(train_ids, val_ids, vocab_size: int,
+                           sizes: Sequence[ExperimentSize], train_config) -> list[dict]:
+    """Train one GPT per size on the same data and budget; return what each one measured.
+
+    Every model sees the very same batches, in the same order, for the same number of steps
+    (``train_config``, a ``llmcourse.training.TrainConfig``), and starts from weights seeded
+    with ``train_config.seed``. Each result holds the model's shape, its total and
+    non-embedding parameter counts (Kaplan et al. count the latter), and its train and
+    validation loss curves (nats per token) at ``eval_steps``.
+    """
+    import torch
+
+    from llmcourse.gpt import GPT, GPTConfig, gpt_param_count
+    from llmcourse.training import train
+
+    if len(sizes) == 0 or not all(isinstance(s, ExperimentSize) for s in sizes):
+        raise ValueError("sizes must be a non-empty sequence of ExperimentSize")
+    results = []
+    for size in sizes:
+        config = GPTConfig(vocab_size=vocab_size, block_size=train_config.block_size,
+                           n_layer=size.n_layer, n_head=size.n_head, n_embd=size.n_embd)
+        torch.manual_seed(train_config.seed)  # the same initialisation seed for every size
+        model = GPT(config)
+        n_params = gpt_param_count(config)
+        embedding = (config.vocab_size + config.block_size) * config.n_embd  # wte + wpe
+        history = train(model, train_ids, val_ids, train_config, progress=False)
+        results.append({
+            "n_layer": size.n_layer, "n_head": size.n_head, "n_embd": size.n_embd,
+            "params": n_params, "non_embedding_params": n_params - embedding,
+            "eval_steps": history.eval_steps,
+            "train_loss": [round(v, 6) for v in history.train_loss],
+            "val_loss": [round(v, 6) for v in history.val_loss],
+        })
+    return results

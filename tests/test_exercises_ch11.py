@@ -2,11 +2,10 @@
 
 import math
 
-import numpy as np
 import pytest
 
 from llmcourse.exercises import ExerciseError, NotYetAnswered
-from llmcourse.exercises.ch11 import check_chinchilla, check_fit_power_law, check_gpt2_param_count
+from llmcourse.exercises.ch11 import check_chinchilla, check_gpt2_param_count, check_params_for_loss
 
 
 # --- GPT-2's parameter count ----------------------------------------------------------------
@@ -50,47 +49,40 @@ def test_gpt2_params_not_answered():
         check_gpt2_param_count(None)
 
 
-# --- fitting a power law --------------------------------------------------------------------
+# --- parameters for a target loss -----------------------------------------------------------
 
-def fit(x, y):
-    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
-    return math.exp(intercept), slope
+def params_for_loss(coefficient, exponent, loss):
+    return (loss / coefficient) ** (1 / exponent)
 
 
-def test_fit_passes(capsys):
-    assert check_fit_power_law(fit)
+def test_params_for_loss_passes(capsys):
+    assert check_params_for_loss(params_for_loss)
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
-def test_fit_log10_passes():
-    def fit10(x, y):
-        slope, intercept = np.polyfit(np.log10(x), np.log10(y), 1)
-        return 10 ** intercept, slope
-
-    assert check_fit_power_law(fit10)
-
-
 @pytest.mark.parametrize("wrong, hint", [
-    (lambda x, y: fit(x, y)[1], "return a pair"),
-    (lambda x, y: (math.exp(np.polyfit(np.log(y), np.log(x), 1)[1]),
-                   np.polyfit(np.log(y), np.log(x), 1)[0]), "inverted"),
-    (lambda x, y: tuple(np.polyfit(x, y, 1)[::-1]), "straight line to \\(log x, log y\\)"),
-    (lambda x, y: (np.polyfit(np.log(x), np.log(y), 1)[1], fit(x, y)[1]), "exponential of the"),
-    (lambda x, y: (np.polyfit(np.log10(x), np.log10(y), 1)[1], fit(x, y)[1]),
-     "exponential of the"),
-    (lambda x, y: (y[0] / x[0] ** ((math.log(y[-1]) - math.log(y[0]))
-                                   / (math.log(x[-1]) - math.log(x[0]))),
-                   (math.log(y[-1]) - math.log(y[0])) / (math.log(x[-1]) - math.log(x[0]))),
-     "least-squares slope"),
+    (lambda c, a, loss: (c / loss) ** (1 / a), "upside down"),
+    (lambda c, a, loss: c * loss ** a, "applies the law to the loss"),
+    (lambda c, a, loss: (loss / c) ** a, "power 1 / exponent, not exponent"),
+    (lambda c, a, loss: 2 * (loss / c) ** (1 / a), "for loss = 10 / sqrt\\(N\\)"),
+    (lambda c, a, loss: "a lot", "expected a number"),
 ])
-def test_fit_wrong_answers(wrong, hint):
+def test_params_for_loss_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
-        check_fit_power_law(wrong)
+        check_params_for_loss(wrong)
 
 
-def test_fit_not_answered():
+def test_params_for_loss_not_monotone_rejected():
+    def clamped(c, a, loss):  # right on the two cases it is tried on first, then constant
+        return params_for_loss(c, a, loss) if loss in (1.0, 2.0) else 1.0
+
+    with pytest.raises(ExerciseError, match="lower loss must need more parameters"):
+        check_params_for_loss(clamped)
+
+
+def test_params_for_loss_not_answered():
     with pytest.raises(NotYetAnswered):
-        check_fit_power_law(None)
+        check_params_for_loss(None)
 
 
 # --- Chinchilla-optimal size ----------------------------------------------------------------

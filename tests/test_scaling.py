@@ -120,3 +120,47 @@ def test_kaplan_loss():
 def test_input_validation(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --- the toy scaling experiment ---------------------------------------------------------------
+
+def test_scaling_experiment_core_on_tiny_models():
+    from llmcourse.gpt import GPT, GPTConfig, gpt_param_count
+    from llmcourse.scaling import ExperimentSize, run_scaling_experiment
+    from llmcourse.training import TrainConfig
+
+    ids = torch.arange(400) % 7  # a periodic text: easy to learn
+    sizes = [ExperimentSize(1, 1, 8), ExperimentSize(2, 2, 16)]
+    config = TrainConfig(steps=30, batch_size=4, block_size=8, warmup_steps=2, eval_every=10,
+                         eval_batches=1, max_lr=1e-2, min_lr=1e-3)
+    first = run_scaling_experiment(ids, ids, 7, sizes, config)
+    again = run_scaling_experiment(ids, ids, 7, sizes, config)
+    assert first == again  # seeded: the same numbers on a rerun
+    assert [r["n_embd"] for r in first] == [8, 16]
+    for r, size in zip(first, sizes):
+        cfg = GPTConfig(vocab_size=7, block_size=8, n_layer=size.n_layer, n_head=size.n_head,
+                        n_embd=size.n_embd)
+        assert r["params"] == gpt_param_count(cfg) == count(GPT(cfg))
+        assert r["non_embedding_params"] == r["params"] - (7 + 8) * size.n_embd
+        assert r["eval_steps"] == [0, 10, 20, 30]
+        assert len(r["val_loss"]) == 4 and r["val_loss"][-1] < r["val_loss"][0] - 0.3
+    with pytest.raises(ValueError, match="non-empty sequence of ExperimentSize"):
+        run_scaling_experiment(ids, ids, 7, [], config)
+
+
+def test_scaling_experiment_script_writes_json(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "scaling_experiment.py"
+    spec = importlib.util.spec_from_file_location("scaling_experiment", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "results.json"
+    result = script.main(["--steps", "2", "--sizes", "1", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["models"] == result["models"] and len(saved["models"]) == 1
+    assert saved["train_config"]["steps"] == 2
+    assert saved["tokens_per_model"] == 2 * 32 * 64
+    assert 3.0 < saved["unigram_val_loss"] < 3.5  # character frequencies of Shakespeare

@@ -1,7 +1,7 @@
 """Checks for the exercises of chapter 11, why LLMs are powerful.
 
     check_gpt2_param_count(gpt2_params)    GPT-2's parameter count from its configuration
-    check_fit_power_law(fit)               a power law fitted on log-log axes
+    check_params_for_loss(params_for_loss) inverting a power law: the size for a target loss
     check_chinchilla(chinchilla)           the compute-optimal model size and token count
 """
 
@@ -10,9 +10,17 @@ from __future__ import annotations
 import math
 
 from llmcourse.exercises import ExerciseError, expect, expect_close, run_checks
-from llmcourse.scaling import chinchilla_optimal, fit_power_law, gpt2_param_count
+from llmcourse.scaling import (KAPLAN_ALPHA_N, KAPLAN_N_C, PowerLaw, chinchilla_optimal,
+                               gpt2_param_count)
 
-__all__ = ["check_gpt2_param_count", "check_fit_power_law", "check_chinchilla"]
+__all__ = ["check_gpt2_param_count", "check_params_for_loss", "check_chinchilla"]
+
+
+def _isclose(got, want: float, rel: float = 1e-6) -> bool:
+    try:
+        return math.isclose(float(got), want, rel_tol=rel)
+    except (TypeError, ValueError):
+        raise ExerciseError(f"expected a number, got {type(got).__name__}: {got!r}") from None
 
 
 def check_gpt2_param_count(gpt2_params) -> bool:
@@ -51,38 +59,35 @@ def check_gpt2_param_count(gpt2_params) -> bool:
     return run_checks("Exercise: GPT-2's parameter count", gpt2_params, [tiny, small])
 
 
-def check_fit_power_law(fit) -> bool:
-    """``fit(x, y)`` returns ``(coefficient, exponent)`` of ``y = coefficient * x**exponent``."""
-    x = [1e3, 1e4, 1e5, 1e6]
-    exact = [5.0 * v ** -0.3 for v in x]
-    noisy = [y * m for y, m in zip(exact, (1.03, 0.98, 1.01, 0.99))]
-    want = fit_power_law(x, noisy)
+def check_params_for_loss(params_for_loss) -> bool:
+    """``params_for_loss(coefficient, exponent, loss)``: the N with coefficient * N**exponent = loss."""
+    law = PowerLaw(coefficient=KAPLAN_N_C ** KAPLAN_ALPHA_N, exponent=-KAPLAN_ALPHA_N)
 
-    def shape(f):
-        got = f(x, exact)
-        expect(isinstance(got, (tuple, list)) and len(got) == 2,
-               "return a pair (coefficient, exponent)")
+    def toy(f):
+        got = f(10.0, -0.5, 1.0)  # 10 / sqrt(N) = 1  ->  N = 100
+        expect(not _isclose(got, 0.01), "your N is upside down (0.01 instead of 100): solve "
+                                        "loss = c N^a for N = (loss / c)^(1 / a)")
+        expect(not _isclose(got, 10.0 * 1.0 ** -0.5),
+               "that applies the law to the loss; invert it: N = (loss / c)^(1 / a)")
+        expect(not _isclose(got, (1.0 / 10.0) ** -0.5),
+               "raise to the power 1 / exponent, not exponent: N = (loss / c)^(1 / a)")
+        expect_close(got, 100.0, "for loss = 10 / sqrt(N) and loss 1, N is 100", rel=1e-9)
 
-    def exact_law(f):
-        coefficient, exponent = f(x, exact)
-        expect(not math.isclose(float(exponent), 1 / -0.3, rel_tol=1e-3),
-               "the exponent came out inverted: fit log y against log x, not log x against log y")
-        expect_close(exponent, -0.3, "on points exactly on y = 5 x^-0.3 the exponent should be "
-                                     "-0.3: fit a straight line to (log x, log y)", rel=1e-6)
-        expect(not math.isclose(float(coefficient), math.log(5), rel_tol=1e-3)
-               and not math.isclose(float(coefficient), math.log10(5), rel_tol=1e-3),
-               "the coefficient is the exponential of the intercept (exp, or 10**, matching "
-               "the log you took), not the intercept itself")
-        expect_close(coefficient, 5.0, "on y = 5 x^-0.3 the coefficient should be 5", rel=1e-6)
+    def kaplan(f):
+        want = KAPLAN_N_C * 2.0 ** (-1 / KAPLAN_ALPHA_N)
+        got = f(law.coefficient, law.exponent, 2.0)
+        expect_close(got, want, "with Kaplan et al.'s law, a loss of 2.0 nats needs "
+                                "N = N_c / 2^(1 / 0.076) non-embedding parameters", rel=1e-6)
+        expect(_isclose(law(float(got)), 2.0), "plugging your N back into the law should give "
+                                               "the loss you asked for")
 
-    def least_squares(f):
-        coefficient, exponent = f(x, noisy)
-        expect_close(exponent, want.exponent, "on noisy points, the exponent should be the "
-                                              "least-squares slope on log-log axes", rel=1e-6)
-        expect_close(coefficient, want.coefficient, "on noisy points, the coefficient should be "
-                                                    "exp(the least-squares intercept)", rel=1e-6)
+    def monotone(f):
+        expect(float(f(law.coefficient, law.exponent, 1.9)) > float(f(law.coefficient,
+                                                                      law.exponent, 2.0)),
+               "a lower loss must need more parameters")
 
-    return run_checks("Exercise: fitting a power law", fit, [shape, exact_law, least_squares])
+    return run_checks("Exercise: parameters for a target loss", params_for_loss,
+                      [toy, kaplan, monotone])
 
 
 def check_chinchilla(chinchilla) -> bool:
