@@ -306,8 +306,13 @@ class LlamaForCausalLM(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight  # one (V, C) matrix, used twice
 
+    @property
+    def num_layers(self) -> int:
+        """Decoder blocks, to size a ``KVCache`` (the protocol of ``llmcourse.generation``)."""
+        return self.config.num_hidden_layers
+
     def new_kv_cache(self) -> KVCache:
-        return KVCache(self.config.num_hidden_layers)
+        return KVCache(self.num_layers)
 
     def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None) -> Tensor:
         self._check_input(input_ids, kv_cache)
