@@ -35,7 +35,7 @@ def best_time(fn, repeats: int) -> float:
 
 
 @torch.no_grad()
-def run(config: GPTConfig, prompt_len: int = 64, new_tokens: int = 32, repeats: int = 3,
+def run(config: GPTConfig, prompt_len: int = 32, new_tokens: int = 16, repeats: int = 3,
         seed: int = 0) -> dict:
     """Time both models on one random prompt; returns seconds, ratios and tokens/s."""
     torch.manual_seed(seed)
@@ -78,7 +78,7 @@ def main() -> None:
     import transformers
 
     transformers.logging.set_verbosity_error()
-    result = run(GPTConfig.gpt2(), prompt_len=64, new_tokens=32, repeats=3)
+    result = run(GPTConfig.gpt2(), prompt_len=32, new_tokens=16, repeats=3)
     result["setup"]["transformers"] = transformers.__version__
     result["command"] = "python benchmarks/gpt_vs_hf.py"
     print(f"GPT-2 small ({result['setup']['parameters']:,} parameters), "
