@@ -26,8 +26,10 @@ from sync_colab_cell import TAG, colab_cell_source  # noqa: E402
 CHAPTER = ROOT / "book" / "03_positional_encoding.ipynb"
 COLAB_PREINSTALLED = ["torch==2.13.0", "transformers", "numpy", "matplotlib",
                       "ipykernel", "nbclient"]
-FAKE_COLAB = ('import sys, types\n'
-              'sys.modules["google.colab"] = types.ModuleType("google.colab")  # as on Colab\n')
+FAKE_COLAB = ('import importlib.machinery, sys, types  # pretend to be Colab\n'
+              'sys.modules["google.colab"] = types.ModuleType("google.colab")\n'
+              'sys.modules["google.colab"].__spec__ = importlib.machinery.ModuleSpec(\n'
+              '    "google.colab", None)\n')
 RUNNER = r'''
 import json, sys
 import nbformat
@@ -58,13 +60,14 @@ def test_a_chapter_runs_in_a_fresh_colab_like_environment(tmp_path):
     venv = tmp_path / "colab"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "-q", *COLAB_PREINSTALLED], check=True,
-                   timeout=1200)
-    gone = subprocess.run([python, "-c", "import llmcourse"], capture_output=True)
-    assert gone.returncode != 0, "the fresh environment must not have the course package yet"
-
+    pip = subprocess.run([python, "-m", "pip", "install", "-q", *COLAB_PREINSTALLED],
+                         capture_output=True, text=True, timeout=1200)
+    assert pip.returncode == 0, pip.stderr[-3000:]
     work = tmp_path / "content"  # Colab's working folder: no checkout to import from
     work.mkdir()
+    gone = subprocess.run([python, "-c", "import llmcourse"], capture_output=True, cwd=work)
+    assert gone.returncode != 0, "the fresh environment must not have the course package yet"
+
     nb_path = work / CHAPTER.name
     nbformat.write(colab_notebook(ROOT), nb_path)
     runner = tmp_path / "run.py"
