@@ -44,6 +44,7 @@ lab: data
 # Re-execute chapters in place (all, or NB=book/01_rise_of_llms.ipynb) and record timings.
 execute: data
 	$(PY) tools/execute_notebooks.py $(NB)
+	$(PY) tools/teacher_guide.py
 
 # Teaching kit. The student edition: every chapter without its solutions, in student/.
 student: install

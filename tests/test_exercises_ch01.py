@@ -71,9 +71,14 @@ def test_rnn_step_check():
             check_rnn_step(answer)
 
 
-def test_unanswered_and_crashing_answers():
+@pytest.mark.parametrize("check", [check_perplexity, check_add_k_bigram, check_ngram_table_size,
+                                   check_rnn_step])
+def test_unanswered(check):
     with pytest.raises(NotYetAnswered, match="not yet answered"):
-        check_perplexity(None)
+        check(None)
+
+
+def test_stub_and_crashing_answers():
 
     def stub(log_probs):
         raise NotImplementedError

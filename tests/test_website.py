@@ -40,9 +40,6 @@ KNOWN_UPSTREAM = {
     # sphinx-thebe 0.3.1 adds its config <script> twice under jupyter-book 1.0.4; the first
     # copy defines everything, so the "live code" button still works.
     "Identifier 'THEBE_JS_URL' has already been declared",
-    # pydata-sphinx-theme on a first visit when no default mode is configured; fixed by
-    # sphinx.config.html_context.default_mode in _config.yml.
-    "Got invalid theme mode: . Resetting to auto.",
     # The browser itself asks for /favicon.ico; the book has none.
     "favicon.ico - Failed to load resource",
 }
@@ -224,11 +221,6 @@ def test_screenshot_desktop(browser, server, external):
     assert _screenshot(browser, server, external, "desktop", (1280, 900)) <= 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "chapter 4's objectives hold a long inline literal (torch.nn.functional."
-    "scaled_dot_product_attention) that does not wrap: the page is wider than a 390 px phone. "
-    "Fix: a _static/custom.css with `code.literal { overflow-wrap: anywhere; }`, then remove "
-    "this mark"))
 def test_screenshot_phone_no_sideways_scrolling(browser, server, external):
     overflow = _screenshot(browser, server, external, "phone", (390, 844))
     assert overflow <= 1, f"the page is {overflow} px wider than a 390 px phone screen"
