@@ -90,7 +90,8 @@ def captured_warnings():
 
 def _check_ids(input_ids) -> None:
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-        shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        shape = (tuple(input_ids.shape) if isinstance(input_ids, Tensor)
+                 else type(input_ids).__name__)
         raise ValueError(f"expected input_ids of shape (batch, seq), got {shape}")
     if input_ids.dtype not in (torch.int32, torch.int64) or input_ids.shape[1] == 0:
         raise ValueError(f"expected a non-empty integer tensor input_ids, got dtype "

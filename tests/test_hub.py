@@ -165,8 +165,10 @@ def test_mean_pool_padding_changes_nothing():
 
 
 @pytest.mark.parametrize("x,mask,match", [
-    (torch.zeros(4, 3), None, r"expected last_hidden_state of shape \(batch, seq, hidden\), got \(4, 3\)"),
-    (torch.zeros(2, 4, 3), torch.ones(2, 3), r"expected attention_mask of shape \(2, 4\) \(batch, seq\), got \(2, 3\)"),
+    (torch.zeros(4, 3), None,
+     r"expected last_hidden_state of shape \(batch, seq, hidden\), got \(4, 3\)"),
+    (torch.zeros(2, 4, 3), torch.ones(2, 3),
+     r"expected attention_mask of shape \(2, 4\) \(batch, seq\), got \(2, 3\)"),
     (torch.zeros(2, 4, 3), torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]), "has no real token"),
 ])
 def test_mean_pool_errors(x, mask, match):
@@ -199,7 +201,8 @@ def test_semantic_search_single_query_and_large_top_k():
 
 @pytest.mark.parametrize("q,c,k,match", [
     (torch.zeros(2, 2, 3), torch.zeros(4, 3), 1, r"expected query_embeddings of shape \(n, dim\)"),
-    (torch.zeros(2, 3), torch.zeros(3), 1, r"expected corpus_embeddings of shape \(n, dim\), got \(3,\)"),
+    (torch.zeros(2, 3), torch.zeros(3), 1,
+     r"expected corpus_embeddings of shape \(n, dim\), got \(3,\)"),
     (torch.zeros(2, 3), torch.zeros(4, 5), 1, "query dim 3 does not match corpus dim 5"),
     (torch.zeros(2, 3), torch.zeros(4, 3), 0, "top_k must be a positive int, got 0"),
 ])
