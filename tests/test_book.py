@@ -75,7 +75,8 @@ def test_chapter_was_executed_cleanly(path):
     for cell in code:
         for out in cell.outputs:
             assert out.output_type != "error", f"stored error in: {cell.source[:60]!r}"
-            progress = PROGRESS_BAR.search(out.text) or not out.text.strip()
-            if out.output_type == "stream" and out.name == "stderr" and not progress:
+            if out.output_type != "stream" or out.name != "stderr":
+                continue
+            if not (PROGRESS_BAR.search(out.text) or not out.text.strip()):
                 pytest.fail(f"stderr in output of {cell.source[:60]!r}: {out.text[:200]}")
     assert nb.metadata.kernelspec.name == "python3"
