@@ -206,8 +206,8 @@ def training_flops(n_params: float, n_tokens: float) -> float:
     return 6.0 * n_params * n_tokens
 
 
-def chinchilla_optimal(compute_flops: float,
-                       tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM) -> tuple[float, float]:
+def chinchilla_optimal(compute_flops: float, tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM
+                       ) -> tuple[float, float]:
     """The compute-optimal (N, D) for a budget C, with D = 20 N and C = 6 N D.
 
     Then C = 6 * 20 * N^2, so N = sqrt(C / 120) and D = 20 N (Hoffmann et al., 2022).

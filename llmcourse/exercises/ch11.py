@@ -60,7 +60,7 @@ def check_gpt2_param_count(gpt2_params) -> bool:
 
 
 def check_params_for_loss(params_for_loss) -> bool:
-    """``params_for_loss(coefficient, exponent, loss)``: the N with coefficient * N**exponent = loss."""
+    """``params_for_loss(coefficient, exponent, loss)``: N with coefficient * N**exponent = loss."""
     law = PowerLaw(coefficient=KAPLAN_N_C ** KAPLAN_ALPHA_N, exponent=-KAPLAN_ALPHA_N)
 
     def toy(f):
@@ -102,7 +102,8 @@ def check_chinchilla(chinchilla) -> bool:
 
     def values(f):
         n, d = (float(v) for v in f(budget))
-        expect(not (math.isclose(n, d_want, rel_tol=1e-3) and math.isclose(d, n_want, rel_tol=1e-3)),
+        swapped = math.isclose(n, d_want, rel_tol=1e-3) and math.isclose(d, n_want, rel_tol=1e-3)
+        expect(not swapped,
                "the pair is swapped: return (n_params, n_tokens), parameters first")
         expect(not math.isclose(n, math.sqrt(budget / 20), rel_tol=1e-3),
                "you left out the 6 of C = 6 N D: with D = 20 N, C = 120 N^2")
