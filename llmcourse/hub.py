@@ -30,6 +30,8 @@ import warnings
 import torch
 from torch import Tensor
 
+from llmcourse import encoder
+
 __all__ = ["hub_is_reachable", "captured_warnings", "greedy_generate", "mean_pool",
            "semantic_search"]
 
@@ -132,23 +134,15 @@ def mean_pool(last_hidden_state: Tensor, attention_mask: Tensor | None = None,
 
     ``attention_mask`` is 1 for real tokens and 0 for padding, shape ``(B, T)`` (None: all
     real). With ``normalize`` the result is scaled to unit length, so that a dot product of
-    two embeddings is their cosine similarity (all-MiniLM-L6-v2's recipe).
+    two embeddings is their cosine similarity (all-MiniLM-L6-v2's recipe). The pooling itself
+    is chapter 7's ``llmcourse.encoder.mean_pool``.
     """
-    x = last_hidden_state
-    if not isinstance(x, Tensor) or x.dim() != 3:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"expected last_hidden_state of shape (batch, seq, hidden), got {shape}")
-    if attention_mask is None:
-        attention_mask = torch.ones(x.shape[:2], dtype=x.dtype)
-    if not isinstance(attention_mask, Tensor) or tuple(attention_mask.shape) != tuple(x.shape[:2]):
-        got = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else attention_mask
-        raise ValueError(f"expected attention_mask of shape {tuple(x.shape[:2])} (batch, seq), "
-                         f"got {got}")
-    mask = attention_mask.to(x.dtype)[:, :, None]  # (B, T) -> (B, T, 1)
-    counts = mask.sum(dim=1)  # (B, 1)
-    if (counts == 0).any():
+    if attention_mask is None and isinstance(last_hidden_state, Tensor):
+        attention_mask = torch.ones(last_hidden_state.shape[:2])
+    if isinstance(attention_mask, Tensor) and attention_mask.dim() == 2 and \
+            (attention_mask.sum(dim=1) == 0).any():
         raise ValueError("a sequence has no real token (its attention_mask is all zero)")
-    pooled = (x * mask).sum(dim=1) / counts  # (B, T, D) -> (B, D)
+    pooled = encoder.mean_pool(last_hidden_state, attention_mask)
     return torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled
 
 

@@ -166,9 +166,9 @@ def test_mean_pool_padding_changes_nothing():
 
 @pytest.mark.parametrize("x,mask,match", [
     (torch.zeros(4, 3), None,
-     r"expected last_hidden_state of shape \(batch, seq, hidden\), got \(4, 3\)"),
+     r"expected hidden_states of shape \(batch, seq, hidden\), got \(4, 3\)"),
     (torch.zeros(2, 4, 3), torch.ones(2, 3),
-     r"expected attention_mask of shape \(2, 4\) \(batch, seq\), got \(2, 3\)"),
+     r"expected attention_mask of shape \(batch, seq\) = \(2, 4\), got \(2, 3\)"),
     (torch.zeros(2, 4, 3), torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]), "has no real token"),
 ])
 def test_mean_pool_errors(x, mask, match):
