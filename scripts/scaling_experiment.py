@@ -47,9 +47,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=TRAIN.steps, help="optimizer steps per model")
     parser.add_argument("--sizes", type=int, default=len(SIZES),
                         help="train only the first SIZES models (for a quick test)")
+    parser.add_argument("--eval-batches", type=int, default=TRAIN.eval_batches,
+                        help="fixed batches per loss measurement")
     parser.add_argument("--out", type=Path, default=OUT, help="where to write the JSON results")
     args = parser.parse_args(argv)
     config = TrainConfig(**{**asdict(TRAIN), "steps": args.steps,
+                            "eval_batches": args.eval_batches,
                             "warmup_steps": min(TRAIN.warmup_steps, args.steps - 1),
                             "eval_every": min(TRAIN.eval_every, args.steps)})
     sizes = SIZES[:args.sizes]

@@ -158,9 +158,10 @@ def test_scaling_experiment_script_writes_json(tmp_path):
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     out = tmp_path / "results.json"
-    result = script.main(["--steps", "2", "--sizes", "1", "--out", str(out)])
+    result = script.main(["--steps", "2", "--sizes", "1", "--eval-batches", "1",
+                          "--out", str(out)])
     saved = json.loads(out.read_text())
     assert saved["models"] == result["models"] and len(saved["models"]) == 1
-    assert saved["train_config"]["steps"] == 2
+    assert saved["train_config"]["steps"] == 2 and saved["train_config"]["eval_batches"] == 1
     assert saved["tokens_per_model"] == 2 * 32 * 64
     assert 3.0 < saved["unigram_val_loss"] < 3.5  # character frequencies of Shakespeare
