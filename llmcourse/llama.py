@@ -314,9 +314,17 @@ class LlamaForCausalLM(nn.Module):
     def new_kv_cache(self) -> KVCache:
         return KVCache(self.num_layers)
 
-    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None) -> Tensor:
+    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None,
+                logits_to_keep: int = 0) -> Tensor:
+        """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V),
+        as in ``transformers``: generation needs only the last, and on a long prompt the
+        (T, C) @ (C, V) output product is a large share of the work."""
         self._check_input(input_ids, kv_cache)
-        return self.lm_head(self.model(input_ids, kv_cache))  # (B, T, C) -> (B, T, V)
+        if isinstance(logits_to_keep, bool) or not isinstance(logits_to_keep, int) \
+                or logits_to_keep < 0:
+            raise ValueError(f"logits_to_keep must be an int >= 0, got {logits_to_keep!r}")
+        hidden = self.model(input_ids, kv_cache)  # (B, T, C)
+        return self.lm_head(hidden[:, -logits_to_keep:])  # (B, T or n, C) -> (B, T or n, V)
 
     def _check_input(self, input_ids, kv_cache) -> None:
         if not isinstance(input_ids, Tensor) or input_ids.ndim != 2 or input_ids.shape[1] == 0:

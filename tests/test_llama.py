@@ -131,6 +131,17 @@ def test_logits_match_hf(attn, overrides):
             assert_close(ours(ids), hf(ids).logits, **TOL)
 
 
+def test_logits_to_keep_keeps_the_last_positions():
+    ours, _ = twin_models(LlamaConfig.tiny())
+    ids = torch.randint(0, 97, (2, 6))
+    with torch.no_grad():
+        full = ours(ids)
+        assert_close(ours(ids, logits_to_keep=1), full[:, -1:])
+        assert_close(ours(ids, logits_to_keep=6), full)
+    with pytest.raises(ValueError, match="logits_to_keep must be an int >= 0, got -1"):
+        ours(ids, logits_to_keep=-1)
+
+
 def test_tied_embeddings_share_one_tensor():
     model = LlamaForCausalLM(LlamaConfig.tiny())
     assert model.lm_head.weight is model.model.embed_tokens.weight
