@@ -187,7 +187,8 @@ class SwiGLU(nn.Module):
 
 def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     """(B, K, S, D) -> (B, K * n_rep, S, D): each key-value head repeated ``n_rep`` times in a
-    row, so query heads 0..n_rep-1 share key-value head 0 (``repeat_interleave``, not ``repeat``)."""
+    row, so query heads 0..n_rep-1 share key-value head 0 (``repeat_interleave``, not
+    ``repeat``)."""
     if not isinstance(x, Tensor) or x.ndim != 4:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"expected x of shape (batch, kv_heads, seq, head_dim), got {shape}")
