@@ -3,12 +3,33 @@
 Each chapter builds its idea inline, cell by cell; the final version of that idea lives
 here, one concept per module, so that later chapters import it instead of pasting it:
 
-    offline     offline models and data (SmolLM2, MiniLM, Shakespeare), cached and checksummed
-    notebook    notebook set-up: seeding, quiet libraries, rounded printing
-    plotting    figures with titles and labelled axes
-    ngram       chapter 1: a smoothed character n-gram language model
-    rnn         chapter 1: a character-level recurrent language model
-    exercises   exercise checks, one module per chapter (exercises.ch01, ...)
+    offline       offline models and data (SmolLM2, MiniLM, Shakespeare), cached and checksummed
+    notebook      notebook set-up: seeding, quiet libraries, rounded printing
+    plotting      figures with titles and labelled axes
+    ngram         ch. 1: smoothed character n-gram language models
+    rnn           ch. 1: a character-level recurrent language model
+    tokenization  ch. 2: character, word and byte-level BPE tokenizers
+    embedding     ch. 2: embedding lookup, one-hot products, cosine similarity
+    positional    ch. 3: sinusoidal, learned and rotary position encodings
+    attention     ch. 4: softmax, causal masks, scaled dot-product attention
+    multihead     ch. 5: multi-head attention
+    norm          ch. 6: layer normalization
+    feedforward   ch. 6: GELU, the position-wise feed-forward network, pre-/post-norm blocks
+    encoder       ch. 7: a BERT encoder that loads all-MiniLM-L6-v2
+    gpt           ch. 7: a GPT-2 decoder that loads and saves Hugging Face checkpoints
+    training      ch. 8: next-token loss, batches, learning-rate schedule, training loop
+    kvcache       ch. 9: the key-value cache shared by the decoders
+    generation    ch. 9: greedy, temperature, top-k, top-p, repetition penalty
+    hub           ch. 10: hub reachability, captured warnings, mean pooling, semantic search
+    scaling       ch. 11: parameter counts of published models, power laws
+    llama         ch. 12: a Llama-style decoder that runs SmolLM2-135M-Instruct
+    exercises     exercise checks, one module per chapter (exercises.ch01, ...)
 """
+
+import warnings
+
+# tqdm.auto (imported by transformers) warns in notebooks when ipywidgets is absent; the
+# course prints no widgets, so the warning is noise (set here so any llmcourse import does it).
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 __version__ = "0.1.0"
