@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install data book test lab execute clean student grade guide test-site test-colab
+.PHONY: install data book test lab execute benchmark scaling clean student grade guide test-site test-colab
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,16 @@ lab: data
 execute: data
 	$(PY) tools/execute_notebooks.py $(NB)
 	$(PY) tools/teacher_guide.py
+
+# Our GPT and Llama against Hugging Face's on the same weights (a few minutes, a quiet machine
+# gives meaningful ratios); writes benchmarks/results/*.json, shown in chapters 9 and 12.
+benchmark: data
+	$(PY) benchmarks/gpt_vs_hf.py
+	$(PY) benchmarks/llama_vs_hf.py
+
+# Chapter 11's toy scaling experiment; writes book/data/scaling_results.json.
+scaling: data
+	$(PY) scripts/scaling_experiment.py
 
 # Teaching kit. The student edition: every chapter without its solutions, in student/.
 student: install
