@@ -52,7 +52,7 @@ benchmark: data
 	$(PY) benchmarks/gpt_vs_hf.py
 	$(PY) benchmarks/llama_vs_hf.py
 
-# Chapter 11's toy scaling experiment; writes book/data/scaling_results.json.
+# Chapter 11's toy scaling experiment; writes llmcourse/data/scaling_results.json.
 scaling: data
 	$(PY) scripts/scaling_experiment.py
 

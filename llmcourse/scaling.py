@@ -35,11 +35,14 @@ Letters: N parameters, D training tokens, C training compute (FLOPs), L loss (na
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from importlib import resources
 from typing import Sequence
 
 __all__ = [
+    "load_scaling_results",
     "ModelShape",
     "PUBLISHED",
     "transformer_block_params",
@@ -262,3 +265,9 @@ def run_scaling_experiment(train_ids, val_ids, vocab_size: int,
             "val_loss": [round(v, 6) for v in history.val_loss],
         })
     return results
+
+
+def load_scaling_results() -> dict:
+    """The results of ``scripts/scaling_experiment.py``, saved in the package's data folder
+    (``llmcourse/data/scaling_results.json``), so they load wherever the package is installed."""
+    return json.loads(resources.files("llmcourse").joinpath("data/scaling_results.json").read_text())

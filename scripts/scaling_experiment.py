@@ -7,7 +7,8 @@ Usage (from the repository root; a few minutes on two CPU cores):
 Each model (``llmcourse.gpt.GPT``) reads Shakespeare one character at a time and is trained
 by ``llmcourse.training.train`` for the same number of steps on the same batches, with the same
 learning-rate schedule; only its depth and width differ. The script writes every model's size
-and loss curves to ``book/data/scaling_results.json``, which chapter 11 loads and plots. The
+and loss curves to ``llmcourse/data/scaling_results.json`` (shipped with the package, so Colab
+has it too), which chapter 11 loads with ``llmcourse.scaling.load_scaling_results()`` and plots. The
 run is seeded and has a fixed number of steps, so it gives the same numbers on a rerun on the
 same machine (float arithmetic may differ in the last digits on other CPUs or thread counts).
 """
@@ -31,7 +32,7 @@ from llmcourse.scaling import ExperimentSize, run_scaling_experiment  # noqa: E4
 from llmcourse.tokenization import CharTokenizer  # noqa: E402
 from llmcourse.training import TrainConfig, unigram_cross_entropy  # noqa: E402
 
-OUT = ROOT / "book" / "data" / "scaling_results.json"
+OUT = ROOT / "llmcourse" / "data" / "scaling_results.json"
 # From about 3 thousand to about half a million non-embedding parameters: two and a half
 # decades, a width 1.5-2x and one more block at each step (head size 16 or 32).
 SIZES = (ExperimentSize(n_layer=1, n_head=1, n_embd=16),
