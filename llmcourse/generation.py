@@ -19,6 +19,9 @@ The model protocol (``llmcourse.gpt.GPT`` and chapter 12's Llama follow it):
     model(input_ids: LongTensor (B, T), kv_cache: KVCache | None = None) -> logits (B, T, V)
     model.num_layers: int      the number of layers, to size a ``KVCache``
 
+A model whose forward also accepts ``logits_to_keep`` (as the GPT, the Llama and Hugging
+Face's models do) is asked for the last position's logits only.
+
 With a cache, the model appends each layer's new keys and values to it and numbers the new
 tokens from ``len(kv_cache)``; generation then feeds only the newest token at each step.
 
@@ -30,6 +33,7 @@ Shape letters: B batch, T sequence length, V vocabulary size.
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -177,8 +181,10 @@ def generate(model, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool =
         cache = KVCache(model.num_layers) if use_cache else None
         unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         step_input = input_ids
+        last_only = ({"logits_to_keep": 1}
+                     if "logits_to_keep" in inspect.signature(model.forward).parameters else {})
         for _ in range(max_new_tokens):
-            logits = model(step_input, kv_cache=cache)[:, -1].float()  # (B, T, V) -> (B, V)
+            logits = model(step_input, kv_cache=cache, **last_only)[:, -1].float()  # (B, V)
             logits = process_logits(logits, input_ids, do_sample=do_sample,
                                     temperature=temperature, top_k=top_k, top_p=top_p,
                                     repetition_penalty=repetition_penalty)

@@ -247,15 +247,22 @@ class GPT(nn.Module):
         """The number of blocks, i.e. of layers a ``KVCache`` for this model needs."""
         return self.config.n_layer
 
-    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None) -> Tensor:
+    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None,
+                logits_to_keep: int = 0) -> Tensor:
+        """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V),
+        which is all generation needs (the read-out is the model's largest matrix product)."""
         past = self._check_input(input_ids, kv_cache)
+        if isinstance(logits_to_keep, bool) or not isinstance(logits_to_keep, int) \
+                or logits_to_keep < 0:
+            raise ValueError(f"logits_to_keep must be an int >= 0, got {logits_to_keep!r}")
         T = input_ids.shape[1]
         positions = torch.arange(past, past + T, device=input_ids.device)  # (T,)
         x = self.transformer.wte(input_ids) + self.transformer.wpe(positions)  # (B, T, C)
         x = self.transformer.drop(x)
         for layer, block in enumerate(self.transformer.h):
             x = block(x, kv_cache, layer)
-        return self.lm_head(self.transformer.ln_f(x))  # (B, T, C) -> (B, T, V)
+        x = self.transformer.ln_f(x)[:, -logits_to_keep:]  # (B, T or n, C); -0: keep all
+        return self.lm_head(x)  # (B, T or n, C) -> (B, T or n, V)
 
     def _check_input(self, input_ids: Tensor, kv_cache: KVCache | None) -> int:
         """Validate the ids and the cache; return the number of cached positions."""

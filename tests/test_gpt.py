@@ -209,3 +209,14 @@ def test_benchmark_script_runs_on_a_tiny_config(tmp_path):
         assert result[row]["ours_s"] > 0 and result[row]["hf_s"] > 0
         assert result[row]["ratio"] == pytest.approx(result[row]["ours_s"] / result[row]["hf_s"])
     assert result["same_tokens"] is True
+
+
+def test_logits_to_keep_returns_the_last_positions_only():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.tiny(vocab_size=50)).eval()
+    ids = torch.randint(0, 50, (2, 7))
+    full = model(ids)
+    torch.testing.assert_close(model(ids, logits_to_keep=1), full[:, -1:])
+    torch.testing.assert_close(model(ids, logits_to_keep=3), full[:, -3:])
+    with pytest.raises(ValueError, match="logits_to_keep must be an int >= 0"):
+        model(ids, logits_to_keep=-1)
