@@ -18,7 +18,9 @@ complete, so a crash never leaves a half-written file that a later call would tr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -169,10 +171,12 @@ def _convert_smollm2(gguf_folder: Path, gguf_name: str, dest: Path) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # stay silent: this may run inside a notebook cell
-    tokenizer = AutoTokenizer.from_pretrained(gguf_folder, gguf_file=gguf_name)
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf_folder, gguf_file=gguf_name, dtype=torch.float32
-    )
+    # The GGUF reader draws its own progress bar on stderr; exceptions still propagate.
+    with contextlib.redirect_stderr(io.StringIO()):
+        tokenizer = AutoTokenizer.from_pretrained(gguf_folder, gguf_file=gguf_name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf_folder, gguf_file=gguf_name, dtype=torch.float32
+        )
     # The weights are now plain float32; forget that they came from a quantised file,
     # otherwise save_pretrained refuses to write them.
     model.hf_quantizer = None
