@@ -30,8 +30,8 @@ book: install
 
 # Every test: unit tests, nbval over every chapter (all outputs compared), the -W build.
 test: data
-	@echo "== unit tests =="
-	$(PY) -m pytest tests
+	@echo "== unit tests (with the Colab-like fresh environment) =="
+	LLMCOURSE_COLAB_TEST=1 $(PY) -m pytest tests
 	@echo "== nbval: every chapter re-executed, every output compared =="
 	$(PY) -m pytest book $(NBVAL)
 	@echo "== the website, warnings as errors =="
@@ -74,7 +74,8 @@ guide: install
 test-site: install
 	$(PY) -m pytest tests/test_website.py -v
 
-# Slow: a Colab-like fresh environment installs the package and runs a chapter.
+# A Colab-like fresh environment installs the package and runs a chapter (about a minute;
+# part of make test).
 test-colab: data
 	LLMCOURSE_COLAB_TEST=1 $(PY) -m pytest tests/test_colab.py -v
 

@@ -12,7 +12,7 @@ from llmcourse.exercises.ch01 import (check_add_k_bigram, check_ngram_table_size
 
 
 def test_perplexity_check():
-    assert check_perplexity(lambda lp: float(np.exp(-np.mean(lp))))
+    check_perplexity(lambda lp: float(np.exp(-np.mean(lp))))  # raises if the answer is rejected
     wrong = [
         (lambda lp: float(np.exp(-np.sum(lp))), "you summed"),
         (lambda lp: float(np.exp(np.mean(lp))), "minus sign"),
@@ -43,7 +43,7 @@ def test_add_k_check():
     def fixed_k(text, prev, nxt, k):
         return right(text, prev, nxt, 1.0)
 
-    assert check_add_k_bigram(right)
+    check_add_k_bigram(right)  # raises if the answer is rejected
     for answer, hint in [(no_kv, "k times the vocabulary size"), (counts_last_char, "last character"),
                          (fixed_k, "use k as given")]:
         with pytest.raises(ExerciseError, match=hint):
@@ -51,7 +51,7 @@ def test_add_k_check():
 
 
 def test_table_size_check():
-    assert check_ngram_table_size(lambda v, n: v ** n)
+    check_ngram_table_size(lambda v, n: v ** n)  # raises if the answer is rejected
     for answer, hint in [(lambda v, n: v * n, "8 entries"), (lambda v, n: n ** v, "entries"),
                          (lambda v, n: int(math.pow(v, n)) if n < 3 else math.pow(v, n), "exact int")]:
         with pytest.raises(ExerciseError, match=hint):
@@ -59,7 +59,7 @@ def test_table_size_check():
 
 
 def test_rnn_step_check():
-    assert check_rnn_step(lambda x, h, W_ih, W_hh, b: torch.tanh(x @ W_ih.T + h @ W_hh.T + b))
+    check_rnn_step(lambda x, h, W_ih, W_hh, b: torch.tanh(x @ W_ih.T + h @ W_hh.T + b))  # raises if the answer is rejected
     wrong = [
         (lambda x, h, W_ih, W_hh, b: x @ W_ih.T + h @ W_hh.T + b, "tanh"),
         (lambda x, h, W_ih, W_hh, b: torch.tanh(x @ W_ih.T + b), "which the previous state"),

@@ -17,7 +17,7 @@ def stable_softmax(x):
 
 
 def test_stable_softmax_right(capsys):
-    assert check_stable_softmax(stable_softmax)
+    check_stable_softmax(stable_softmax)  # raises if the answer is rejected
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
@@ -63,7 +63,7 @@ def attention(Q, K, V):
 
 
 def test_attention_right():
-    assert check_attention(attention)
+    check_attention(attention)  # raises if the answer is rejected
 
 
 def test_attention_without_scale():
@@ -94,7 +94,7 @@ def test_attention_not_answered():
 # --- causal mask -------------------------------------------------------------------------
 
 def test_causal_mask_right():
-    assert check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril())
+    check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril())  # raises if the answer is rejected
 
 
 def test_causal_mask_without_diagonal():

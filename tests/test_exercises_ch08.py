@@ -17,7 +17,7 @@ def shift(windows):
 
 
 def test_shift_passes(capsys):
-    assert check_shift(shift)
+    check_shift(shift)  # raises if the answer is rejected
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
@@ -54,7 +54,7 @@ def cross_entropy(probs, targets):
 
 
 def test_cross_entropy_passes(capsys):
-    assert check_cross_entropy(cross_entropy)
+    check_cross_entropy(cross_entropy)  # raises if the answer is rejected
     assert "all 4 checks passed" in capsys.readouterr().out
 
 
@@ -97,7 +97,7 @@ def unigram_baseline(train_ids, eval_ids, vocab_size):
 
 
 def test_unigram_passes(capsys):
-    assert check_unigram_baseline(unigram_baseline)
+    check_unigram_baseline(unigram_baseline)  # raises if the answer is rejected
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
@@ -151,7 +151,7 @@ def learning_rate(step, max_lr, warmup_steps, total_steps, min_lr):
 
 
 def test_learning_rate_passes(capsys):
-    assert check_learning_rate(learning_rate)
+    check_learning_rate(learning_rate)  # raises if the answer is rejected
     assert "all 3 checks passed" in capsys.readouterr().out
 
 

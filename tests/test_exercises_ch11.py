@@ -19,7 +19,7 @@ def gpt2_params(n_layer, d_model, vocab_size, n_positions):
 
 
 def test_gpt2_params_passes(capsys):
-    assert check_gpt2_param_count(gpt2_params)
+    check_gpt2_param_count(gpt2_params)  # raises if the answer is rejected
     assert "all 2 checks passed" in capsys.readouterr().out
 
 
@@ -56,7 +56,7 @@ def params_for_loss(coefficient, exponent, loss):
 
 
 def test_params_for_loss_passes(capsys):
-    assert check_params_for_loss(params_for_loss)
+    check_params_for_loss(params_for_loss)  # raises if the answer is rejected
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
@@ -93,7 +93,7 @@ def chinchilla(compute):
 
 
 def test_chinchilla_passes(capsys):
-    assert check_chinchilla(chinchilla)
+    check_chinchilla(chinchilla)  # raises if the answer is rejected
     assert "all 3 checks passed" in capsys.readouterr().out
 
 

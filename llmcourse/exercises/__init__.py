@@ -2,8 +2,9 @@
 
 Each chapter has a module here (``llmcourse.exercises.ch01``, ...) with one check function
 per exercise. A check runs the answer on cases with known results. A correct answer prints
-one line saying so; a wrong one raises ``ExerciseError`` whose message says what is wrong
-and hints at the usual mistake; an answer not yet written raises ``NotYetAnswered``.
+one line saying so (and the check returns None, so a notebook shows only that line); a
+wrong one raises ``ExerciseError`` whose message says what is wrong and hints at the usual
+mistake; an answer not yet written raises ``NotYetAnswered``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def expect_close(got: Any, want: float, hint: str, rel: float = 1e-6, abs_: floa
         raise ExerciseError(f"{hint} (expected {want:.6g}, got {value:.6g})")
 
 
-def run_checks(exercise: str, answer: Any, checks: Sequence[Callable[[Any], None]]) -> bool:
+def run_checks(exercise: str, answer: Any, checks: Sequence[Callable[[Any], None]]) -> None:
     """Run every check on ``answer``; print a pass line or raise with the first failure."""
     if answer is None or answer is Ellipsis:
         raise NotYetAnswered(f"{exercise}: not yet answered. Write your answer, then run the check.")
@@ -57,4 +58,3 @@ def run_checks(exercise: str, answer: Any, checks: Sequence[Callable[[Any], None
                 f"{type(error).__name__}: {error}"
             ) from error
     print(f"✓ {exercise}: all {len(checks)} checks passed.")
-    return True

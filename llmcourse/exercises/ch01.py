@@ -18,7 +18,7 @@ from llmcourse.exercises import expect, expect_close, run_checks
 __all__ = ["check_perplexity", "check_add_k_bigram", "check_ngram_table_size", "check_rnn_step"]
 
 
-def check_perplexity(perplexity) -> bool:
+def check_perplexity(perplexity) -> None:
     """``perplexity(log_probs)``: natural-log probabilities of each token -> perplexity."""
 
     def uniform(f):
@@ -51,7 +51,7 @@ def _reference_add_k_bigram(text: str, prev: str, nxt: str, k: float) -> float:
     return (pairs + k) / (starts + k * len(vocab))
 
 
-def check_add_k_bigram(add_k_bigram) -> bool:
+def check_add_k_bigram(add_k_bigram) -> None:
     """``add_k_bigram(text, prev, nxt, k)``: P(nxt | prev) with add-k smoothing."""
     text = "abracadabra"
 
@@ -91,7 +91,7 @@ def check_add_k_bigram(add_k_bigram) -> bool:
                       [hand_worked, unseen, context_count, sums_to_one, other_k])
 
 
-def check_ngram_table_size(ngram_table_size) -> bool:
+def check_ngram_table_size(ngram_table_size) -> None:
     """``ngram_table_size(vocab_size, n)``: entries of a full n-gram probability table."""
 
     def small(f):
@@ -111,7 +111,7 @@ def check_ngram_table_size(ngram_table_size) -> bool:
     return run_checks("Exercise: n-gram table size", ngram_table_size, [small, exponential, exact_int])
 
 
-def check_rnn_step(rnn_step) -> bool:
+def check_rnn_step(rnn_step) -> None:
     """``rnn_step(x, h, W_ih, W_hh, b)``: one Elman step, ``tanh(x W_ih^T + h W_hh^T + b)``."""
     gen = torch.Generator().manual_seed(1)
     x, h = torch.randn(3, 4, generator=gen), torch.randn(3, 5, generator=gen)

@@ -16,7 +16,7 @@ __all__ = ["check_count_pairs", "check_merge_pair", "check_one_hot_embedding",
            "check_cosine_similarity"]
 
 
-def check_count_pairs(count_pairs) -> bool:
+def check_count_pairs(count_pairs) -> None:
     """``count_pairs(word_counts)``: {tuple of symbols: count} -> {(left, right): count}."""
     corpus = {("l", "o", "w"): 5, ("l", "o", "w", "e", "r"): 2, ("n", "e", "w", "e", "s", "t"): 6}
 
@@ -49,7 +49,7 @@ def check_count_pairs(count_pairs) -> bool:
     return run_checks("Exercise: count pairs", count_pairs, [weighted, all_pairs, repeated])
 
 
-def check_merge_pair(merge_pair) -> bool:
+def check_merge_pair(merge_pair) -> None:
     """``merge_pair(symbols, pair)``: merge every occurrence of ``pair``, left to right."""
 
     def once(f):
@@ -85,7 +85,7 @@ def check_merge_pair(merge_pair) -> bool:
                       [once, every, no_overlap, untouched, multichar])
 
 
-def check_one_hot_embedding(one_hot_embedding) -> bool:
+def check_one_hot_embedding(one_hot_embedding) -> None:
     """``one_hot_embedding(ids, weight)``: ``(*,)`` ids, ``(V, D)`` weight -> ``(*, D)``."""
     gen = torch.Generator().manual_seed(2)
     weight = torch.randn(7, 3, generator=gen)  # V != D, so a transposed weight fails
@@ -112,7 +112,7 @@ def check_one_hot_embedding(one_hot_embedding) -> bool:
     return run_checks("Exercise: one-hot embedding", one_hot_embedding, [shape, rows, batched])
 
 
-def check_cosine_similarity(cosine_similarity) -> bool:
+def check_cosine_similarity(cosine_similarity) -> None:
     """``cosine_similarity(a, b)``: two 1-D tensors -> a number in [-1, 1]."""
 
     def parallel(f):

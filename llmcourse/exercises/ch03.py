@@ -43,7 +43,7 @@ _INTERLEAVE = ("the sines and cosines must be interleaved: dimension 2i is sin a
                "cos, not all sines first")
 
 
-def check_pe_vector(pe_vector) -> bool:
+def check_pe_vector(pe_vector) -> None:
     """``pe_vector(pos, d_model)``: row ``pos`` of the sinusoidal encoding, length d_model."""
 
     def want(pos, d_model):
@@ -80,7 +80,7 @@ def check_pe_vector(pe_vector) -> bool:
                       [shape, position_zero, hand_worked, many])
 
 
-def check_offset_matrix(offset_matrix) -> bool:
+def check_offset_matrix(offset_matrix) -> None:
     """``offset_matrix(k, d_model)``: the (d_model, d_model) M_k, PE(pos + k) = M_k @ PE(pos)."""
     pe = sinusoidal_encoding(120, 8, dtype=torch.float64)
 
@@ -123,7 +123,7 @@ def check_offset_matrix(offset_matrix) -> bool:
                       [zero_offset, maps_forward, one_frequency_per_block, other_sizes])
 
 
-def check_wavelength(wavelength) -> bool:
+def check_wavelength(wavelength) -> None:
     """``wavelength(i, d_model)``: the period, in positions, of pair i: 2 pi 10000 ** (2i/d)."""
 
     def want(i, d_model):
@@ -158,7 +158,7 @@ def check_wavelength(wavelength) -> bool:
     return run_checks("Exercise: wavelength of a pair", wavelength, [fastest, slower, slowest])
 
 
-def check_rope_rotate(rope_rotate) -> bool:
+def check_rope_rotate(rope_rotate) -> None:
     """``rope_rotate(x, pos)``: RoPE on one vector x (head_dim,), Hugging Face convention."""
     gen = torch.Generator().manual_seed(3)
     x, y = torch.randn(16, generator=gen), torch.randn(16, generator=gen)

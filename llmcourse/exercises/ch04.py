@@ -25,7 +25,7 @@ def _close(got, want) -> bool:
             and torch.allclose(got.float(), want, atol=1e-5, rtol=1e-4))
 
 
-def check_stable_softmax(stable_softmax) -> bool:
+def check_stable_softmax(stable_softmax) -> None:
     """``stable_softmax(x)``: softmax of a tensor along its last dimension, safe for large x."""
 
     def small(f):
@@ -54,7 +54,7 @@ def check_stable_softmax(stable_softmax) -> bool:
     return run_checks("Exercise: stable softmax", stable_softmax, [small, last_dim, large])
 
 
-def check_attention(attention) -> bool:
+def check_attention(attention) -> None:
     """``attention(Q, K, V)``: scaled dot-product attention, (L, d_k), (S, d_k), (S, d_v)."""
     Q, K, V = _randn(4, 16, seed=1), _randn(6, 16, seed=2), _randn(6, 3, seed=3)
     want = torch.softmax(Q @ K.T / 4.0, dim=-1) @ V
@@ -83,7 +83,7 @@ def check_attention(attention) -> bool:
     return run_checks("Exercise: scaled dot-product attention", attention, [shape, values, one_key])
 
 
-def check_causal_mask(causal_mask) -> bool:
+def check_causal_mask(causal_mask) -> None:
     """``causal_mask(T)``: boolean (T, T) tensor, True where position i may attend to j <= i."""
 
     def hand_worked(f):

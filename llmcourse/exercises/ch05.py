@@ -14,7 +14,7 @@ from llmcourse.exercises import expect, run_checks
 __all__ = ["check_split_heads", "check_mha_parameter_count", "check_attention_flops"]
 
 
-def check_split_heads(split_heads) -> bool:
+def check_split_heads(split_heads) -> None:
     """``split_heads(x, num_heads)``: (B, T, C) -> (B, h, T, d); head i = features i*d:(i+1)*d."""
     B, T, C, h = 2, 3, 8, 4
     x = torch.arange(B * T * C, dtype=torch.float32).view(B, T, C)
@@ -42,7 +42,7 @@ def check_split_heads(split_heads) -> bool:
     return run_checks("Exercise: split heads", split_heads, [shape, slices, other_sizes])
 
 
-def check_mha_parameter_count(mha_parameter_count) -> bool:
+def check_mha_parameter_count(mha_parameter_count) -> None:
     """``mha_parameter_count(d_model, num_heads, bias=True)``: parameters of one MHA layer."""
 
     def gpt2(f):
@@ -67,7 +67,7 @@ def check_mha_parameter_count(mha_parameter_count) -> bool:
                       [gpt2, heads_free, no_bias])
 
 
-def check_attention_flops(attention_flops) -> bool:
+def check_attention_flops(attention_flops) -> None:
     """``attention_flops(T, d_model, num_heads)``: 8 T d^2 + 4 T^2 d (multiply-add = 2 FLOPs)."""
 
     def small(f):

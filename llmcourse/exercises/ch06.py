@@ -21,7 +21,7 @@ def _close(got, want, atol: float) -> bool:
     return got.shape == want.shape and bool(torch.allclose(got, want, atol=atol, rtol=0))
 
 
-def check_layer_norm(layer_norm) -> bool:
+def check_layer_norm(layer_norm) -> None:
     """``layer_norm(x, weight, bias, eps)``: normalize x over its last dimension like nn.LayerNorm."""
     gen = torch.Generator().manual_seed(6)
     x = torch.randn(3, 5, 4, generator=gen, dtype=torch.float64) * 2 + 1
@@ -61,7 +61,7 @@ def check_layer_norm(layer_norm) -> bool:
     return run_checks("Exercise: layer norm", layer_norm, [shape, plain, affine, eps_inside])
 
 
-def check_gelu_tanh(gelu_tanh) -> bool:
+def check_gelu_tanh(gelu_tanh) -> None:
     """``gelu_tanh(x)``: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     x = torch.linspace(-6, 6, 241, dtype=torch.float64)
     want = F.gelu(x, approximate="tanh")
@@ -89,7 +89,7 @@ def check_gelu_tanh(gelu_tanh) -> bool:
     return run_checks("Exercise: GELU, tanh approximation", gelu_tanh, [values, exact, limits])
 
 
-def check_ffn_param_count(ffn_param_count) -> bool:
+def check_ffn_param_count(ffn_param_count) -> None:
     """``ffn_param_count(d_model, d_ff)``: weights and biases of linear1 and linear2."""
 
     def tiny(f):
@@ -112,7 +112,7 @@ def check_ffn_param_count(ffn_param_count) -> bool:
                       [biases, tiny, gpt2])
 
 
-def check_pre_norm_block(pre_norm_block) -> bool:
+def check_pre_norm_block(pre_norm_block) -> None:
     """``pre_norm_block(x, sublayer, norm)``: x + sublayer(norm(x))."""
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(2, 3, 4, generator=gen) * 3 + 1

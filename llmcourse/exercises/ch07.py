@@ -14,7 +14,7 @@ from llmcourse.exercises import expect, run_checks
 __all__ = ["check_block_params", "check_attention_mask", "check_mean_pool"]
 
 
-def check_block_params(block_params) -> bool:
+def check_block_params(block_params) -> None:
     """``block_params(C)``: the number of parameters of one GPT-2 block of width C."""
 
     def counts(f):
@@ -43,7 +43,7 @@ def _reference_mask(pad, causal):
     return allowed
 
 
-def check_attention_mask(attention_mask) -> bool:
+def check_attention_mask(attention_mask) -> None:
     """``attention_mask(pad, causal)``: (B, T) 1/0 padding mask -> (B, T, T) boolean mask,
     True where query i may attend to key j."""
     pad = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
@@ -76,7 +76,7 @@ def check_attention_mask(attention_mask) -> bool:
                       [shape_and_type, bidirectional, causal])
 
 
-def check_mean_pool(mean_pool) -> bool:
+def check_mean_pool(mean_pool) -> None:
     """``mean_pool(hidden, mask)``: (B, T, C) hidden states, (B, T) mask -> (B, C)."""
     gen = torch.Generator().manual_seed(7)
     hidden = torch.randn(3, 5, 4, generator=gen, dtype=torch.float64)

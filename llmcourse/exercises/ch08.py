@@ -18,7 +18,7 @@ from llmcourse.training import lr_schedule, unigram_cross_entropy
 __all__ = ["check_shift", "check_cross_entropy", "check_unigram_baseline", "check_learning_rate"]
 
 
-def check_shift(shift) -> bool:
+def check_shift(shift) -> None:
     """``shift(windows)``: windows (B, T + 1) -> inputs (B, T) and targets (B, T)."""
     windows = torch.tensor([[10, 11, 12, 13, 14], [20, 21, 22, 23, 24]])
 
@@ -52,7 +52,7 @@ def check_shift(shift) -> bool:
     return run_checks("Exercise: shifted targets", shift, [returns_pair, direction, one_window])
 
 
-def check_cross_entropy(cross_entropy) -> bool:
+def check_cross_entropy(cross_entropy) -> None:
     """``cross_entropy(probs, targets)``: mean of -ln probs[i, targets[i]] (nats)."""
     probs = torch.tensor([[0.7, 0.2, 0.1], [0.25, 0.25, 0.5], [0.1, 0.8, 0.1]],
                          dtype=torch.float64)
@@ -92,7 +92,7 @@ def check_cross_entropy(cross_entropy) -> bool:
                       [sign, natural_log, mean_of_logs, uniform])
 
 
-def check_unigram_baseline(unigram_baseline) -> bool:
+def check_unigram_baseline(unigram_baseline) -> None:
     """``unigram_baseline(train_ids, eval_ids, vocab_size)``: cross-entropy of train frequencies."""
     train = [0, 0, 0, 1, 1, 2, 0, 1, 3, 0]
     evaluation = [1, 0, 2, 2, 3, 0, 1]
@@ -129,7 +129,7 @@ def check_unigram_baseline(unigram_baseline) -> bool:
                       [hand_example, train_counts, unused_vocab])
 
 
-def check_learning_rate(learning_rate) -> bool:
+def check_learning_rate(learning_rate) -> None:
     """``learning_rate(step, max_lr, warmup_steps, total_steps, min_lr)``: warm-up then cosine."""
     kw = dict(max_lr=1e-3, warmup_steps=10, total_steps=110, min_lr=1e-4)
 

@@ -22,7 +22,7 @@ def _as_probs(got, n=5):
     return got
 
 
-def check_temperature(temperature_probs) -> bool:
+def check_temperature(temperature_probs) -> None:
     """``temperature_probs(logits, T)``: the probabilities softmax(logits / T)."""
     logits = torch.tensor([2.0, 1.0, 0.0, -1.0, 0.5], dtype=torch.float64)
 
@@ -46,7 +46,7 @@ def check_temperature(temperature_probs) -> bool:
                                                                    limits])
 
 
-def check_top_k(top_k_probs) -> bool:
+def check_top_k(top_k_probs) -> None:
     """``top_k_probs(probs, k)``: zero all but the k largest probabilities, renormalise."""
 
     def keeps_k(f):
@@ -74,7 +74,7 @@ def check_top_k(top_k_probs) -> bool:
     return run_checks("Exercise: top-k", top_k_probs, [keeps_k, largest, renormalised])
 
 
-def check_top_p(top_p_probs) -> bool:
+def check_top_p(top_p_probs) -> None:
     """``top_p_probs(probs, p)``: keep the smallest set of most likely tokens whose mass is at
     least p (the token that crosses p included), zero the rest, renormalise."""
 

@@ -16,7 +16,7 @@ __all__ = ["check_chat_messages", "check_new_token_count", "check_greedy_step",
            "check_top_k_search"]
 
 
-def check_chat_messages(chat_messages) -> bool:
+def check_chat_messages(chat_messages) -> None:
     """``chat_messages(system, user)``: ``[{"role": "system", ...}, {"role": "user", ...}]``."""
     system, user = "You are a terse assistant.", "What is a token?"
 
@@ -45,7 +45,7 @@ def check_chat_messages(chat_messages) -> bool:
     return run_checks("Exercise: chat messages", chat_messages, [structure, roles, other_text])
 
 
-def check_new_token_count(new_token_count) -> bool:
+def check_new_token_count(new_token_count) -> None:
     """``new_token_count(prompt_len, max_length=None, max_new_tokens=None)`` without early stop."""
 
     def new_tokens(f):
@@ -74,7 +74,7 @@ def check_new_token_count(new_token_count) -> bool:
                       [new_tokens, length, precedence, no_room])
 
 
-def check_greedy_step(greedy_step) -> bool:
+def check_greedy_step(greedy_step) -> None:
     """``greedy_step(input_ids, logits)``: append the argmax of the last position's logits."""
     ids = torch.tensor([[4, 1, 3], [2, 2, 0]])
     logits = torch.full((2, 3, 6), -1.0)
@@ -106,7 +106,7 @@ def check_greedy_step(greedy_step) -> bool:
     return run_checks("Exercise: one greedy step", greedy_step, [shape, values, dtype])
 
 
-def check_top_k_search(top_k_search) -> bool:
+def check_top_k_search(top_k_search) -> None:
     """``top_k_search(query, corpus, k)``: indices of the k most cosine-similar rows, best first."""
     corpus = torch.tensor([[10.0, 10.0, 0.0],  # long, 45 degrees away from the query
                            [1.0, 0.1, 0.0],    # short, almost parallel

@@ -23,7 +23,7 @@ def _isclose(got, want: float, rel: float = 1e-6) -> bool:
         raise ExerciseError(f"expected a number, got {type(got).__name__}: {got!r}") from None
 
 
-def check_gpt2_param_count(gpt2_params) -> bool:
+def check_gpt2_param_count(gpt2_params) -> None:
     """``gpt2_params(n_layer, d_model, vocab_size, n_positions)``: GPT2LMHeadModel's count."""
     # Sizes chosen so that every usual slip changes the total by a different amount.
     L, d, V, P = 3, 40, 101, 17
@@ -59,7 +59,7 @@ def check_gpt2_param_count(gpt2_params) -> bool:
     return run_checks("Exercise: GPT-2's parameter count", gpt2_params, [tiny, small])
 
 
-def check_params_for_loss(params_for_loss) -> bool:
+def check_params_for_loss(params_for_loss) -> None:
     """``params_for_loss(coefficient, exponent, loss)``: N with coefficient * N**exponent = loss."""
     law = PowerLaw(coefficient=KAPLAN_N_C ** KAPLAN_ALPHA_N, exponent=-KAPLAN_ALPHA_N)
 
@@ -90,7 +90,7 @@ def check_params_for_loss(params_for_loss) -> bool:
                       [toy, kaplan, monotone])
 
 
-def check_chinchilla(chinchilla) -> bool:
+def check_chinchilla(chinchilla) -> None:
     """``chinchilla(compute)`` returns ``(n_params, n_tokens)`` with D = 20 N and C = 6 N D."""
     budget = 5.76e23  # Chinchilla's (and Gopher's) training budget in FLOPs
     n_want, d_want = chinchilla_optimal(budget)

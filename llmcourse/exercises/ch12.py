@@ -25,7 +25,7 @@ def _reference_rms_norm(x, weight, eps):
     return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps) * weight
 
 
-def check_rms_norm(rms_norm) -> bool:
+def check_rms_norm(rms_norm) -> None:
     """``rms_norm(x, weight, eps)``: normalize the last dimension by its root mean square."""
     gen = torch.Generator().manual_seed(12)
     x = torch.randn(2, 3, 8, generator=gen, dtype=torch.float64) + 2.0  # mean far from 0
@@ -61,7 +61,7 @@ def check_rms_norm(rms_norm) -> bool:
     return run_checks("Exercise: RMSNorm", rms_norm, [shape, no_centring, gain, eps_inside])
 
 
-def check_swiglu(swiglu) -> bool:
+def check_swiglu(swiglu) -> None:
     """``swiglu(x, gate_w, up_w, down_w)``: down_w applied to silu(x gate_w^T) * (x up_w^T)."""
     gen = torch.Generator().manual_seed(13)
     x = torch.randn(2, 4, 6, generator=gen, dtype=torch.float64)
@@ -101,7 +101,7 @@ def check_swiglu(swiglu) -> bool:
     return run_checks("Exercise: SwiGLU", swiglu, [shape, which_gets_silu, values])
 
 
-def check_repeat_kv(repeat_kv) -> bool:
+def check_repeat_kv(repeat_kv) -> None:
     """``repeat_kv(x, n_rep)``: (B, K, S, D) -> (B, K * n_rep, S, D), each head n_rep times
     in a row."""
     x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
@@ -128,7 +128,7 @@ def check_repeat_kv(repeat_kv) -> bool:
     return run_checks("Exercise: repeat_kv", repeat_kv, [shape, order, one])
 
 
-def check_kv_cache_bytes(kv_cache_bytes) -> bool:
+def check_kv_cache_bytes(kv_cache_bytes) -> None:
     """``kv_cache_bytes(num_layers, num_kv_heads, head_dim, seq_len, bytes_per_value)``."""
 
     def smollm2(f):
