@@ -20,6 +20,15 @@ __all__ = ["CharTokenizer", "WordTokenizer", "BPETokenizer", "pretokenize", "mer
            "bytes_to_unicode", "PRETOKENIZE_PATTERN"]
 
 
+def _checked_ids(ids, vocab_size: int) -> list[int]:
+    """``ids`` as a list of ints, or a ValueError naming those outside 0..vocab_size-1."""
+    ids = [int(i) for i in ids]
+    bad = [i for i in ids if not 0 <= i < vocab_size]
+    if bad:
+        raise ValueError(f"ids {bad[:5]} are outside the vocabulary (0..{vocab_size - 1})")
+    return ids
+
+
 class CharTokenizer:
     """One id per distinct character of the training text, in sorted order."""
 
@@ -43,10 +52,7 @@ class CharTokenizer:
             ) from None
 
     def decode(self, ids) -> str:
-        ids = [int(i) for i in ids]
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(f"ids {bad[:5]} are outside the vocabulary (0..{self.vocab_size - 1})")
+        ids = _checked_ids(ids, self.vocab_size)
         return "".join(self.chars[i] for i in ids)
 
     def __repr__(self) -> str:
@@ -110,10 +116,7 @@ class WordTokenizer:
         return sum(1 for w in pretokenize(text) if w not in self.index)
 
     def decode(self, ids) -> str:
-        ids = [int(i) for i in ids]
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(f"ids {bad[:5]} are outside the vocabulary (0..{self.vocab_size - 1})")
+        ids = _checked_ids(ids, self.vocab_size)
         return "".join(self.words[i] for i in ids)
 
     def __repr__(self) -> str:
@@ -273,10 +276,7 @@ class BPETokenizer:
         return parts
 
     def decode(self, ids) -> str:
-        ids = [int(i) for i in ids]
-        bad = [i for i in ids if not 0 <= i < self.vocab_size]
-        if bad:
-            raise ValueError(f"ids {bad[:5]} are outside the vocabulary (0..{self.vocab_size - 1})")
+        ids = _checked_ids(ids, self.vocab_size)
         data = bytes(self.byte_decoder[c] for i in ids for c in self.vocab[i])
         # A slice of ids may cut a multi-byte character in two: show it as U+FFFD, like GPT-2.
         return data.decode("utf-8", errors="replace")
