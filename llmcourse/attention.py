@@ -14,7 +14,8 @@ Shape letters (the same as ``torch.nn.functional.scaled_dot_product_attention``)
 
 Masks follow PyTorch's ``scaled_dot_product_attention``: a boolean ``attn_mask`` is True
 where a query MAY attend to a key; a float mask is added to the scores (use ``-inf`` to
-forbid). ``is_causal=True`` uses the top-left aligned lower-triangular mask
+forbid). An integer mask (the 0/1 ``attention_mask`` a tokenizer returns) is refused, as
+PyTorch refuses it: added to the scores it would mask nothing; pass ``mask.bool()``. ``is_causal=True`` uses the top-left aligned lower-triangular mask
 ``causal_mask(L, S)``. (``torch.nn.MultiheadAttention`` uses the opposite boolean
 convention, True = NOT allowed; see ``llmcourse.multihead``.)
 
@@ -46,22 +47,29 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
         raise ValueError("expected x with at least one dimension, got a 0-d tensor")
     if not -x.ndim <= dim < x.ndim:
         raise ValueError(f"dim={dim} is out of range for x with {x.ndim} dimensions")
+    if x.shape[dim] == 0:
+        raise ValueError(f"softmax over an empty dimension: x has shape {tuple(x.shape)}, "
+                         f"dim={dim}")
     shifted = x - x.amax(dim=dim, keepdim=True)
     exps = shifted.exp()
     return exps / exps.sum(dim=dim, keepdim=True)
 
 
-def causal_mask(L: int, S: int | None = None, device=None) -> Tensor:
-    """Boolean (L, S) mask, True where query i may attend to key j, i.e. where j <= i.
+def causal_mask(L: int, S: int | None = None, *, past: int = 0, device=None) -> Tensor:
+    """Boolean (L, S) mask, True where query i may attend to key j, i.e. where j <= past + i.
 
-    Top-left aligned like PyTorch's ``is_causal=True``: ``torch.ones(L, S).tril()``.
-    ``S`` defaults to ``L`` (self-attention).
+    ``past`` is the number of keys before the first query's own position: 0 for plain
+    self-attention (``S`` defaults to ``L``; then the mask is top-left aligned like PyTorch's
+    ``is_causal=True``, ``torch.ones(L, S).tril()``), and the number of cached positions,
+    ``S - L``, when L new tokens attend to a KV cache (the GPT and Llama models use this).
     """
     S = L if S is None else S
     for name, n in (("L", L), ("S", S)):
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"expected {name} to be a positive int, got {n!r}")
-    return torch.ones(L, S, dtype=torch.bool, device=device).tril()
+    if not isinstance(past, int) or isinstance(past, bool) or not 0 <= past <= S - 1:
+        raise ValueError(f"expected past to be an int in 0..S-1={S - 1}, got {past!r}")
+    return torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=past)
 
 
 def _check_inputs(query: Tensor, key: Tensor, value: Tensor | None) -> None:
@@ -78,6 +86,8 @@ def _check_inputs(query: Tensor, key: Tensor, value: Tensor | None) -> None:
     if value is not None and value.shape[-2] != key.shape[-2]:
         raise ValueError(f"key and value must have the same length S, got "
                          f"key {tuple(key.shape)} and value {tuple(value.shape)}")
+    if key.shape[-2] == 0:
+        raise ValueError(f"expected at least one key (S >= 1), got key {tuple(key.shape)}")
 
 
 def _masked_scores(query, key, attn_mask, is_causal, scale):
@@ -100,6 +110,9 @@ def _masked_scores(query, key, attn_mask, is_causal, scale):
                          f"the scores' shape (..., L, S) = {tuple(scores.shape)}") from None
     if attn_mask.dtype == torch.bool:
         return scores.masked_fill(~attn_mask, float("-inf"))
+    if not attn_mask.dtype.is_floating_point:
+        raise ValueError(f"attn_mask must be boolean (True = may attend) or float (added to the "
+                         f"scores), got {attn_mask.dtype}; for a 0/1 mask pass mask.bool()")
     return scores + attn_mask
 
 

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from llmcourse.attention import scaled_dot_product_attention
+from llmcourse.checkpoints import copy_weights
 from llmcourse.feedforward import gelu
 from llmcourse.multihead import merge_heads, split_heads
 from llmcourse.norm import LayerNorm
@@ -198,11 +199,12 @@ class Encoder(nn.Module):
 
     def _check_inputs(self, input_ids, attention_mask, token_type_ids):
         c = self.config
-        if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 \
-                or input_ids.dtype.is_floating_point:
+        if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or 0 in input_ids.shape \
+                or input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
             shape = (tuple(input_ids.shape) if isinstance(input_ids, Tensor)
                      else type(input_ids).__name__)
-            raise ValueError(f"expected integer input_ids of shape (batch, seq), got {shape}")
+            raise ValueError(f"expected integer input_ids of shape (batch, seq) with batch >= 1 "
+                             f"and seq >= 1, got {shape}")
         if input_ids.shape[1] > c.max_position_embeddings:
             raise ValueError(f"sequence of length {input_ids.shape[1]} is longer than "
                              f"max_position_embeddings={c.max_position_embeddings}")
@@ -229,14 +231,11 @@ class Encoder(nn.Module):
 
         if not isinstance(hf_model, BertModel):
             raise ValueError(f"expected a transformers BertModel, got {type(hf_model).__name__}")
-        model = cls(EncoderConfig.from_hf(hf_model.config))
-        theirs = hf_model.state_dict()
-        with torch.no_grad():
-            for name, p in model.state_dict().items():
-                assert theirs[name].shape == p.shape, f"{name}: {tuple(theirs[name].shape)}"
-                p.copy_(theirs[name])
         ref = hf_model.embeddings.word_embeddings.weight
-        return model.to(ref.device, ref.dtype).eval()
+        model = cls(EncoderConfig.from_hf(hf_model.config)).to(ref.device, ref.dtype)
+        pooler = [k for k in hf_model.state_dict() if k.startswith("pooler.")]
+        copy_weights(model, hf_model.state_dict(), ignored=pooler)
+        return model.eval()
 
 
 def mean_pool(hidden_states: Tensor, attention_mask: Tensor) -> Tensor:

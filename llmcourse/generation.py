@@ -111,14 +111,18 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     at most ``1 - p``.
     """
     _check_logits(logits)
-    if not isinstance(p, (int, float)) or not 0 < p <= 1:
-        raise ValueError(f"top_p must be a number in (0, 1], got {p!r}")
+    _check_top_p(p)
     sorted_logits, order = logits.sort(dim=-1, descending=False)  # (B, V), least likely first
     tail_mass = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
     drop = tail_mass <= 1 - p
     drop[:, -1] = False  # the most likely token always stays
     drop = drop.scatter(1, order, drop)  # back to vocabulary order
     return logits.masked_fill(drop, float("-inf"))
+
+
+def _check_top_p(p) -> None:
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 < p <= 1:
+        raise ValueError(f"top_p must be a number in (0, 1], got {p!r}")
 
 
 def process_logits(logits: Tensor, input_ids: Tensor, *, do_sample: bool = False,
@@ -132,19 +136,21 @@ def process_logits(logits: Tensor, input_ids: Tensor, *, do_sample: bool = False
             logits = apply_temperature(logits, temperature)
         if top_k is not None:
             logits = top_k_filter(logits, top_k)
-        if top_p is not None and top_p < 1.0:
-            logits = top_p_filter(logits, top_p)
+        if top_p is not None:
+            _check_top_p(top_p)
+            if top_p < 1.0:  # p = 1 keeps every token: skip the sort, as Hugging Face does
+                logits = top_p_filter(logits, top_p)
     return logits
 
 
 def _check_generate_args(model, input_ids, max_new_tokens, temperature, top_k, top_p,
                          repetition_penalty, eos_token_id, use_cache):
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.shape[1] == 0 \
-            or input_ids.dtype.is_floating_point:
-        shape = (tuple(input_ids.shape) if isinstance(input_ids, Tensor)
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or 0 in input_ids.shape \
+            or input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+        shape = (f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, Tensor)
                  else type(input_ids).__name__)
-        raise ValueError(f"expected integer input_ids of shape (batch, seq) with seq >= 1, "
-                         f"got {shape}")
+        raise ValueError(f"expected integer input_ids of shape (batch, seq) with batch >= 1 "
+                         f"and seq >= 1, got {shape}")
     if (not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool)
             or max_new_tokens < 0):
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
@@ -152,7 +158,8 @@ def _check_generate_args(model, input_ids, max_new_tokens, temperature, top_k, t
     process_logits(torch.zeros(1, 2), torch.zeros(1, 1, dtype=torch.long), do_sample=True,
                    temperature=temperature, top_k=top_k, top_p=top_p,
                    repetition_penalty=repetition_penalty)
-    if eos_token_id is not None and (not isinstance(eos_token_id, int) or eos_token_id < 0):
+    if eos_token_id is not None and (not isinstance(eos_token_id, int)
+                                     or isinstance(eos_token_id, bool) or eos_token_id < 0):
         raise ValueError(f"eos_token_id must be a non-negative int or None, got {eos_token_id!r}")
     if use_cache and not (isinstance(getattr(model, "num_layers", None), int)):
         raise ValueError("use_cache=True needs a model with an int attribute num_layers "

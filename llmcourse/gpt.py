@@ -43,11 +43,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from llmcourse import norm
-from llmcourse.kvcache import KVCache
+from llmcourse.checkpoints import copy_weights
+from llmcourse.kvcache import KVCache, check_decoder_input
+from llmcourse.attention import causal_mask
 from llmcourse.multihead import merge_heads, split_heads
 
 __all__ = ["GPTConfig", "GPT", "gpt_param_count", "CausalSelfAttention", "MLP", "Block",
-           "LayerNorm", "causal_mask_with_past"]
+           "LayerNorm"]
 
 
 @dataclass(frozen=True)
@@ -145,33 +147,26 @@ class LayerNorm(norm.LayerNorm):
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t attends to positions 0..t only."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, layer_idx: int = 0):
         super().__init__()
         C = config.n_embd
-        self.n_head, self.dropout = config.n_head, config.dropout
+        self.n_head, self.dropout, self.layer_idx = config.n_head, config.dropout, layer_idx
         self.c_attn = nn.Linear(C, 3 * C, bias=config.bias)  # q, k and v side by side
         self.c_proj = nn.Linear(C, C, bias=config.bias)       # the output projection W^O
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, kv_cache: KVCache | None = None, layer: int = 0) -> Tensor:
+    def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:
         q, k, v = self.c_attn(x).chunk(3, dim=-1)             # (B, T, 3C) -> 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # -> (B, h, T, d)
         if kv_cache is not None:
-            k, v = kv_cache.update(layer, k, v)               # -> (B, h, S, d), S = P + T
+            k, v = kv_cache.update(self.layer_idx, k, v)  # -> (B, h, S, d), S = P + T
         T, S = q.shape[2], k.shape[2]
         # New query i sits at position P + i and may see keys 0..P + i: a causal mask aligned to
         # the bottom-right. One new token (the usual cached step) may see every key: no mask.
-        mask = None if T == 1 or T == S else causal_mask_with_past(T, S, x.device)
+        mask = None if T == 1 or T == S else causal_mask(T, S, past=S - T, device=x.device)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=(T == S and T > 1),
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, h, T, d) -> (B, T, C)
-
-
-def causal_mask_with_past(T: int, S: int, device=None) -> Tensor:
-    """Boolean (T, S) mask for T new queries after S - T cached keys: True where allowed."""
-    if not 1 <= T <= S:
-        raise ValueError(f"expected 1 <= T <= S, got T={T}, S={S}")
-    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
 
 
 class MLP(nn.Module):
@@ -193,16 +188,16 @@ class MLP(nn.Module):
 class Block(nn.Module):
     """One pre-norm Transformer block: attention, then feed-forward, each on the residual."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, layer_idx: int = 0):
         super().__init__()
         eps, bias = config.layer_norm_epsilon, config.bias
         self.ln_1 = LayerNorm(config.n_embd, eps=eps, bias=bias)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, layer_idx)
         self.ln_2 = LayerNorm(config.n_embd, eps=eps, bias=bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, kv_cache: KVCache | None = None, layer: int = 0) -> Tensor:
-        x = x + self.attn(self.ln_1(x), kv_cache, layer)
+    def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), kv_cache)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -223,7 +218,7 @@ class GPT(nn.Module):
             wte=nn.Embedding(config.vocab_size, config.n_embd),   # token embeddings (V, C)
             wpe=nn.Embedding(config.block_size, config.n_embd),   # position embeddings
             drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+            h=nn.ModuleList(Block(config, i) for i in range(config.n_layer)),
             ln_f=LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
@@ -251,46 +246,16 @@ class GPT(nn.Module):
                 logits_to_keep: int = 0) -> Tensor:
         """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V),
         which is all generation needs (the read-out is the model's largest matrix product)."""
-        past = self._check_input(input_ids, kv_cache)
-        if isinstance(logits_to_keep, bool) or not isinstance(logits_to_keep, int) \
-                or logits_to_keep < 0:
-            raise ValueError(f"logits_to_keep must be an int >= 0, got {logits_to_keep!r}")
+        past = check_decoder_input(input_ids, self.config.vocab_size, kv_cache,
+                                   self.config.n_layer, logits_to_keep, self.config.block_size)
         T = input_ids.shape[1]
         positions = torch.arange(past, past + T, device=input_ids.device)  # (T,)
         x = self.transformer.wte(input_ids) + self.transformer.wpe(positions)  # (B, T, C)
         x = self.transformer.drop(x)
-        for layer, block in enumerate(self.transformer.h):
-            x = block(x, kv_cache, layer)
+        for block in self.transformer.h:
+            x = block(x, kv_cache)
         x = self.transformer.ln_f(x)[:, -logits_to_keep:]  # (B, T or n, C); -0: keep all
         return self.lm_head(x)  # (B, T or n, C) -> (B, T or n, V)
-
-    def _check_input(self, input_ids: Tensor, kv_cache: KVCache | None) -> int:
-        """Validate the ids and the cache; return the number of cached positions."""
-        if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-            shape = (tuple(input_ids.shape) if isinstance(input_ids, Tensor)
-                     else type(input_ids).__name__)
-            raise ValueError(f"expected input_ids of shape (batch, seq), got {shape}")
-        if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-            raise ValueError(f"expected integer token ids, got dtype {input_ids.dtype}")
-        if input_ids.shape[1] == 0:
-            raise ValueError("expected at least one token, got input_ids of shape "
-                             f"{tuple(input_ids.shape)}")
-        V = self.config.vocab_size
-        low, high = int(input_ids.min()), int(input_ids.max())
-        if low < 0 or high >= V:
-            raise ValueError(f"token ids must lie in 0..{V - 1} (vocab_size={V}), got values "
-                             f"from {low} to {high}")
-        if kv_cache is not None and not isinstance(kv_cache, KVCache):
-            raise ValueError(f"expected kv_cache to be a KVCache, got {type(kv_cache).__name__}")
-        if kv_cache is not None and len(kv_cache.keys) != self.config.n_layer:
-            raise ValueError(f"the KVCache has {len(kv_cache.keys)} layers, the model "
-                             f"{self.config.n_layer}")
-        past = 0 if kv_cache is None else len(kv_cache)
-        if past + input_ids.shape[1] > self.config.block_size:
-            raise ValueError(f"sequence of length {past + input_ids.shape[1]} (past {past} + new "
-                             f"{input_ids.shape[1]}) is longer than block_size="
-                             f"{self.config.block_size}")
-        return past
 
     # --- Hugging Face GPT-2 checkpoints -----------------------------------------------------
 
@@ -304,17 +269,10 @@ class GPT(nn.Module):
         if not isinstance(hf_model, GPT2LMHeadModel):
             raise ValueError(f"expected a transformers GPT2LMHeadModel, got "
                              f"{type(hf_model).__name__}")
-        model = cls(GPTConfig.from_hf(hf_model.config))
-        theirs = hf_model.state_dict()
-        with torch.no_grad():
-            for name, p in model.state_dict().items():
-                src = theirs[name]
-                if name.endswith(cls._CONV1D):
-                    src = src.t()  # Conv1D stores (in, out); nn.Linear (out, in)
-                assert src.shape == p.shape, f"{name}: ours {tuple(p.shape)}, HF {tuple(src.shape)}"
-                p.copy_(src)
         ref = hf_model.lm_head.weight
-        return model.to(ref.device, ref.dtype).train(hf_model.training)
+        model = cls(GPTConfig.from_hf(hf_model.config)).to(ref.device, ref.dtype)
+        copy_weights(model, hf_model.state_dict(), transposed=cls._CONV1D)
+        return model.train(hf_model.training)
 
     def to_hf(self, **hf_config_overrides):
         """A ``transformers.GPT2LMHeadModel`` with this model's weights (in eval mode).
@@ -334,13 +292,9 @@ class GPT(nn.Module):
                         embd_pdrop=c.dropout, attn_pdrop=c.dropout,
                         bos_token_id=special, eos_token_id=special)
         settings.update(hf_config_overrides)
-        hf_model = GPT2LMHeadModel(GPT2Config(**settings))
-        theirs = hf_model.state_dict()
-        with torch.no_grad():
-            for name, p in self.state_dict().items():
-                src = p.t() if name.endswith(self._CONV1D) else p
-                assert src.shape == theirs[name].shape, f"{name}: {tuple(src.shape)}"
-                theirs[name].copy_(src)
+        ref = self.lm_head.weight
+        hf_model = GPT2LMHeadModel(GPT2Config(**settings)).to(ref.device, ref.dtype)
+        copy_weights(hf_model, self.state_dict(), transposed=self._CONV1D)
         return hf_model.eval()
 
     def save_pretrained(self, folder, **hf_config_overrides) -> Path:

@@ -31,8 +31,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from llmcourse.attention import scaled_dot_product_attention
-from llmcourse.kvcache import KVCache
+from llmcourse.attention import causal_mask, scaled_dot_product_attention
+from llmcourse.checkpoints import copy_weights
+from llmcourse.kvcache import KVCache, check_decoder_input
 from llmcourse.multihead import merge_heads, split_heads
 from llmcourse.positional import RotaryEmbedding, apply_rotary
 
@@ -199,14 +200,6 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     return x[:, :, None].expand(B, K, n_rep, S, D).reshape(B, K * n_rep, S, D)
 
 
-def _decoder_mask(T: int, S: int, device) -> Tensor | None:
-    """(T, S) boolean mask for T new queries after S - T cached positions: query i sees keys
-    0 .. S - T + i (bottom-right aligned). None for one new query, which sees everything."""
-    if T == 1:
-        return None
-    return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=S - T)
-
-
 class GroupedQueryAttention(nn.Module):
     """Causal self-attention with RoPE and ``num_key_value_heads`` <= ``num_attention_heads``.
 
@@ -246,7 +239,8 @@ class GroupedQueryAttention(nn.Module):
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, K, S, D), S = cached + T
         n_rep = self.num_heads // self.num_kv_heads
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, K, S, D) -> (B, H, S, D)
-        mask = _decoder_mask(q.shape[2], k.shape[2], x.device)
+        T, S = q.shape[2], k.shape[2]  # one new query (a cached step) may see every key
+        mask = None if T == 1 else causal_mask(T, S, past=S - T, device=x.device)
         context = scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, D)
         return self.o_proj(merge_heads(context))  # (B, T, H*D) -> (B, T, C)
 
@@ -320,31 +314,10 @@ class LlamaForCausalLM(nn.Module):
         """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V),
         as in ``transformers``: generation needs only the last, and on a long prompt the
         (T, C) @ (C, V) output product is a large share of the work."""
-        self._check_input(input_ids, kv_cache)
-        if isinstance(logits_to_keep, bool) or not isinstance(logits_to_keep, int) \
-                or logits_to_keep < 0:
-            raise ValueError(f"logits_to_keep must be an int >= 0, got {logits_to_keep!r}")
+        check_decoder_input(input_ids, self.config.vocab_size, kv_cache,
+                            len(self.model.layers), logits_to_keep)
         hidden = self.model(input_ids, kv_cache)  # (B, T, C)
         return self.lm_head(hidden[:, -logits_to_keep:])  # (B, T or n, C) -> (B, T or n, V)
-
-    def _check_input(self, input_ids, kv_cache) -> None:
-        if not isinstance(input_ids, Tensor) or input_ids.ndim != 2 or input_ids.shape[1] == 0:
-            shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
-            raise ValueError(f"expected input_ids of shape (batch, seq) with seq >= 1, got {shape}")
-        if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-            raise ValueError(f"expected integer token ids, got dtype {input_ids.dtype}")
-        low, high = int(input_ids.min()), int(input_ids.max())
-        if low < 0 or high >= self.config.vocab_size:
-            raise ValueError(f"token ids must be in 0..{self.config.vocab_size - 1} "
-                             f"(vocab_size={self.config.vocab_size}), got ids from {low} to {high}")
-        if kv_cache is not None:
-            if not isinstance(kv_cache, KVCache) or len(kv_cache.keys) != len(self.model.layers):
-                raise ValueError(f"kv_cache must be a KVCache with {len(self.model.layers)} "
-                                 f"layers (model.new_kv_cache()), got {kv_cache!r}")
-            cached = kv_cache.keys[0]
-            if cached is not None and cached.shape[0] != input_ids.shape[0]:
-                raise ValueError(f"kv_cache holds a batch of {cached.shape[0]}, but input_ids "
-                                 f"has a batch of {input_ids.shape[0]}")
 
     @classmethod
     def from_pretrained(cls, folder) -> LlamaForCausalLM:
@@ -363,20 +336,5 @@ def load_llama_state_dict(model: LlamaForCausalLM, state_dict: dict[str, Tensor]
     Every parameter of ``model`` must be in ``state_dict`` (except a tied ``lm_head.weight``,
     which checkpoints leave out) and no checkpoint tensor may be left unused.
     """
-    ours = model.state_dict()
-    tied = model.config.tie_word_embeddings
-    expected = set(ours) - ({"lm_head.weight"} if tied else set())
-    given = set(state_dict) - ({"lm_head.weight"} if tied else set())
-    if missing := sorted(expected - given):
-        raise ValueError(f"the checkpoint lacks {len(missing)} tensors, e.g. {missing[:3]}")
-    if unused := sorted(given - expected):
-        raise ValueError(f"the checkpoint has {len(unused)} tensors this model does not, "
-                         f"e.g. {unused[:3]}: does the config match the checkpoint?")
-    with torch.no_grad():
-        for key in sorted(expected):
-            source = state_dict[key]
-            if source.shape != ours[key].shape:
-                raise ValueError(f"{key}: the checkpoint's tensor has shape "
-                                 f"{tuple(source.shape)}, the model expects "
-                                 f"{tuple(ours[key].shape)}: does the config match?")
-            ours[key].copy_(source)
+    tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
+    copy_weights(model, {k: v for k, v in state_dict.items() if k not in tied}, optional=tied)

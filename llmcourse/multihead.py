@@ -40,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from llmcourse.attention import attention_weights
+from llmcourse.checkpoints import copy_weights
 
 __all__ = ["MultiHeadAttention", "split_heads", "merge_heads"]
 
@@ -143,7 +144,8 @@ class MultiHeadAttention(nn.Module):
             raise ValueError("only nn.MultiheadAttention without kdim/vdim, add_bias_kv or "
                              "add_zero_attn can be copied")
         bias = mha.in_proj_bias is not None
-        ours = cls(mha.embed_dim, mha.num_heads, bias=bias)
+        ref = mha.out_proj.weight
+        ours = cls(mha.embed_dim, mha.num_heads, bias=bias).to(ref.device, ref.dtype)
         C = mha.embed_dim
         state = {"out_proj.weight": mha.out_proj.weight}
         for i, name in enumerate(("q_proj", "k_proj", "v_proj")):
@@ -152,8 +154,5 @@ class MultiHeadAttention(nn.Module):
                 state[f"{name}.bias"] = mha.in_proj_bias[i * C:(i + 1) * C]
         if bias:
             state["out_proj.bias"] = mha.out_proj.bias
-        own = ours.state_dict()
-        for name, tensor in state.items():
-            assert own[name].shape == tensor.shape, (name, own[name].shape, tensor.shape)
-        ours.load_state_dict({k: v.detach().clone() for k, v in state.items()})
-        return ours.to(mha.out_proj.weight.device, mha.out_proj.weight.dtype)
+        copy_weights(ours, state)
+        return ours

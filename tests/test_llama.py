@@ -215,7 +215,7 @@ def test_config_rejects_what_is_not_implemented():
 
 def test_forward_rejects_bad_input():
     model = LlamaForCausalLM(LlamaConfig.tiny())
-    with pytest.raises(ValueError, match=r"token ids must be in 0..96 \(vocab_size=97\), "
+    with pytest.raises(ValueError, match=r"token ids must lie in 0..96 \(vocab_size=97\), "
                                          r"got ids from 0 to 97"):
         model(torch.tensor([[0, 97]]))
     with pytest.raises(ValueError, match="got ids from -1"):
@@ -258,13 +258,13 @@ def test_loading_checks_every_key_and_shape():
     _, hf = twin_models(cfg)
     state = hf.state_dict()
     model = LlamaForCausalLM(cfg)
-    with pytest.raises(ValueError, match=r"lacks 1 tensors, e.g. \['model.norm.weight'\]"):
+    with pytest.raises(ValueError, match=r"lacks 1 tensor\(s\) the model needs, e.g. \['model.norm.weight'\]"):
         load_llama_state_dict(model, {k: v for k, v in state.items() if k != "model.norm.weight"})
-    with pytest.raises(ValueError, match="has 1 tensors this model does not"):
+    with pytest.raises(ValueError, match=r"has 1 tensor\(s\) the model does not"):
         load_llama_state_dict(model, {**state, "model.layers.2.mlp.up_proj.weight": state[
             "model.layers.1.mlp.up_proj.weight"]})
     wider = LlamaForCausalLM(LlamaConfig.tiny(intermediate_size=60))
-    with pytest.raises(ValueError, match=r"model.layers.0.mlp.down_proj.weight: the checkpoint's "
+    with pytest.raises(ValueError, match=r"model.layers.0.mlp.down_proj.weight: the source's "
                                          r"tensor has shape \(32, 56\), the model expects "
                                          r"\(32, 60\)"):
         load_llama_state_dict(wider, state)
