@@ -77,8 +77,16 @@ def gelu_tanh(x):
     return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-def test_gelu_tanh_passes():
-    check_gelu_tanh(gelu_tanh)  # raises if the answer is rejected
+def gelu_tanh_float32(x):
+    x = x.float()  # a correct answer that computes (and returns) float32
+    inner = torch.tensor(math.sqrt(2 / math.pi)) * (x + 0.044715 * x.pow(3))
+    return 0.5 * x * (1 + inner.tanh())
+
+
+@pytest.mark.parametrize("answer", [gelu_tanh, gelu_tanh_float32])
+def test_gelu_tanh_passes(answer, capsys):
+    check_gelu_tanh(answer)  # raises if the answer is rejected
+    assert "all 3 checks passed" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -89,6 +97,10 @@ def test_gelu_tanh_passes():
      r"sqrt\(2 / pi\)"),
     (lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * x)), "cubic term"),
     (lambda x: x * torch.sigmoid(1.702 * x), "cubic term"),
+    # the same slips computed in float32: still caught at the looser tolerance
+    (lambda x: 0.5 * x.float() * (1 + torch.erf(x.float() / math.sqrt(2))), "exact GELU"),
+    (lambda x: 0.5 * x.float() * (1 + torch.tanh(math.sqrt(2 / math.pi) * x.float())),
+     "cubic term"),
 ])
 def test_gelu_tanh_wrong_rejected(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):

@@ -65,25 +65,28 @@ def check_gelu_tanh(gelu_tanh) -> None:
     """``gelu_tanh(x)``: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     x = torch.linspace(-6, 6, 241, dtype=torch.float64)
     want = F.gelu(x, approximate="tanh")
+    # Tolerance: a correct float32 answer is off by about 1e-6 here, while the exact GELU
+    # differs from the tanh form by up to 4.7e-4 and the usual slips by far more.
+    tol = 2e-5
 
     def values(f):
         got = f(x)
         expect(isinstance(got, torch.Tensor) and got.shape == x.shape,
                "return a tensor of the same shape as x")
-        expect(not _close(got, F.gelu(x), 1e-9),
+        expect(not _close(got, F.gelu(x), tol),
                "this is the exact GELU (erf); write the tanh approximation")
 
     def exact(f):
         got = f(x)
-        expect(not _close(got, 2 * want, 1e-9), "you are missing the factor 0.5 in front")
-        expect(_close(got, want, 1e-9),
+        expect(not _close(got, 2 * want, tol), "you are missing the factor 0.5 in front")
+        expect(_close(got, want, tol),
                "0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))): check sqrt(2 / pi) "
                "(not sqrt(pi / 2)) and the cubic term 0.044715 x^3")
 
     def limits(f):
         got = f(torch.tensor([-20.0, 0.0, 20.0], dtype=torch.float64))
         expect(abs(float(got[1])) < 1e-12, "GELU(0) is 0")
-        expect(abs(float(got[2]) - 20) < 1e-9 and abs(float(got[0])) < 1e-9,
+        expect(abs(float(got[2]) - 20) < 1e-5 and abs(float(got[0])) < 1e-5,
                "GELU(x) is about x for large positive x and about 0 for large negative x")
 
     return run_checks("Exercise: GELU, tanh approximation", gelu_tanh, [values, exact, limits])
