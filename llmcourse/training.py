@@ -187,8 +187,11 @@ class History:
 def configure_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices (linear and embedding weights) only.
 
-    Biases and layer-norm gains are vectors; decaying them towards zero only hurts (the
-    convention of GPT-2's training code as reproduced by nanoGPT and minGPT).
+    Biases and layer-norm gains are vectors that set offsets and scales, not learned
+    features; pulling them towards zero is not regularisation, so they are exempt. GPT-1
+    (Radford et al., 2018) applied its weight decay "on all non bias or gain weights";
+    nanoGPT decays every parameter with 2 or more dimensions (embeddings included), as here;
+    minGPT also exempts the embeddings. OpenAI never released GPT-2's training code.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
