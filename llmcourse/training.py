@@ -187,8 +187,8 @@ class History:
 def configure_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices (linear and embedding weights) only.
 
-    Biases and layer-norm gains are vectors that set offsets and scales, not learned
-    features; pulling them towards zero is not regularisation, so they are exempt. GPT-1
+    Biases and layer-norm gains are vectors that shift and scale activations; common
+    practice exempts them from decay, which is meant to keep weight matrices small. GPT-1
     (Radford et al., 2018) applied its weight decay "on all non bias or gain weights";
     nanoGPT decays every parameter with 2 or more dimensions (embeddings included), as here;
     minGPT also exempts the embeddings. OpenAI never released GPT-2's training code.
