@@ -21,16 +21,20 @@ Letters: B batch, T positions in a window (block size), V vocabulary size.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["next_token_loss", "unigram_cross_entropy", "get_batch", "fixed_batches",
+__all__ = ["next_token_loss", "unigram_cross_entropy", "get_batch", "write_token_file",
+           "open_token_file", "fixed_batches",
            "estimate_loss", "lr_schedule", "TrainConfig", "History", "configure_optimizer",
            "train", "sequence_log_probs"]
 
@@ -83,22 +87,95 @@ def unigram_cross_entropy(train_ids, eval_ids, vocab_size: int) -> float:
     return float(-log_p[evaluation].mean())
 
 
-def get_batch(ids, batch_size: int, block_size: int, generator: torch.Generator | None = None):
+def get_batch(ids, batch_size: int, block_size: int, generator: torch.Generator | None = None,
+              device: str | torch.device | None = None):
     """``batch_size`` random windows of ``ids``: inputs (B, T) and their next tokens (B, T).
 
     Each window holds ``block_size + 1`` consecutive ids; the inputs are all but its last id,
-    the targets all but its first (the same window shifted left by one).
+    the targets all but its first (the same window shifted left by one). ``ids`` is a list,
+    a tensor or a NumPy array, including a memory-mapped token file (:func:`write_token_file`):
+    only the B * (T + 1) sampled ids are read and converted to int64, never the whole corpus,
+    so a file far larger than memory costs no more per batch than a small one (nanoGPT's
+    ``get_batch`` does the same). ``device`` is where the batch goes (for example
+    ``"cuda"``); from the CPU to a GPU it travels through pinned memory without blocking.
     """
-    data = _as_ids(ids)
+    data = _window_source(ids)
     if batch_size < 1 or block_size < 1:
         raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size} "
                          f"and {block_size}")
     if len(data) < block_size + 1:
         raise ValueError(f"need at least block_size + 1 = {block_size + 1} ids, got {len(data)}")
     starts = torch.randint(0, len(data) - block_size, (batch_size,), generator=generator)
-    offsets = torch.arange(block_size + 1)
-    windows = data[starts[:, None] + offsets]  # (B, T + 1)
+    index = starts[:, None] + torch.arange(block_size + 1)  # (B, T + 1)
+    if isinstance(data, np.ndarray):  # reads only these rows of a memory map
+        windows = torch.from_numpy(data[index.numpy()].astype(np.int64))
+    else:
+        windows = data[index.to(data.device)].long()
+    if device is not None:
+        device = torch.device(device)
+        if device.type == "cuda" and windows.device.type == "cpu":
+            windows = windows.pin_memory().to(device, non_blocking=True)
+        else:
+            windows = windows.to(device)
     return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
+
+
+def _window_source(ids):
+    """``ids`` itself if it is a 1-D integer array or tensor (no copy), else a tensor of it."""
+    if isinstance(ids, np.ndarray) and ids.ndim == 1 and ids.dtype.kind in "iu":
+        return ids
+    if (isinstance(ids, torch.Tensor) and ids.dim() == 1 and not ids.dtype.is_floating_point
+            and ids.dtype != torch.bool):
+        return ids
+    return _as_ids(ids)
+
+
+def write_token_file(ids, path, dtype=np.uint16, chunk_size: int = 1 << 20) -> np.memmap:
+    """Write token ids to ``path`` as a flat binary array and return it memory-mapped.
+
+    ``ids`` is any iterable of ints (a list, an array, or a generator such as
+    ``tokenizer.encode_iterable(open(file))``); it is written ``chunk_size`` ids at a time,
+    so memory stays bounded whatever the corpus size. ``uint16`` holds ids below 65,536
+    (GPT-2's 50,257 fit): 2 bytes a token. The file is written under a temporary name and
+    renamed when complete. Reopen it later with :func:`open_token_file`.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu":
+        raise ValueError(f"dtype must be an integer type, got {dtype}")
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    if isinstance(ids, (np.ndarray, torch.Tensor)):
+        ids = np.asarray(ids)
+        chunks = (ids[k:k + chunk_size] for k in range(0, len(ids), chunk_size))
+    else:
+        iterator = iter(ids)
+        chunks = iter(lambda: list(itertools.islice(iterator, chunk_size)), [])
+    top = np.iinfo(dtype).max
+    with open(partial, "wb") as f:
+        for chunk in chunks:
+            chunk = np.asarray(chunk)
+            if chunk.dtype.kind not in "iu" or chunk.ndim != 1:
+                partial.unlink()
+                raise ValueError(f"expected integer token ids, got {chunk.dtype} values")
+            if len(chunk) and (chunk.min() < 0 or chunk.max() > top):
+                partial.unlink()
+                raise ValueError(f"token ids must lie in 0..{top} to fit {dtype}, got values "
+                                 f"from {chunk.min()} to {chunk.max()}")
+            chunk.astype(dtype).tofile(f)
+    os.replace(partial, path)
+    return open_token_file(path, dtype)
+
+
+def open_token_file(path, dtype=np.uint16) -> np.memmap:
+    """The token file at ``path`` (written by :func:`write_token_file`), memory-mapped
+    read-only: nothing is read until indexed."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no token file at {path}")
+    if path.stat().st_size % np.dtype(dtype).itemsize:
+        raise ValueError(f"{path} is {path.stat().st_size} bytes, not a whole number of "
+                         f"{np.dtype(dtype)} ids")
+    return np.memmap(path, dtype=dtype, mode="r")
 
 
 def fixed_batches(ids, num_batches: int, batch_size: int, block_size: int, seed: int = 0):
