@@ -8,10 +8,12 @@ import torch
 from llmcourse.embedding import one_hot_embedding
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch02 import (check_cosine_similarity, check_count_pairs,
-                                      check_merge_pair, check_one_hot_embedding)
+                                      check_merge_pair, check_one_hot_embedding,
+                                      check_split_special, check_wordpiece)
 from llmcourse.tokenization import merge_pair
 
-CHECKS = [check_count_pairs, check_merge_pair, check_one_hot_embedding, check_cosine_similarity]
+CHECKS = [check_count_pairs, check_merge_pair, check_one_hot_embedding, check_cosine_similarity,
+          check_split_special, check_wordpiece]
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -168,3 +170,156 @@ def test_distance_is_rejected():
 def test_absolute_value_is_rejected():
     with pytest.raises(ExerciseError, match="not a distance"):
         check_cosine_similarity(lambda a, b: abs(a @ b) / (a.norm() * b.norm()))
+
+
+# --- special tokens, longest first ----------------------------------------------------------
+
+def split_special_regex(text, specials):
+    import re
+
+    pattern = "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True))
+    out, start = [], 0
+    for m in re.finditer(pattern, text):
+        if m.start() > start:
+            out.append((text[start:m.start()], False))
+        out.append((m.group(), True))
+        start = m.end()
+    if start < len(text):
+        out.append((text[start:], False))
+    return out
+
+
+def split_special_scan(text, specials):  # a second correct answer: an explicit scan
+    out, buffer, i = [], "", 0
+    while i < len(text):
+        found = max((s for s in specials if text.startswith(s, i)), key=len, default=None)
+        if found:
+            if buffer:
+                out.append((buffer, False))
+                buffer = ""
+            out.append((found, True))
+            i += len(found)
+        else:
+            buffer += text[i]
+            i += 1
+    if buffer:
+        out.append((buffer, False))
+    return out
+
+
+@pytest.mark.parametrize("answer", [split_special_regex, split_special_scan])
+def test_split_special(answer, capsys):
+    check_split_special(answer)
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def test_split_special_in_list_order_is_rejected():
+    def in_order(text, specials):  # the alternation in the order given: shortest may win
+        import re
+
+        pattern = "|".join(re.escape(s) for s in specials)
+        return [(p, p in specials) for p in re.split(f"({pattern})", text) if p]
+
+    with pytest.raises(ExerciseError, match="the longer wins"):
+        check_split_special(in_order)
+
+
+def test_split_special_with_empty_pieces_is_rejected():
+    def with_empties(text, specials):
+        import re
+
+        pattern = "|".join(re.escape(s) for s in sorted(specials, key=len, reverse=True))
+        return [(p, p in specials) for p in re.split(f"({pattern})", text)]
+
+    with pytest.raises(ExerciseError, match="no empty strings"):
+        check_split_special(with_empties)
+
+
+def test_split_special_losing_the_tokens_is_rejected():
+    def dropped(text, specials):
+        return [(p, False) for p in text.split(specials[0]) if p]
+
+    with pytest.raises(ExerciseError, match="joining the pieces must give the text back"):
+        check_split_special(dropped)
+
+
+# --- WordPiece ------------------------------------------------------------------------------
+
+def wordpiece_loop(word, vocab):
+    pieces, start = [], 0
+    while start < len(word):
+        end = len(word)
+        while end > start:
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in vocab:
+                break
+            end -= 1
+        if end == start:
+            return ["[UNK]"]
+        pieces.append(piece)
+        start = end
+    return pieces
+
+
+def wordpiece_recursive(word, vocab, prefix=""):  # a second correct answer
+    def go(rest, prefix):
+        if not rest:
+            return []
+        for end in range(len(rest), 0, -1):
+            if prefix + rest[:end] in vocab:
+                tail = go(rest[end:], "##")
+                return None if tail is None else [prefix + rest[:end]] + tail
+        return None
+
+    return go(word, "") or ["[UNK]"]
+
+
+@pytest.mark.parametrize("answer", [wordpiece_loop, wordpiece_recursive])
+def test_wordpiece(answer, capsys):
+    check_wordpiece(answer)
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def test_wordpiece_shortest_first_is_rejected():
+    def shortest(word, vocab):
+        pieces, start = [], 0
+        while start < len(word):
+            for end in range(start + 1, len(word) + 1):
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in vocab:
+                    break
+            else:
+                return ["[UNK]"]
+            pieces.append(piece)
+            start = end
+        return pieces
+
+    with pytest.raises(ExerciseError, match="every piece after the first|the longest"):
+        check_wordpiece(shortest)
+
+
+def test_wordpiece_without_continuation_prefix_is_rejected():
+    def no_prefix(word, vocab):
+        vocab = {v.removeprefix("##") for v in vocab}
+        return wordpiece_loop(word, vocab)
+
+    with pytest.raises(ExerciseError, match="'##' prefix"):
+        check_wordpiece(no_prefix)
+
+
+def test_wordpiece_keeping_partial_pieces_is_rejected():
+    def partial(word, vocab):
+        pieces, start = [], 0
+        while start < len(word):
+            for end in range(len(word), start, -1):
+                piece = word[start:end] if start == 0 else "##" + word[start:end]
+                if piece in vocab:
+                    break
+            else:
+                return pieces + ["[UNK]"]
+            pieces.append(piece)
+            start = end
+        return pieces
+
+    with pytest.raises(ExerciseError, match="the whole word becomes"):
+        check_wordpiece(partial)

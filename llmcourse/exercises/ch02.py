@@ -1,9 +1,11 @@
 """Checks for the exercises of chapter 2, tokens and embeddings.
 
-    check_count_pairs(count_pairs)              pair frequencies, the statistic BPE merges on
-    check_merge_pair(merge_pair)                one BPE merge applied to a list of symbols
-    check_one_hot_embedding(one_hot_embedding)  an embedding lookup as one-hot @ matrix
-    check_cosine_similarity(cosine_similarity)  the cosine of the angle between two vectors
+    check_count_pairs(count_adjacent_pairs)     pair frequencies, the statistic BPE merges on
+    check_merge_pair(apply_merge)               one BPE merge applied to a list of symbols
+    check_split_special(split_special)          special tokens cut out whole, longest first
+    check_wordpiece(wordpiece)                  WordPiece's greedy longest-match-first encoding
+    check_one_hot_embedding(embed_one_hot)      an embedding lookup as one-hot @ matrix
+    check_cosine_similarity(cosine)             the cosine of the angle between two vectors
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import torch
 
 from llmcourse.exercises import expect, expect_close, run_checks
 
-__all__ = ["check_count_pairs", "check_merge_pair", "check_one_hot_embedding",
-           "check_cosine_similarity"]
+__all__ = ["check_count_pairs", "check_merge_pair", "check_split_special", "check_wordpiece",
+           "check_one_hot_embedding", "check_cosine_similarity"]
 
 
 def check_count_pairs(count_pairs) -> None:
@@ -83,6 +85,90 @@ def check_merge_pair(merge_pair) -> None:
 
     return run_checks("Exercise: merge a pair", merge_pair,
                       [once, every, no_overlap, untouched, multichar])
+
+
+def check_split_special(split_special) -> None:
+    """``split_special(text, specials)`` -> list of ``(piece, is_special)``, in order."""
+    eot = "<|endoftext|>"
+
+    def as_list(f, text, specials):
+        got = f(text, specials)
+        try:
+            got = [(str(p), bool(s)) for p, s in got]
+        except (TypeError, ValueError):
+            raise ExerciseError(f"return a list of (piece, is_special) pairs, got {got!r}") from None
+        expect("".join(p for p, _ in got) == text,
+               f"joining the pieces must give the text back; got {got!r} for {text!r}")
+        return got
+
+    def none(f):
+        expect(as_list(f, "no specials here", [eot]) == [("no specials here", False)],
+               "text without a special token is one ordinary piece")
+        expect(as_list(f, "", [eot]) == [], "the empty text has no pieces (no empty strings)")
+
+    def whole(f):
+        got = as_list(f, f"The end.{eot}Once upon", [eot])
+        want = [("The end.", False), (eot, True), ("Once upon", False)]
+        expect(got == want, f"cut the special token out whole and mark it: expected {want}, "
+                            f"got {got}")
+
+    def edges(f):
+        got = as_list(f, f"{eot}{eot}x{eot}", [eot])
+        want = [(eot, True), (eot, True), ("x", False), (eot, True)]
+        expect(got == want, f"adjacent specials, and specials at both ends, with no empty "
+                            f"ordinary pieces between them: expected {want}, got {got}")
+
+    def longest_first(f):
+        double = eot + eot
+        got = as_list(f, f"a{eot}{eot}{eot}b", [eot, double])
+        want = [("a", False), (double, True), (eot, True), ("b", False)]
+        expect(got == want, f"where two special tokens start at the same place, the longer "
+                            f"wins (whatever order the list gives them): expected {want}, "
+                            f"got {got}")
+        got = as_list(f, "<|a|>", ["<|a", "a|>"])
+        expect(got == [("<|a", True), ("|>", False)],
+               "scan left to right: the special token that starts first wins, even if a "
+               f"later one would be longer; got {got}")
+
+    return run_checks("Exercise: special tokens", split_special,
+                      [none, whole, edges, longest_first])
+
+
+def check_wordpiece(wordpiece) -> None:
+    """``wordpiece(word, vocab)``: greedy longest-match-first pieces, ``##`` continuations."""
+    vocab = {"un", "##aff", "##able", "##a", "##ff", "aff", "able", "a", "##b", "##le", "x",
+             "##y", "[UNK]"}
+
+    def pieces(f, word):
+        got = f(word, vocab)
+        expect(isinstance(got, (list, tuple)), f"return a list of pieces, got {got!r}")
+        return list(got)
+
+    def simple(f):
+        got = pieces(f, "unaffable")
+        expect(got == ["un", "##aff", "##able"],
+               f"'unaffable' is ['un', '##aff', '##able'], got {got}: every piece after the "
+               "first carries the '##' prefix")
+
+    def longest(f):
+        got = pieces(f, "affable")
+        expect(got == ["aff", "##able"],
+               f"take the longest vocabulary entry that starts the word ('aff', not 'a'), "
+               f"then the longest that continues it: expected ['aff', '##able'], got {got}")
+
+    def whole_word_unknown(f):
+        got = pieces(f, "xyz")
+        expect(got == ["[UNK]"],
+               f"'xyz' gets stuck at 'z' (no '##z'): the whole word becomes ['[UNK]'], "
+               f"not the pieces found so far; got {got}")
+        got = pieces(f, "zap")
+        expect(got == ["[UNK]"], f"no entry starts 'zap': ['[UNK]'], got {got}")
+
+    def single(f):
+        expect(pieces(f, "a") == ["a"], "a word that is itself in the vocabulary is one piece")
+
+    return run_checks("Exercise: WordPiece", wordpiece,
+                      [simple, longest, whole_word_unknown, single])
 
 
 def check_one_hot_embedding(one_hot_embedding) -> None:
