@@ -35,18 +35,18 @@ NUMBER = re.compile(r"""
     (?:e(?P<exp>[-+]?\d+)|\s*\\times\s*10\^\{?(?P<exp10>[-+]?\d+)\}?)?  # e23, \times 10^{23}
     (?P<pct>\s?\\?%)?                                           # %
     (?P<scale>[\s-](?:thousand|million|billion|trillion)\b|[kMBT]\b)?
-""", re.X)
+""", re.VERBOSE)
 # A number right after one of these words is a reference, not a measurement.
 REFERENCE_WORDS = re.compile(r"(?:\b(?:sections?|figures?|fig\.|tables?|chapters?|appendix|"
-                             r"equations?|eqs?\.|pages?|pp?\.|versions?|python)|§)\s*\Z", re.I)
-MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
+                             r"equations?|eqs?\.|pages?|pp?\.|versions?|python)|§)\s*\Z", re.IGNORECASE)
+MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.DOTALL)
 NOT_PROSE = [
-    re.compile(r"^(`{3,}|~{3,})(?!\{).*?^\1\s*$", re.M | re.S),  # fenced code, not directives
-    re.compile(r"^:[\w-]+:.*$", re.M),                           # directive options (:label:)
+    re.compile(r"^(`{3,}|~{3,})(?!\{).*?^\1\s*$", re.MULTILINE | re.DOTALL),  # fenced code, not directives
+    re.compile(r"^:[\w-]+:.*$", re.MULTILINE),                           # directive options (:label:)
     re.compile(r"\{\w+\}`[^`]*`"),                                # roles: {numref}`fig-x`
     re.compile(r"\]\([^)]*\)"),                                   # link targets
-    re.compile(r"https?://\S+|arXiv:\s*\S+|doi:\s*\S+", re.I),     # addresses and identifiers
-    re.compile(r"<!--.*?-->", re.S),                              # comments
+    re.compile(r"https?://\S+|arXiv:\s*\S+|doi:\s*\S+", re.IGNORECASE),     # addresses and identifiers
+    re.compile(r"<!--.*?-->", re.DOTALL),                              # comments
 ]
 
 
