@@ -16,8 +16,15 @@ def stable_softmax(x):
     return e / e.sum(dim=-1, keepdim=True)
 
 
-def test_stable_softmax_right(capsys):
-    check_stable_softmax(stable_softmax)  # raises if the answer is rejected
+def stable_softmax_float64(x):
+    x = x.double()  # a correct answer that computes (and returns) float64
+    e = (x - x.max(dim=-1, keepdim=True).values).exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+@pytest.mark.parametrize("answer", [stable_softmax, stable_softmax_float64])
+def test_stable_softmax_right(answer, capsys):
+    check_stable_softmax(answer)  # raises if the answer is rejected
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
@@ -58,12 +65,34 @@ def test_stable_softmax_not_answered():
 
 # --- attention ---------------------------------------------------------------------------
 
-def attention(Q, K, V):
+def my_attention(Q, K, V):
     return torch.softmax(Q @ K.T / math.sqrt(K.shape[-1]), dim=-1) @ V
 
 
-def test_attention_right():
-    check_attention(attention)  # raises if the answer is rejected
+def my_attention_float64(Q, K, V):
+    Q, K, V = Q.double(), K.double(), V.double()
+    scores = Q @ K.transpose(-2, -1) / Q.shape[-1] ** 0.5
+    weights = scores.exp() / scores.exp().sum(-1, keepdim=True)
+    return weights @ V
+
+
+@pytest.mark.parametrize("answer", [my_attention, my_attention_float64])
+def test_attention_right(answer, capsys):
+    check_attention(answer)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def test_attention_hard_coded_scale():
+    # Right on the first shape, where sqrt(d_k) = 4; the second shape has sqrt(d_k) = 3.
+    with pytest.raises(ExerciseError, match="divided by sqrt\\(9\\) = 3"):
+        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / 4.0, dim=-1) @ V)
+
+
+def test_attention_scale_from_number_of_queries():
+    # Dividing by L is right by accident on the first shape (L = sqrt(d_k) = 4), not on the
+    # second (L = 5, sqrt(d_k) = 3).
+    with pytest.raises(ExerciseError, match="take d_k from the last dimension"):
+        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / len(Q), dim=-1) @ V)
 
 
 def test_attention_without_scale():

@@ -1,7 +1,7 @@
 """Checks for the exercises of chapter 4, self-attention.
 
     check_stable_softmax(stable_softmax)    softmax along the last dimension, without overflow
-    check_attention(attention)              softmax(Q K^T / sqrt(d_k)) V
+    check_attention(my_attention)           softmax(Q K^T / sqrt(d_k)) V
     check_causal_mask(causal_mask)          a boolean (T, T) mask, True where i may attend to j
 """
 
@@ -21,8 +21,9 @@ def _randn(*shape, seed=0):
 
 
 def _close(got, want) -> bool:
+    """``got`` (float32 or float64) equals ``want`` within float32 rounding."""
     return (isinstance(got, torch.Tensor) and got.shape == want.shape
-            and torch.allclose(got.float(), want, atol=1e-5, rtol=1e-4))
+            and torch.allclose(got.double(), want.double(), atol=1e-5, rtol=1e-4))
 
 
 def check_stable_softmax(stable_softmax) -> None:
@@ -38,7 +39,8 @@ def check_stable_softmax(stable_softmax) -> None:
         got = f(x)
         expect(isinstance(got, torch.Tensor) and got.shape == x.shape,
                f"the output must have the input's shape {tuple(x.shape)}")
-        expect(torch.allclose(got.sum(-1), torch.ones(3), atol=1e-5),
+        expect(torch.allclose(got.double().sum(-1), torch.ones(3, dtype=torch.float64),
+                              atol=1e-5),
                "each row (the last dimension) must sum to 1: normalise along dim=-1, "
                "not over the whole tensor")
         expect(_close(got, torch.softmax(x, dim=-1)), "the values differ from torch.softmax")
@@ -58,6 +60,9 @@ def check_attention(attention) -> None:
     """``attention(Q, K, V)``: scaled dot-product attention, (L, d_k), (S, d_k), (S, d_v)."""
     Q, K, V = _randn(4, 16, seed=1), _randn(6, 16, seed=2), _randn(6, 3, seed=3)
     want = torch.softmax(Q @ K.T / 4.0, dim=-1) @ V
+    # A second shape where sqrt(d_k) = 3 differs from L = 5, S = 7 and d_v = 2, so that a
+    # scale taken from the wrong size, or a hard-coded 4, gives wrong values.
+    Q2, K2, V2 = _randn(5, 9, seed=4), _randn(7, 9, seed=5), _randn(7, 2, seed=6)
 
     def shape(f):
         got = f(Q, K, V)
@@ -75,12 +80,22 @@ def check_attention(attention) -> None:
                "the softmax goes along the keys (dim=-1): each query's weights sum to 1")
         expect(_close(got, want), "expected softmax(Q K^T / sqrt(d_k)) V")
 
+    def other_shape(f):
+        got = f(Q2, K2, V2)
+        expect(isinstance(got, torch.Tensor) and tuple(got.shape) == (5, 2),
+               "queries (5, 9), keys (7, 9), values (7, 2) give an output of shape (5, 2); "
+               f"got {getattr(got, 'shape', got)}")
+        expect(_close(got, torch.softmax(Q2 @ K2.T / 3.0, dim=-1) @ V2),
+               "with d_k = 9 the scores are divided by sqrt(9) = 3: take d_k from the last "
+               "dimension of Q or K, not a fixed number or another size")
+
     def one_key(f):
         got = f(Q, K[:1], V[:1])
         expect(_close(got, V[:1].expand(4, 3)),
                "with a single key every query must return that key's value exactly")
 
-    return run_checks("Exercise: scaled dot-product attention", attention, [shape, values, one_key])
+    return run_checks("Exercise: scaled dot-product attention", attention,
+                      [shape, values, other_shape, one_key])
 
 
 def check_causal_mask(causal_mask) -> None:
