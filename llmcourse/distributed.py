@@ -184,5 +184,5 @@ def launch(module_args: list[str], nproc: int = 2, timeout: float = 300.0,
         raise
     if process.returncode != 0:
         raise RuntimeError(f"torchrun exited with status {process.returncode}:\n"
-                           f"{output[-3000:]}")
+                           f"{output[-6000:]}")
     return output

@@ -75,8 +75,8 @@ def enable_activation_checkpointing(model: GPT) -> GPT:
     for block in model.transformer.h:
         plain = block.forward
 
-        def forward(x, kv_cache=None, layer=0, plain=plain):
-            return checkpoint(plain, x, kv_cache, layer, use_reentrant=False)
+        def forward(*args, plain=plain, **kwargs):
+            return checkpoint(plain, *args, use_reentrant=False, **kwargs)
 
         block.forward = forward
     return model
@@ -211,35 +211,39 @@ def _data(args):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m llmcourse.train",
-                                description=__doc__.splitlines()[0])
+                                description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
-    a("--data", help="uint16 token file to train on (default: Shakespeare, by character)")
-    a("--val-data", help="uint16 token file for validation (default: --data)")
+    a("--data", help="uint16 token file to train on (none: Shakespeare, by character)")
+    a("--val-data", help="uint16 token file for validation (none: --data)")
     a("--vocab-size", type=int, help="number of token ids (needed with --data)")
-    a("--n-layer", type=int, default=2)
-    a("--n-head", type=int, default=4)
-    a("--n-embd", type=int, default=64)
-    a("--dropout", type=float, default=0.0)
+    a("--n-layer", type=int, default=2, help="Transformer blocks")
+    a("--n-head", type=int, default=4, help="attention heads per block")
+    a("--n-embd", type=int, default=64, help="model width")
+    a("--dropout", type=float, default=0.0, help="dropout probability")
     t = TrainConfig()
-    a("--steps", type=int, default=300)
+    a("--steps", type=int, default=300, help="optimizer steps")
     a("--batch-size", type=int, default=8, help="global batch: windows per step, all ranks")
-    a("--block-size", type=int, default=128, help="tokens per window")
+    a("--block-size", type=int, default=128, help="tokens per window (the context length)")
     a("--lr", type=float, default=1e-2, help="peak learning rate")
-    a("--min-lr", type=float, default=1e-3)
-    a("--warmup-steps", type=int, default=50)
-    a("--weight-decay", type=float, default=t.weight_decay)
-    a("--grad-clip", type=float, default=t.grad_clip, help="0 disables clipping")
-    a("--eval-every", type=int, default=100)
-    a("--eval-batches", type=int, default=8)
-    a("--seed", type=int, default=0)
+    a("--min-lr", type=float, default=1e-3, help="learning rate at the end of the decay")
+    a("--warmup-steps", type=int, default=50, help="steps of linear warm-up")
+    a("--weight-decay", type=float, default=t.weight_decay, help="AdamW's, on matrices")
+    a("--grad-clip", type=float, default=t.grad_clip, help="largest gradient norm; 0: none")
+    a("--eval-every", type=int, default=100, help="steps between loss measurements")
+    a("--eval-batches", type=int, default=8, help="fixed batches per loss measurement")
+    a("--seed", type=int, default=0, help="seeds the weights and the batches")
     r = RunConfig()
-    a("--strategy", choices=("ddp", "fsdp"), default=r.strategy)
+    a("--strategy", choices=("ddp", "fsdp"), default=r.strategy,
+      help="with several processes: full replicas (ddp) or sharded parameters (fsdp)")
     a("--grad-accum", type=int, default=r.grad_accum, help="micro-batches per step per rank")
-    a("--optimizer", choices=("adamw", "sgd"), default=r.optimizer)
-    a("--dtype", choices=("float32", "float64"), default=r.dtype)
-    a("--autocast", choices=("none", "bfloat16"), default=r.autocast)
+    a("--optimizer", choices=("adamw", "sgd"), default=r.optimizer, help="the update rule")
+    a("--dtype", choices=("float32", "float64"), default=r.dtype, help="parameters' dtype")
+    a("--autocast", choices=("none", "bfloat16"), default=r.autocast,
+      help="mixed precision with torch.autocast")
     a("--checkpointing", action="store_true", help="activation checkpointing on every block")
-    a("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    a("--device", choices=("auto", "cpu", "cuda"), default="auto",
+      help="auto: cuda if available, else cpu")
     a("--out", help="folder for metrics.json and model.pt (written by rank 0)")
     return p
 
