@@ -1,137 +1,482 @@
-"""Grading (tools/grade.py), and the exercise checks' own tests against wrong answers.
+"""Grading (llmcourse.teaching.grade): sandboxed, decided outside the student's process, fair.
 
-Grading runs notebooks in real kernels: the book's chapter 5 must score 100%, its untouched
-student edition 0%, and a hand-made folder of submissions must give pass, fail (with the
-check's hint), not answered, timeout, crash and unreadable without one stopping another.
+Without a sandbox (the first part): every exercise of chapters 1-12 has hidden test cases, the
+book's solutions pass them, float32, float64 and idiomatic answers pass, plausible wrong ones
+and objects that lie about equality fail, and the static reading names copied, aliased and
+forbidden answers and tampering. With bubblewrap (the second part, skipped with a message
+where bubblewrap cannot run): a simulated class is graded as a teacher would; no cheat gets
+credit, no notebook changes another's result or the teacher's files, the book scores 100%
+and the student edition 0%, an interrupted run resumes, and shards merged equal one run.
 """
 
 from __future__ import annotations
 
+import ast
+import collections
 import csv
+import hashlib
 import json
+import math
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from llmcourse.teaching import grade, honesty, layout, sandbox, simulate
+from llmcourse.teaching.codec import Unsupported, decode, encode_input, make_encoder
+from llmcourse.teaching.specs import SPECS, Raises, expected
+from llmcourse.teaching.student_edition import build as build_student_edition
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-
-import grade  # noqa: E402
-import student_edition  # noqa: E402
-
-CHAPTER = "05_multi_head_attention.ipynb"  # short, with three exercises
+FULL = "05_multi_head_attention.ipynb"  # graded whole: short, three exercises
+CORE = [p for p in layout.chapters() if int(p.name[:2]) <= 12]  # chapters 1-12
+ENCODE = make_encoder()
 
 
-@pytest.fixture(scope="module")
-def book():
-    return grade.book_exercises()
+def book_functions(path: Path) -> dict:
+    """Every function the chapter defines (solutions included), run in one namespace."""
+    namespace = {"math": math, "np": np, "torch": torch, "nn": nn, "F": F,
+                 "Counter": collections.Counter}
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type == "code":
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                continue
+            tree.body = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import,
+                                                                ast.ImportFrom))]
+            exec(compile(tree, path.name, "exec"), namespace)
+    return namespace
 
 
-def by_label(result) -> dict[str, dict]:
-    return {e["label"]: e for e in result.exercises}
+def verdict(label: str, answer, seeds=range(3)) -> str | None:
+    """What the grader's comparison says of ``answer`` (None: right), through plain data."""
+    spec = SPECS[label]
+    for seed in seeds:
+        for case in spec.cases(np.random.default_rng(seed)):
+            args = decode(encode_input(case.args), tensors=True)
+            kwargs = decode(encode_input(case.kwargs), tensors=True)
+            want = expected(spec, case)
+            try:
+                got = decode(ENCODE(answer(*args, **kwargs)))
+            except Exception as error:  # noqa: BLE001 - a wrong answer may raise
+                raised = f"{type(error).__name__}: {error}"
+                if isinstance(want, Raises) and want.check(raised) is None:
+                    continue
+                return f"raised {raised}"
+            problem = want.check(None) if isinstance(want, Raises) else spec.compare(got, want)
+            if problem:
+                return problem
+    return None
 
 
-def test_every_book_check_exists(book):
-    import importlib
-
-    for name, exercises in book.items():
-        for exercise in exercises:
-            module = importlib.import_module(exercise.check_module)
-            assert callable(getattr(module, exercise.check_function, None)), (
-                f"{name}: {exercise.label} calls {exercise.check_call}, which "
-                f"{exercise.check_module} does not define")
+def source_answer(source: str, name: str):
+    namespace = {"math": math, "np": np, "torch": torch, "F": F}
+    exec(source, namespace)
+    return namespace[name]
 
 
-def test_the_book_scores_full_marks(book):
-    result = grade.grade_notebook(ROOT / "book" / CHAPTER, book, timeout=600)
-    assert (result.chapter, result.status) == (CHAPTER, "ran"), result.detail
-    assert [e["status"] for e in result.exercises] == ["pass"] * len(book[CHAPTER])
-    assert result.passed == len(book[CHAPTER]) >= 3
+# ---- hidden test cases, references, comparisons -------------------------------------------
 
 
-def test_the_student_edition_scores_zero(book, tmp_path):
-    student_edition.build([ROOT / "book" / CHAPTER], tmp_path)
-    renamed = tmp_path / "alice_chapter5.ipynb"  # found by its labels, not its name
-    (tmp_path / CHAPTER).rename(renamed)
-    result = grade.grade_notebook(renamed, book, timeout=600)
-    assert (result.chapter, result.status) == (CHAPTER, "ran"), result.detail
-    assert result.passed == 0
-    for row in result.exercises:
-        assert row["status"] == "not answered", row
-        assert "not yet answered" in row["detail"]
+def test_every_exercise_of_chapters_1_to_12_has_hidden_cases():
+    labels = [e.label for p in CORE for e in layout.find_exercises(nbformat.read(p, 4))]
+    assert len(CORE) == 12 and len(labels) >= 36
+    assert sorted(set(labels) - set(SPECS)) == []
 
 
-def tiny_submission(path: Path, label: str, *code: str) -> Path:
-    """A notebook with one exercise prompt (so it is recognised) and some code cells."""
-    cells = [nbformat.v4.new_markdown_cell(f"```{{exercise}} Anything\n:label: {label}\n\nx\n```")]
-    cells += [nbformat.v4.new_code_cell(source) for source in code]
-    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
-    return path
+@pytest.mark.parametrize("path", CORE, ids=lambda p: p.stem)
+def test_the_books_solutions_pass_the_hidden_cases(path):
+    functions = book_functions(path)
+    for exercise in layout.find_exercises(nbformat.read(path, as_version=4)):
+        answer = functions[exercise.answer_names[0]]
+        assert verdict(exercise.label, answer, seeds=range(4)) is None, exercise.label
 
 
-@pytest.fixture(scope="module")
-def graded_folder(book, tmp_path_factory):
-    """A folder of awkward submissions, graded once by the command line tool."""
-    folder = tmp_path_factory.mktemp("submissions")
-    solution = nbformat.read(ROOT / "book" / CHAPTER, as_version=4)
-    split = book[CHAPTER][0]
-    right = solution.cells[split.solution_cells[0]].source
-    tiny_submission(folder / "mixed.ipynb", split.label,
-                    right,
-                    "def mha_parameter_count(d_model, num_heads, bias=True):\n"
-                    "    return 4 * d_model * d_model  # forgot the biases\n",
-                    "raise ValueError('a broken cell does not stop the others')")
-    tiny_submission(folder / "slow.ipynb", split.label, "import time\ntime.sleep(120)",
-                    right)
-    tiny_submission(folder / "crash.ipynb", split.label, "import os\nos._exit(1)")
-    (folder / "garbage.ipynb").write_text("this is not a notebook")
-    tiny_submission(folder / "99_unknown.ipynb", "ex-ch99-nothing", "x = 1")
-    out = folder / "grades.csv"
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "grade.py"), str(folder),
-                           "--csv", str(out), "--timeout", "20"],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+def test_hidden_cases_depend_on_the_secret_seed():
+    spec = SPECS["ex-ch04-attention"]
+    one = [c.describe() for c in spec.cases(grade._rng("secret", "alice", spec.label))]
+    assert one == [c.describe() for c in spec.cases(grade._rng("secret", "alice", spec.label))]
+    assert one != [c.describe() for c in spec.cases(grade._rng("other", "alice", spec.label))]
+    dtypes = {str(a.dtype) for c in spec.cases(np.random.default_rng(0)) for a in c.args}
+    assert dtypes == {"torch.float32", "torch.float64"}
+
+
+RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
+    "ex-ch06-layer-norm": [
+        "def f(x, w, b, eps):\n    return F.layer_norm(x, x.shape[-1:], w, b, eps) if False "
+        "else (x - x.mean(-1, keepdim=True)) / (x.var(-1, correction=0, keepdim=True) + eps)"
+        ".sqrt() * w + b\n",
+        "def f(x, w, b, eps):\n    x32 = x.float()\n    m = x32.mean(-1, keepdim=True)\n"
+        "    v = ((x32 - m) ** 2).mean(-1, keepdim=True)\n"
+        "    return (x32 - m) * torch.rsqrt(v + eps) * w.float() + b.float()\n"],
+    "ex-ch12-swiglu": [
+        "def f(x, g, u, d):\n    x, g, u, d = x.float(), g.float(), u.float(), d.float()\n"
+        "    return (F.silu(x @ g.T) * (x @ u.T)) @ d.T\n",
+        "def f(x, g, u, d):\n    x, g, u, d = (t.double() for t in (x, g, u, d))\n"
+        "    h = x @ g.T\n    return (h * torch.sigmoid(h) * (x @ u.T)) @ d.T\n"],
+    "ex-ch04-softmax": [
+        "def f(x):\n    return (x - x.logsumexp(-1, keepdim=True)).exp()\n"],
+    "ex-ch12-repeat-kv": [
+        "def f(x, n):\n    B, K, S, D = x.shape\n"
+        "    return x[:, :, None].expand(B, K, n, S, D).reshape(B, K * n, S, D)\n"],
+    "ex-ch09-top-p": [
+        "def f(p, top):\n    s, i = p.sort(descending=True)\n    keep = (s.cumsum(0) - s) < top\n"
+        "    out = torch.zeros_like(p)\n    out[i[keep]] = s[keep]\n    return out / out.sum()\n"],
+    "ex-ch10-top-k": [
+        "def f(q, c, k):\n    return torch.topk(F.cosine_similarity(c, q[None], dim=-1), k)"
+        ".indices\n"],
+    "ex-ch02-count-pairs": [
+        "def f(words):\n    out = {}\n    for w, n in words.items():\n"
+        "        for a, b in zip(w, w[1:]):\n            out[a, b] = out.get((a, b), 0) + n\n"
+        "    return out\n"],
+}
+WRONG = {  # plausible slips, each must fail with a message saying what is wrong
+    "ex-ch06-layer-norm": [
+        "def f(x, w, b, eps):\n    return (x - x.mean(-1, keepdim=True)) / torch.sqrt("
+        "x.var(-1, keepdim=True) + eps) * w + b\n",
+        "def f(x, w, b, eps):\n    return (x - x.mean(-1, keepdim=True)) / (x.std(-1, "
+        "unbiased=False, keepdim=True) + eps) * w + b\n"],
+    "ex-ch06-gelu-tanh": ["def f(x):\n    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))\n",
+                          "def f(x):\n    return x * torch.sigmoid(1.702 * x)\n"],
+    "ex-ch12-rms-norm": [
+        "def f(x, w, eps):\n    return x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w\n",
+        "def f(x, w, eps):\n"
+        "    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps) * w\n"],
+    "ex-ch12-swiglu": ["def f(x, g, u, d):\n    return (F.gelu(x @ g.T) * (x @ u.T)) @ d.T\n",
+                       "def f(x, g, u, d):\n    return (F.silu(x @ u.T) * (x @ u.T)) @ d.T\n"],
+    "ex-ch12-repeat-kv": ["def f(x, n):\n    return x.repeat(1, n, 1, 1)\n",
+                          "def f(x, n):\n    return x.repeat_interleave(n, dim=2)\n"],
+    "ex-ch09-top-p": [
+        "def f(p, top):\n    s, i = p.sort(descending=True)\n    keep = s.cumsum(0) < top\n"
+        "    out = torch.zeros_like(p)\n    out[i[keep]] = s[keep]\n    return out / out.sum()\n",
+        "def f(p, top):\n    return p\n"],
+    "ex-ch09-temperature": ["def f(z, T):\n    return torch.softmax(z * T, -1)\n",
+                            "def f(z, T):\n    return torch.softmax(z, -1) / T\n"],
+    "ex-ch01-table-size": ["def f(v, n):\n    return math.pow(v, n)\n",
+                           "def f(v, n):\n    return v * n\n"],
+    "ex-ch10-top-k": ["def f(q, c, k):\n    return (c @ q).argsort(descending=True)[:k].tolist()\n",
+                      "def f(q, c, k):\n    return (c @ q).argsort()[:k].tolist()\n"],
+    "ex-ch07-mean-pool": ["def f(h, m):\n    return h.mean(1)\n",
+                          "def f(h, m):\n    return (h * m[..., None]).sum(1) / m.shape[1]\n"],
+    "ex-ch08-schedule": [
+        "def f(s, mx, w, t, mn):\n    return mx * s / w if s < w else mn + 0.5 * (mx - mn) * "
+        "(1 + math.cos(math.pi * (s - w) / (t - w)))\n",
+        "def f(s, mx, w, t, mn):\n    return mx\n"],
+}
+
+
+@pytest.mark.parametrize("label", sorted(set(RIGHT) | {k for k in simulate.VARIANTS}))
+def test_correct_answers_in_any_precision_or_idiom_pass(label):
+    sources = RIGHT.get(label, []) + [s.replace("{name}", "f")
+                                      for s in simulate.VARIANTS.get(label, ([], []))[0]]
+    for source in sources:
+        assert verdict(label, source_answer(source, "f")) is None, source
+
+
+@pytest.mark.parametrize("label", sorted(set(WRONG) | {k for k in simulate.VARIANTS}))
+def test_plausible_wrong_answers_fail_and_say_why(label):
+    sources = WRONG.get(label, []) + [s.replace("{name}", "f")
+                                      for s in simulate.VARIANTS.get(label, ([], []))[1]]
+    assert len(sources) >= 2
+    for source in sources:
+        problem = verdict(label, source_answer(source, "f"))
+        assert problem, f"{label} passed a wrong answer:\n{source}"
+        assert any(word in problem for word in ("expected", "differ", "NaN", "raised",
+                                                "integer")), problem
+
+
+def test_the_hard_coded_attention_scale_fails():
+    hard = source_answer("def f(Q, K, V):\n    return torch.softmax(Q @ K.T / 4.0, -1) @ V\n",
+                         "f")
+    assert "differ" in verdict("ex-ch04-attention", hard)
+
+
+def test_results_that_lie_are_not_data():
+    class Yes:
+        def __eq__(self, other):
+            return True
+
+    class Liar(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            return True
+
+    class LyingList(list):
+        def __iter__(self):
+            return iter([1.0, 2.0])
+
+    assert isinstance(decode(ENCODE(Yes())), Unsupported)
+    assert isinstance(decode(ENCODE(torch.zeros(3).as_subclass(Liar))), Unsupported)
+    assert decode(ENCODE(LyingList([5.0]))).type_name.endswith("LyingList")
+    assert decode(ENCODE([Yes()]))[0].type_name.endswith("Yes")
+    spec = SPECS["ex-ch04-causal"]
+    case = spec.cases(np.random.default_rng(0))[0]
+    for liar in (Yes(), torch.zeros(3).as_subclass(Liar)):
+        assert "not plain data" in spec.compare(decode(ENCODE(liar)), expected(spec, case))
+    both = decode(ENCODE((torch.ones(2, dtype=torch.float64), np.float32(1.5), {"a": [1, 2]})))
+    assert both[0].dtype == np.float64 and both[1] == 1.5 and both[2] == {"a": [1, 2]}
+
+
+# ---- reading answers before they run ------------------------------------------------------
+
+
+def scan(label: str, source: str, names=("f",)):
+    spec = SPECS[label]
+    return honesty.scan_answer(source, list(names), spec.forbid, spec.chapter, spec.no_index,
+                               "the answer cell")
+
+
+@pytest.mark.parametrize("path", CORE, ids=lambda p: p.stem)
+def test_the_books_solutions_read_as_honest(path):
+    nb = nbformat.read(path, as_version=4)
+    for exercise in layout.find_exercises(nb):
+        for index in exercise.solution_cells:
+            found = scan(exercise.label, nb.cells[index].source, exercise.answer_names)
+            assert found == [], (exercise.label, found)
+
+
+@pytest.mark.parametrize(("label", "source", "kind"), [
+    ("ex-ch04-softmax", "from llmcourse.attention import softmax as f\n", "package"),
+    ("ex-ch04-softmax", "def f(x):\n    import llmcourse.attention as a\n    return a.softmax(x)",
+     "package"),
+    ("ex-ch04-softmax", "def f(x):\n    return torch.softmax(x, -1)\n", "forbidden"),
+    ("ex-ch04-softmax", "def f(x):\n    return x.softmax(-1)\n", "forbidden"),
+    ("ex-ch04-softmax", "def f(x):\n    return getattr(torch, 'soft' + 'max')(x, -1)\n",
+     "forbidden"),
+    ("ex-ch04-attention", "f = attention\n", "alias"),
+    ("ex-ch04-attention", "def f(Q, K, V):\n    return attention(Q, K, V)\n", "forbidden"),
+    ("ex-ch06-layer-norm", "def f(x, w, b, eps):\n    return F.layer_norm(x, (4,), w, b, eps)",
+     "forbidden"),
+    ("ex-ch02-one-hot", "def f(ids, weight):\n    return weight[ids]\n", "forbidden"),
+    ("ex-ch04-causal", "def f(T):\n    return torch.ones(T, T).tril(\n", "syntax error"),
+    ("ex-ch04-causal", "def f(T):\n    exec('x = 1')\n    return T\n", "tampering"),
+])
+def test_copied_forbidden_and_broken_answers_are_named(label, source, kind):
+    found = scan(label, source)
+    assert kind in {f.kind for f in found}, found
+
+
+@pytest.mark.parametrize("source", [
+    "import json\njson.dumps = lambda *a, **k: 'pass'",
+    "import llmcourse.exercises as ex\nex.run_checks = lambda *a, **k: None",
+    "from llmcourse.exercises import ch04\nch04.check_attention = print",
+    "get_ipython().input_transformers_post.append(lambda lines: lines)",
+    "import sys\nsys.settrace(lambda *a: None)",
+    "import gc\nobjects = gc.get_objects()",
+    "import torch\ntorch.Tensor.__eq__ = lambda a, b: True",
+    "class T(torch.Tensor):\n    def __torch_function__(cls, *a):\n        return True",
+    "import os\nos.write(3, b'x')",
+    "import ctypes",
+])
+def test_tampering_in_any_cell_is_named(source):
+    modules = honesty.imported_names([source, "import torch"])
+    assert [f.kind for f in honesty.scan_cell(source, modules, "cell 7")] != []
+
+
+def test_ordinary_scratch_cells_are_not_tampering():
+    for source in ("x = torch.randn(3)\nprint(stable_softmax(x))", "!pip list", "%timeit 1",
+                   "import math\nvalues = [math.exp(i) for i in range(3)]",
+                   "model.config.n_embd = 64", "plt.rcParams['figure.dpi'] = 80"):
+        assert honesty.scan_cell(source, honesty.imported_names([source]), "cell") == [], source
+
+
+def test_grading_refuses_without_a_sandbox(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(sandbox, "bubblewrap", lambda: None)
+    assert grade.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "REFUSING TO GRADE" in capsys.readouterr().err
+
+
+# ---- a simulated class, graded in the sandbox ---------------------------------------------
+
+SANDBOX = sandbox.bubblewrap()
+needs_sandbox = pytest.mark.skipif(
+    SANDBOX is None, reason=f"SKIPPED: the sandbox cannot run here ({sandbox.why_no_sandbox()}); "
+                            "the grading of real notebooks is not tested")
+KEEP = ("cheat-", "cross", "correct0-", "correct1-", "wrong0-", "untouched-", "syntax-",
+        "crash-", "endless-", "loud-", "scratch-", "swallow-", "garbage")
+
+
+def run_grader(*args, timeout=900) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "llmcourse.teaching.grade", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = list(csv.DictReader(out.open()))
-    return done.stdout, {(Path(r["notebook"]).name, r["exercise"]): r for r in rows}
+    return done
 
 
-def test_grading_reports_each_exercise(graded_folder):
-    _, rows = graded_folder
-    assert rows[("mixed.ipynb", "ex-ch05-split")]["status"] == "pass"
-    wrong = rows[("mixed.ipynb", "ex-ch05-params")]
-    assert wrong["status"] == "fail" and "bias" in wrong["detail"], wrong
-    assert rows[("mixed.ipynb", "ex-ch05-flops")]["status"] == "not answered"
-    assert rows[("mixed.ipynb", "ex-ch05-split")]["notebook_status"] == "ran"
+def package_digest() -> str:
+    files = sorted(p for p in (ROOT / "llmcourse").rglob("*.py"))
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
 
 
-def test_timeout_and_crash_do_not_stop_the_others(graded_folder):
-    stdout, rows = graded_folder
-    slow = rows[("slow.ipynb", "ex-ch05-split")]
-    assert slow["notebook_status"] == "timeout"
-    assert slow["status"] == "not answered"  # interrupted before the answer's cell
-    assert {rows[("crash.ipynb", label)]["status"] for label in
-            ("ex-ch05-split", "ex-ch05-params", "ex-ch05-flops")} == {"crashed"}
-    assert rows[("crash.ipynb", "ex-ch05-split")]["notebook_status"] == "crashed"
-    assert rows[("garbage.ipynb", "")]["notebook_status"] == "unreadable"
-    assert rows[("99_unknown.ipynb", "")]["notebook_status"] == "unknown chapter"
-    assert "Total: 1/9 exercises passed (11%) in 5 notebooks" in stdout
+def statuses(out: Path) -> dict[str, list[str]]:
+    return {k: [e["status"] for e in r["exercises"]] + [r["status"]]
+            for k, r in grade.load_results([out]).items()}
 
 
-def test_identify_by_file_name_when_there_are_no_labels(book, tmp_path):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-    assert grade.identify(nb, tmp_path / CHAPTER, book) == CHAPTER
-    assert grade.identify(nb, tmp_path / "notes.ipynb", book) == ""
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """A simulated class (chapter 4, tiny notebooks), the book's chapter 5 and its student
+    edition, graded once by the command line tool with two jobs."""
+    base = tmp_path_factory.mktemp("class")
+    folder = base / "submissions"
+    expected = simulate.build_class(base / "all", ["04"], tiny=True)
+    folder.mkdir()
+    for name in expected:
+        if name.startswith(KEEP) and (base / "all" / name).exists():
+            (folder / name).parent.mkdir(exist_ok=True)
+            shutil.copy(base / "all" / name, folder / name)
+    expected = {k: v for k, v in expected.items() if (folder / k).exists()}
+    (folder / "book").mkdir()
+    shutil.copy(ROOT / "book" / FULL, folder / "book" / FULL)
+    build_student_edition([ROOT / "book" / FULL], folder / "student-edition")
+    before = package_digest()
+    start = time.monotonic()
+    done = run_grader(folder, "--out", base / "out", "--jobs", 2, "--timeout", 40)
+    seconds = time.monotonic() - start
+    return {"folder": folder, "out": base / "out", "expected": expected, "stdout": done.stdout,
+            "stderr": done.stderr, "results": grade.load_results([base / "out"]),
+            "digest_before": before, "seconds": seconds}
 
 
-def test_grade_needs_an_existing_path(tmp_path):
-    with pytest.raises(SystemExit, match="no such file or folder"):
-        grade.find_notebooks([tmp_path / "missing"])
+def by_name(results) -> dict[str, dict]:
+    return {f"{Path(r['submission']).parent.name}/{Path(r['submission']).name}": r
+            for r in results.values()}
 
 
-# ---- the checks themselves are tested against wrong answers ------------------------------------
+@needs_sandbox
+def test_no_cheat_gets_credit_and_every_answer_gets_its_verdict(graded):
+    problems = simulate.mismatches(graded["expected"], graded["results"])
+    assert problems == [], "\n".join(problems)
+    cheats = [k for k in graded["expected"] if k.startswith("cheat-")]
+    assert len(cheats) >= 14
+    results = by_name(graded["results"])
+    assert results["cheat-json/04_self_attention.ipynb"]["status"] == "tampering"
+    alias = results["cheat-alias/04_self_attention.ipynb"]["exercises"][1]
+    assert alias["status"] == "not own work" and "another name" in alias["detail"]
+    syntax = results["syntax-04/04_self_attention.ipynb"]["exercises"][0]
+    assert syntax["status"] == "syntax error" and "line 1" in syntax["detail"]
+
+
+@needs_sandbox
+def test_a_notebook_cannot_change_another_or_the_teachers_files(graded):
+    results = by_name(graded["results"])
+    second = results["cross/04_b_second.ipynb"]
+    assert second["status"] == "ran"
+    assert {e["status"] for e in second["exercises"]} == {"not answered"}
+    assert results["cheat-write-teacher/04_self_attention.ipynb"]["status"] == "ran"
+    assert package_digest() == graded["digest_before"]
+    assert not (ROOT / "grading-canary.txt").exists()
+
+
+@needs_sandbox
+def test_the_book_scores_full_marks_and_the_student_edition_zero(graded):
+    results = by_name(graded["results"])
+    book = results[f"book/{FULL}"]
+    assert book["status"] == "ran" and [e["status"] for e in book["exercises"]] == ["pass"] * 3
+    student = results[f"student-edition/{FULL}"]
+    assert student["chapter"] == FULL and student["status"] == "ran"
+    assert {e["status"] for e in student["exercises"]} == {"not answered"}
+
+
+@needs_sandbox
+def test_broken_notebooks_keep_the_answers_before_the_break(graded):
+    results = by_name(graded["results"])
+    assert results["crash-04/04_self_attention.ipynb"]["status"] == "crashed"
+    assert results["endless-04/04_self_attention.ipynb"]["status"] == "timeout"
+    assert results["loud-04/04_self_attention.ipynb"]["status"] == "output limit"
+    assert results["swallow-04/04_self_attention.ipynb"]["status"] == "timeout"
+    assert results["garbage/05_multi_head_attention.ipynb"]["status"] == "unreadable"
+    for name in ("crash-04", "endless-04", "loud-04"):
+        rows = results[f"{name}/04_self_attention.ipynb"]["exercises"]
+        assert rows[0]["status"] == "pass" and rows[1]["status"] != "pass", name
+
+
+@needs_sandbox
+def test_class_csv_and_feedback(graded):
+    out = graded["out"]
+    rows = list(csv.DictReader((out / "class.csv").open()))
+    students = {r["student"] for r in rows}
+    assert len(rows) == len(students) and {"book", "cross", "cheat-json"} <= students
+    book = next(r for r in rows if r["student"] == "book")
+    assert book["total"] == "3" and book["out_of"] == "6"  # chapters 4 and 5 graded
+    wrong = (out / "feedback" / "wrong0-04.md").read_text()
+    assert "ex-ch04-attention" in wrong and "Hint:" in wrong and "hidden test case" in wrong
+    assert "Total:" in graded["stdout"]
+
+
+@needs_sandbox
+def test_grading_again_resumes(graded, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(graded["out"], out)
+    again = run_grader(graded["folder"], "--out", out, "--jobs", 2, "--timeout", 40)
+    assert "grading 0 notebooks" in again.stderr
+    assert (out / "class.csv").read_text() == (graded["out"] / "class.csv").read_text()
+    removed = sorted((out / "results").glob("correct0*.json"))[:1]
+    removed[0].unlink()
+    again = run_grader(graded["folder"], "--out", out, "--timeout", 40, "--regrade",
+                       "untouched-04")
+    assert "grading 2 notebooks" in again.stderr
+    assert statuses(out) == statuses(graded["out"])
+
+
+@needs_sandbox
+def test_an_interrupted_run_resumes_where_it_stopped(graded, tmp_path):
+    folder = tmp_path / "few"
+    for name in ("correct0-04", "wrong0-04", "untouched-04", "scratch-04"):
+        shutil.copytree(graded["folder"] / name, folder / name)
+    out = tmp_path / "out"
+    run = subprocess.Popen([sys.executable, "-m", "llmcourse.teaching.grade", str(folder),
+                            "--out", str(out), "--seed-file", str(graded["out"] / "seed")],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not list((out / "results").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    import os
+
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    written = len(list((out / "results").glob("*.json")))
+    assert 1 <= written < 4 and not list((out / "results").glob(".*.tmp"))
+    again = run_grader(folder, "--out", out, "--seed-file", graded["out"] / "seed")
+    assert f"grading {4 - written} notebooks ({written} already graded)" in again.stderr
+    mine = statuses(out)
+    assert len(mine) == 4 and all(s[-1] == "ran" for s in mine.values())
+
+
+@needs_sandbox
+def test_shards_merged_equal_one_run(graded, tmp_path):
+    folder = tmp_path / "class"
+    for name in ("correct1-04", "wrong0-04", "cheat-forbidden", "untouched-04", "book"):
+        shutil.copytree(graded["folder"] / name, folder / name)
+    seed = graded["out"] / "seed"
+    run_grader(folder, "--out", tmp_path / "one", "--seed-file", seed, "--jobs", 2)
+    for index in (0, 1):
+        run_grader(folder, "--out", tmp_path / f"shard-{index}", "--seed-file", seed,
+                   "--shard", f"{index}/2")
+    shards = [tmp_path / "shard-0", tmp_path / "shard-1"]
+    for _ in range(2):  # merging twice changes nothing
+        run_grader("merge", *shards, "--out", tmp_path / "merged")
+    assert statuses(tmp_path / "merged") == statuses(tmp_path / "one")
+    assert (tmp_path / "merged" / "class.csv").read_text() == (
+        tmp_path / "one" / "class.csv").read_text()
+    counts = [len(list((s / "results").glob("*.json"))) for s in shards]
+    assert sorted(counts) == [2, 3]
+    assert json.loads((tmp_path / "merged" / "results").glob("*.json").__next__()
+                      .read_text())["seed_id"]
+
+
+# ---- the self-study checks are tested against wrong answers (grading no longer uses them) -
 
 RECORDER = r'''
 import importlib, json, pkgutil, sys

@@ -1,0 +1,341 @@
+"""A simulated class, for trying the grader as a teacher would.
+
+Usage: llmcourse-class OUT [--chapters 04 05] [--copies 1]
+
+Writes OUT/STUDENT/NN_name.ipynb, made from the student edition of each chapter: students
+who answer correctly (the book's solutions, and idiomatic or float32/float64 variants),
+wrongly (plausible slips), not at all, brokenly (a syntax error, a crash, an endless loop,
+endless output, a file that is not a notebook), students whose later scratch cells reuse an
+answer's name or swallow the interrupt, and cheats: patching the checks or ``run_checks``,
+``json.dumps``, an IPython input transformer, results that lie about equality (``__eq__``,
+a ``Tensor`` subclass with ``__torch_function__``), ``exec`` of the book's solutions found
+through ``llmcourse.__file__``, the package's function, the chapter's function under
+another name, a call the prompt rules out (directly, through ``getattr`` or through an
+alias made in another cell), writing into the teacher's files, and a notebook that writes a
+fake ``./llmcourse/`` next to itself to change the next notebook's result. OUT/expected.json
+says what each notebook must score: ``{"student/file": {"label": "pass" | "no credit"}}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+
+from llmcourse.teaching.layout import chapters, find_exercises
+from llmcourse.teaching.student_edition import student_notebook
+
+# label -> (correct variants, wrong variants); {name} is the answer's name from the layout.
+VARIANTS: dict[str, tuple[list[str], list[str]]] = {
+    "ex-ch04-softmax": (
+        ["def {name}(x):\n    z = x - x.max(dim=-1, keepdim=True).values\n"
+         "    return z.exp() / z.exp().sum(-1, keepdim=True)\n",
+         "def {name}(x):\n    x = x.double()\n    m = x.amax(-1, keepdim=True)\n"
+         "    return torch.exp(x - m - torch.logsumexp(x - m, -1, keepdim=True))\n"],
+        ["def {name}(x):\n    return x.exp() / x.exp().sum(dim=-1, keepdim=True)\n",
+         "def {name}(x):\n    e = (x - x.max()).exp()\n"
+         "    return e / e.sum(dim=0, keepdim=True)\n"]),
+    "ex-ch04-attention": (
+        ["def {name}(Q, K, V):\n    s = Q @ K.transpose(-2, -1) / K.size(-1) ** 0.5\n"
+         "    w = (s - s.amax(-1, keepdim=True)).exp()\n"
+         "    return (w / w.sum(-1, keepdim=True)) @ V\n",
+         "def {name}(Q, K, V):\n    Q, K, V = Q.float(), K.float(), V.float()\n"
+         "    return torch.softmax(Q @ K.T / math.sqrt(K.shape[1]), dim=1) @ V\n"],
+        ["def {name}(Q, K, V):\n    return torch.softmax(Q @ K.T / 4.0, dim=-1) @ V\n",
+         "def {name}(Q, K, V):\n    return torch.softmax(Q @ K.T, dim=-1) @ V\n"]),
+    "ex-ch04-causal": (
+        ["def {name}(T):\n    return torch.arange(T)[:, None] >= torch.arange(T)[None, :]\n",
+         "def {name}(T):\n    return ~torch.ones(T, T, dtype=torch.bool).triu(1)\n"],
+        ["def {name}(T):\n    return torch.ones(T, T, dtype=torch.bool).triu()\n",
+         "def {name}(T):\n    return torch.ones(T, T).tril()\n"]),
+    "ex-ch05-split": (
+        ["def {name}(x, num_heads):\n    B, T, C = x.shape\n"
+         "    return x.reshape(B, T, num_heads, -1).permute(0, 2, 1, 3)\n"],
+        ["def {name}(x, num_heads):\n    B, T, C = x.shape\n"
+         "    return x.view(B, num_heads, T, C // num_heads)\n",
+         "def {name}(x, num_heads):\n    B, T, C = x.shape\n"
+         "    return x.view(B, T, num_heads, C // num_heads)\n"]),
+    "ex-ch05-params": (
+        ["def {name}(d_model, num_heads, bias=True):\n"
+         "    return 4 * (d_model * d_model + (d_model if bias else 0))\n"],
+        ["def {name}(d_model, num_heads, bias=True):\n    return 4 * d_model * d_model\n",
+         "def {name}(d_model, num_heads, bias=True):\n"
+         "    return 3 * d_model * d_model + 3 * d_model\n"]),
+    "ex-ch05-flops": (
+        ["def {name}(T, d_model, num_heads):\n"
+         "    return 8 * T * d_model ** 2 + 4 * T ** 2 * d_model\n"],
+        ["def {name}(T, d_model, num_heads):\n    return 8 * T * d_model ** 2\n",
+         "def {name}(T, d_model, num_heads):\n"
+         "    return 4 * T * d_model ** 2 + 4 * T ** 2 * d_model\n"]),
+}
+GENERIC_WRONG = "def {name}(*args, **kwargs):\n    return 0\n"
+
+# The cheats, on chapter 4 (softmax, attention, causal). Each: (name, {cell changes}).
+# Sources may use {softmax}, {attention}, {causal}: the answers' names.
+FAKE_PACKAGE = """\
+import pathlib
+fake = {
+    "llmcourse/__init__.py": "",
+    "llmcourse/exercises/__init__.py": "class ExerciseError(AssertionError): pass\\n"
+                                       "class NotYetAnswered(NotImplementedError): pass\\n"
+                                       "def run_checks(*a, **k): pass\\n",
+    "llmcourse/exercises/ch04.py": "def check_stable_softmax(f): pass\\n"
+                                   "def check_attention(f): pass\\n"
+                                   "def check_causal_mask(f): pass\\n",
+    "llmcourse/teaching/__init__.py": "",
+    "llmcourse/teaching/runner.py": "print('all passed')\\n",
+}
+for path, text in fake.items():
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(path).write_text(text)
+"""
+# Writes into the teacher's files, relative to the notebook's folder (book/).
+WRITE_TEACHER = """\
+import pathlib
+for path in ("../llmcourse/exercises/ch04.py", "../grading-canary.txt"):
+    try:
+        pathlib.Path(path).write_text("def check_causal_mask(f): pass\\n")
+    except OSError as error:
+        print("could not write", path, error)
+"""
+
+
+def _tiny(cells) -> list:
+    """Exercise cells, and of the other code cells only their imports and definitions."""
+    kept = []
+    for cell in cells:
+        if cell.metadata.get("llmcourse", {}).get("exercise"):
+            kept.append(cell)
+            continue
+        if cell.cell_type != "code":
+            continue
+        try:
+            body = ast.parse(cell.source).body
+        except SyntaxError:
+            continue
+        nodes = [n for n in body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef,
+                                                   ast.ClassDef))]
+        if nodes:
+            kept.append(nbformat.v4.new_code_cell(ast.unparse(ast.Module(nodes, []))))
+    return kept
+
+
+def _wrong(label: str, name: str, k: int = 0) -> str:
+    wrong = VARIANTS.get(label, ([], []))[1]
+    return (wrong[k % len(wrong)] if wrong else GENERIC_WRONG).format(name=name)
+
+
+def _correct(label: str, name: str, k: int, book_source: str) -> str:
+    variants = [book_source] + VARIANTS.get(label, ([], []))[0]
+    return variants[k % len(variants)].replace("{name}", name) if k else book_source
+
+
+class Builder:
+    """Student notebooks of one chapter, with answers filled in."""
+
+    def __init__(self, book_path: Path, tiny: bool = False):
+        self.book = nbformat.read(book_path, as_version=4)
+        self.name = book_path.name
+        self.exercises = find_exercises(self.book)
+        self.student = student_notebook(self.book)
+        if tiny:  # only imports, definitions and the exercises: seconds instead of minutes
+            self.student.cells = _tiny(self.student.cells)
+        self.answer_at = {}
+        for index, cell in enumerate(self.student.cells):
+            meta = cell.metadata.get("llmcourse", {})
+            if meta.get("role") == "answer":
+                self.answer_at[meta["exercise"]] = index
+
+    def solution(self, exercise) -> str:
+        return "\n\n".join(self.book.cells[i].source for i in exercise.solution_cells)
+
+    def notebook(self, answers: dict[str, str], after: dict[str, list[str]] | None = None,
+                 at_end: list[str] = ()):
+        """The student edition with ``answers`` (label -> source) in the answer cells,
+        extra cells after some answers (label -> sources) and at the end."""
+        nb = copy.deepcopy(self.student)
+        extra = after or {}
+        for label, index in sorted(self.answer_at.items(), key=lambda kv: -kv[1]):
+            if label in answers:
+                nb.cells[index].source = answers[label]
+            for source in reversed(extra.get(label, [])):
+                nb.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
+        nb.cells += [nbformat.v4.new_code_cell(s) for s in at_end]
+        return nb
+
+    def names(self) -> dict[str, str]:
+        return {e.label: e.answer_names[0] for e in self.exercises}
+
+
+def build_class(out: Path, chapter_numbers: list[str], copies: int = 1,
+                tiny: bool = False) -> dict:
+    """Write the class into ``out``; returns what each notebook must score. With ``tiny``,
+    each notebook keeps only the chapter's imports, definitions and exercises."""
+    out.mkdir(parents=True, exist_ok=True)
+    expected: dict[str, dict[str, str]] = {}
+    book = {p.name[:2]: p for p in chapters()}
+
+    def write(student: str, builder: Builder, nb, outcome: dict[str, str],
+              file_name: str = "") -> None:
+        path = out / student / (file_name or builder.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+        expected[f"{student}/{path.name}"] = outcome
+
+    for number in chapter_numbers:
+        b = Builder(book[number], tiny)
+        labels, names = [e.label for e in b.exercises], b.names()
+        every = lambda verdict: {label: verdict for label in labels}  # noqa: E731
+        first = labels[0]
+        for copy_number in range(copies):
+            tag = f"{number}-{copy_number}" if copies > 1 else number
+            for k in range(3):  # the book's solutions, then idiomatic variants
+                answers = {e.label: _correct(e.label, names[e.label], k, b.solution(e))
+                           for e in b.exercises}
+                write(f"correct{k}-{tag}", b, b.notebook(answers), every("pass"))
+            for k in range(2):
+                answers = {label: _wrong(label, names[label], k) for label in labels}
+                write(f"wrong{k}-{tag}", b, b.notebook(answers), every("no credit"))
+            write(f"untouched-{tag}", b, b.notebook({}), every("no credit"))
+            right = {e.label: b.solution(e) for e in b.exercises}
+            write(f"syntax-{tag}", b, b.notebook({**right, first: "def broken(:\n    pass\n"}),
+                  {**every("pass"), first: "no credit"})
+            write(f"crash-{tag}", b, b.notebook(right, after={first: ["import os\nos._exit(3)"]}),
+                  {**every("no credit"), first: "pass"})
+            write(f"endless-{tag}", b, b.notebook(
+                right, after={first: ["while True:\n    pass"]}), {**every("no credit"),
+                                                                   first: "pass"})
+            write(f"loud-{tag}", b, b.notebook(right, after={first: [
+                "for _ in range(10 ** 7):\n    print('x' * 1000)"]}),
+                {**every("no credit"), first: "pass"})
+            write(f"scratch-{tag}", b, b.notebook(right, after={
+                label: [f"{names[label]} = None  # scratch: reuse the name"] for label in labels}),
+                every("pass"))
+            write(f"swallow-{tag}", b, b.notebook(right, at_end=[
+                "import time\nwhile True:\n    try:\n        time.sleep(1)\n"
+                "    except KeyboardInterrupt:\n        pass"]), every("pass"))
+    garbage = out / "garbage" / "05_multi_head_attention.ipynb"
+    garbage.parent.mkdir(parents=True, exist_ok=True)
+    garbage.write_text("this is not a notebook")
+    expected["garbage/05_multi_head_attention.ipynb"] = {}
+    if "04" in chapter_numbers:
+        _cheats(Builder(book["04"], tiny), write)
+    (out / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    return expected
+
+
+def _cheats(b: Builder, write) -> None:
+    names = b.names()
+    soft, att, causal = (names[label] for label in ("ex-ch04-softmax", "ex-ch04-attention",
+                                                    "ex-ch04-causal"))
+    right = {e.label: b.solution(e) for e in b.exercises}
+    wrong = {label: _wrong(label, names[label]) for label in names}
+    none = {label: "no credit" for label in names}
+    cheats = {
+        "cheat-patch-checks": (wrong, {"ex-ch04-softmax": [
+            "import llmcourse.exercises.ch04 as checks\n"
+            "checks.check_stable_softmax = checks.check_attention = lambda f: None"]}),
+        "cheat-patch-run-checks": (wrong, {"ex-ch04-softmax": [
+            "import llmcourse.exercises as ex\nex.run_checks = lambda *a, **k: None"]}),
+        "cheat-json": (wrong, {"ex-ch04-softmax": [
+            "import json\njson.dumps = lambda *a, **k: '{\"status\": \"pass\"}'"]}),
+        "cheat-transformer": (wrong, {"ex-ch04-softmax": [
+            "def rewrite(lines):\n    return ['pass\\n']\n"
+            "get_ipython().input_transformers_post.append(rewrite)"]}),
+        "cheat-eq": ({label: f"class Yes:\n    def __eq__(self, other):\n        return True\n"
+                             f"    __hash__ = object.__hash__\n\n"
+                             f"def {names[label]}(*args, **kwargs):\n    return Yes()\n"
+                      for label in names}, {}),
+        "cheat-torch-function": ({label: (
+            "class Liar(torch.Tensor):\n    @classmethod\n"
+            "    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
+            "        return True\n\n"
+            f"def {names[label]}(*args, **kwargs):\n    return torch.zeros(3).as_subclass(Liar)\n")
+            for label in names}, {}),
+        "cheat-exec-book": ({label: (
+            "import json, pathlib, llmcourse\n"
+            "book = pathlib.Path(llmcourse.__file__).parent.parent / 'book'\n"
+            "nb = json.load(open(book / '04_self_attention.ipynb'))\n"
+            "for cell in nb['cells']:\n"
+            "    if 'solution' in cell['metadata'].get('tags', []):\n"
+            "        exec(''.join(cell['source']))\n") for label in names}, {}),
+        "cheat-import-package": ({**right, "ex-ch04-softmax":
+                                  f"from llmcourse.attention import softmax as {soft}\n"}, {}),
+        "cheat-package-inside": ({**right, "ex-ch04-softmax":
+                                  f"def {soft}(x):\n    import llmcourse.attention as a\n"
+                                  "    return a.softmax(x)\n"}, {}),
+        "cheat-alias": ({**right, "ex-ch04-attention": f"{att} = attention\n"}, {}),
+        "cheat-wrapper": ({**right, "ex-ch04-attention":
+                           f"def {att}(Q, K, V):\n    return attention(Q, K, V)\n"}, {}),
+        "cheat-forbidden": ({**right, "ex-ch04-softmax":
+                             f"def {soft}(x):\n    return torch.softmax(x, dim=-1)\n"}, {}),
+        "cheat-getattr": ({**right, "ex-ch04-softmax":
+                           f"def {soft}(x):\n    return getattr(torch, 'soft' + 'max')(x, -1)\n"},
+                          {}),
+        "cheat-alias-elsewhere": ({**right, "ex-ch04-softmax":
+                                   f"def {soft}(x):\n    return sm(x, dim=-1)\n"},
+                                  {"ex-ch04-softmax": []}),
+        "cheat-write-teacher": (right, {"ex-ch04-softmax": [WRITE_TEACHER]}),
+    }
+    for student, (answers, after) in cheats.items():
+        outcome = dict(none)
+        if student in ("cheat-import-package", "cheat-package-inside", "cheat-forbidden",
+                       "cheat-getattr", "cheat-alias-elsewhere"):
+            outcome = {**none, "ex-ch04-attention": "pass", "ex-ch04-causal": "pass"}
+        if student in ("cheat-alias", "cheat-wrapper"):
+            outcome = {**none, "ex-ch04-softmax": "pass", "ex-ch04-causal": "pass"}
+        if student == "cheat-write-teacher":
+            outcome = {label: "pass" for label in names}  # it fails to write: read-only
+        nb = b.notebook(answers, after)
+        if student == "cheat-alias-elsewhere":  # the alias sits in a cell of its own
+            index = b.answer_at["ex-ch04-softmax"]
+            nb.cells.insert(index, nbformat.v4.new_code_cell("sm = torch.softmax"))
+        write(student, b, nb, outcome)
+    del soft, causal
+    # One student, two notebooks in one folder: the first writes a fake ./llmcourse/ whose
+    # checks pass everything; the second, untouched, must still score nothing.
+    write("cross", b, b.notebook(wrong, after={"ex-ch04-softmax": [FAKE_PACKAGE]}), none,
+          "04_a_first.ipynb")
+    write("cross", b, b.notebook({}), none, "04_b_second.ipynb")
+
+
+def mismatches(expected: dict, results: dict[str, dict]) -> list[str]:
+    """Where graded ``results`` (llmcourse-grade's, by key) differ from ``expected``."""
+    got = {}
+    for result in results.values():
+        path = Path(result["submission"])
+        got[f"{path.parent.name}/{path.name}"] = {e["label"]: e["status"]
+                                                  for e in result["exercises"]}
+    problems = []
+    for name, want in expected.items():
+        if name not in got:
+            problems.append(f"{name}: not graded")
+            continue
+        for label, verdict in want.items():
+            status = got[name].get(label)
+            if (verdict == "pass") != (status == "pass"):
+                problems.append(f"{name} {label}: expected {verdict}, got {status}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llmcourse-class", description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--chapters", nargs="+", default=["04", "05"])
+    parser.add_argument("--copies", type=int, default=1, help="each kind of student, per chapter")
+    parser.add_argument("--tiny", action="store_true",
+                        help="keep only each chapter's imports, definitions and exercises")
+    args = parser.parse_args(argv)
+    expected = build_class(args.out, args.chapters, args.copies, args.tiny)
+    print(f"wrote {len(expected)} submissions to {args.out} (expected results: "
+          f"{args.out / 'expected.json'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,869 @@
+"""What the grader asks of each exercise: hidden test cases, the reference, the comparison.
+
+One ``Spec`` per exercise of chapters 1-12, keyed by its label. ``cases(rng)`` draws the
+hidden test cases from the grader's secret seed: shapes, sizes and dtypes the chapters never
+print (float32 and float64 where the answer takes tensors). ``reference`` is the answer
+computed in the grader's own process (in float64 where it matters); ``compare`` decides, on
+plain data only, and says what is wrong. ``forbid`` names calls the prompt rules out (or that
+would be the chapter's own function doing the work), ``chapter`` the chapter's functions an
+answer must not call by name. The tolerances accept float32 rounding (relative 1e-4 and an
+absolute 1e-5 of the result's scale): a float32 answer and a float64 one both pass, and every
+plausible slip (a missing scale, the wrong variance, eps outside the root, GELU's exact form)
+is far larger.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable as Fn
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from llmcourse.teaching.codec import Callable, Unsupported
+
+F32, F64 = torch.float32, torch.float64
+
+
+@dataclass
+class Case:
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        parts = [_describe(a) for a in self.args]
+        parts += [f"{k}={_describe(v)}" for k, v in self.kwargs.items()]
+        return ", ".join(parts)
+
+
+@dataclass
+class Spec:
+    label: str
+    cases: Fn[[np.random.Generator], list[Case]]
+    reference: Fn[..., Any]
+    compare: Fn[[Any, Any], str | None]  # (got, want) -> None if right, else what is wrong
+    forbid: set[str] = field(default_factory=set)  # calls by name or attribute: torch.softmax
+    chapter: set[str] = field(default_factory=set)  # the chapter's functions, called by name
+    no_index: int | None = None  # this argument must not be indexed (ch02 one-hot)
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a {value.dtype} array of shape {value.shape}"
+    if isinstance(value, str) and len(value) > 30:
+        return repr(value[:27] + "...")
+    if isinstance(value, (list, dict)) and len(str(value)) > 60:
+        return f"a {type(value).__name__} of {len(value)} items"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return repr(value)
+
+
+# ---- comparing plain data ----------------------------------------------------------------
+
+
+def _array(got) -> np.ndarray | None:
+    """``got`` as a float64 array if it is numbers (array, tensor, list, number), else None."""
+    if isinstance(got, Unsupported) or isinstance(got, (str, dict)) or got is None:
+        return None
+    try:
+        array = np.asarray(got)
+    except (TypeError, ValueError):
+        return None
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        return None
+    return array
+
+
+def _what(got) -> str:
+    if isinstance(got, np.ndarray):
+        return f"an array of shape {got.shape} ({got.dtype})"
+    if isinstance(got, Unsupported):
+        return f"{got}: return a plain tensor, array, number or list"
+    return f"{type(got).__name__} {str(got)[:60]}"
+
+
+def close(rtol: float = 1e-4, atol: float = 1e-5, kind: str = "") -> Fn:
+    """Numbers close to the reference's, with its shape (and, with ``kind="b"``, booleans)."""
+
+    def compare(got, want) -> str | None:
+        want = np.asarray(want)
+        array = _array(got)
+        if array is None:
+            return f"expected numbers of shape {want.shape}, got {_what(got)}"
+        if array.shape != want.shape:
+            return f"expected shape {want.shape}, got shape {array.shape}"
+        if kind == "b" and array.dtype.kind != "b":
+            return f"expected a boolean tensor (True where allowed), got dtype {array.dtype}"
+        if kind == "i" and array.dtype.kind not in "iu":
+            return f"expected integers (token ids), got dtype {array.dtype}"
+        if want.dtype.kind in "biu" or kind in ("b", "i"):
+            if not np.array_equal(array, want):
+                wrong = int((array != want).sum())
+                return f"{wrong} of {want.size} entries differ from the right answer"
+            return None
+        a, w = array.astype(np.float64), want.astype(np.float64)
+        if not np.array_equal(np.isnan(a), np.isnan(w)):
+            return "NaN where the right answer has a number (or the reverse): did something " \
+                   "overflow or divide by zero?"
+        scale = float(np.nanmax(np.abs(w))) if w.size and np.isfinite(w).any() else 1.0
+        if not np.allclose(a, w, rtol=rtol, atol=atol * max(scale, 1e-12), equal_nan=True):
+            error = np.nanmax(np.abs(a - w)) if a.size else 0.0
+            return f"values differ from the right answer by up to {error:.3g}"
+        return None
+
+    return compare
+
+
+def number(rtol: float = 1e-6, atol: float = 1e-12) -> Fn:
+    """One number (a float, an int, a one-element tensor or array)."""
+
+    def compare(got, want) -> str | None:
+        array = _array(got)
+        if array is None or array.size != 1:
+            return f"expected one number, got {_what(got)}"
+        value = float(array.reshape(()))
+        if not math.isclose(value, float(want), rel_tol=rtol, abs_tol=atol):
+            return f"expected {float(want):.6g}, got {value:.6g}"
+        return None
+
+    return compare
+
+
+def integer(exact_type: bool = False) -> Fn:
+    """An exact integer count (with ``exact_type``: a Python int, not a rounded float)."""
+
+    def compare(got, want) -> str | None:
+        if isinstance(got, bool) or not isinstance(got, (int, float, np.integer, np.floating)):
+            return f"expected an integer, got {_what(got)}"
+        if exact_type and not isinstance(got, (int, np.integer)):
+            return f"expected an exact int, got {type(got).__name__} {got!r}: use integer " \
+                   "arithmetic (**, not math.pow)"
+        if isinstance(got, (float, np.floating)) and not float(got).is_integer():
+            return f"expected an integer, got {float(got)!r}"
+        if int(got) != want:
+            return f"expected {want:,}, got {int(got):,}"
+        return None
+
+    return compare
+
+
+def each(*parts: Fn) -> Fn:
+    """A tuple (or list) of results, each compared by its own rule."""
+
+    def compare(got, want) -> str | None:
+        if not isinstance(got, (tuple, list)) or len(got) != len(parts):
+            return f"expected {len(parts)} results (a tuple), got {_what(got)}"
+        for i, (part, g, w) in enumerate(zip(parts, got, want)):
+            problem = part(g, w)
+            if problem:
+                return f"result {i + 1} of {len(parts)}: {problem}"
+        return None
+
+    return compare
+
+
+def equal(normalise: Fn = lambda v: v) -> Fn:
+    """Plain data equal to the reference's after ``normalise``."""
+
+    def compare(got, want) -> str | None:
+        try:
+            mine = normalise(got)
+        except Exception as error:  # wrong type or shape: say what came back
+            return f"expected something like {str(want)[:80]}, got {_what(got)} ({error})"
+        if mine != want:
+            return f"expected {str(want)[:120]}, got {str(mine)[:120]}"
+        return None
+
+    return compare
+
+
+def index_list(got) -> list[int]:
+    array = _array(got)
+    if array is None or array.ndim != 1 or array.dtype.kind not in "iu":
+        raise TypeError("expected a list of integer indices")
+    return [int(i) for i in array]
+
+
+# ---- drawing test cases ------------------------------------------------------------------
+
+
+def _t(rng: np.random.Generator, *shape: int, dtype=F32, scale: float = 1.0) -> torch.Tensor:
+    return torch.from_numpy(rng.standard_normal(shape) * scale).to(dtype)
+
+
+def _dims(rng, low: int, high: int, even: bool = False) -> int:
+    n = int(rng.integers(low, high + 1))
+    return n + (n % 2) if even else n
+
+
+def _dtypes():
+    return (F32, F64)
+
+
+def _probs(rng, n: int, dtype=F32) -> torch.Tensor:
+    """A probability vector with well separated values (no ties, no near-ties)."""
+    while True:
+        p = rng.dirichlet(np.ones(n))
+        s = np.sort(p)
+        if np.min(np.diff(s)) > 1e-3:
+            return torch.from_numpy(p).to(dtype)
+
+
+# ---- references (float64 where it matters) -------------------------------------------------
+
+
+def _softmax(x: torch.Tensor) -> torch.Tensor:
+    x = x.double()
+    e = (x - x.amax(-1, keepdim=True)).exp()
+    return e / e.sum(-1, keepdim=True)
+
+
+def _rope(x: torch.Tensor, pos: int, base: float = 10000.0) -> torch.Tensor:
+    D = x.shape[-1]
+    inv_freq = 1.0 / base ** (torch.arange(0, D, 2, dtype=F64) / D)
+    angle = (pos * inv_freq).repeat(2)
+    x = x.double()
+    return x * angle.cos() + torch.cat([-x[D // 2:], x[: D // 2]]) * angle.sin()
+
+
+def _pe(pos: int, d_model: int) -> np.ndarray:
+    pe = np.zeros(d_model)
+    for i in range(d_model // 2):
+        angle = pos / 10000 ** (2 * i / d_model)
+        pe[2 * i], pe[2 * i + 1] = math.sin(angle), math.cos(angle)
+    return pe
+
+
+def _offset(k: int, d_model: int) -> np.ndarray:
+    M = np.zeros((d_model, d_model))
+    for i in range(d_model // 2):
+        b = k / 10000 ** (2 * i / d_model)
+        M[2 * i, 2 * i], M[2 * i, 2 * i + 1] = math.cos(b), math.sin(b)
+        M[2 * i + 1, 2 * i], M[2 * i + 1, 2 * i + 1] = -math.sin(b), math.cos(b)
+    return M
+
+
+def _add_k(text, prev, nxt, k):
+    pairs = sum(1 for a, b in zip(text, text[1:]) if (a, b) == (prev, nxt))
+    starts = sum(1 for a in text[:-1] if a == prev)
+    return (pairs + k) / (starts + k * len(set(text)))
+
+
+def _merge(symbols, pair):
+    out, i = [], 0
+    while i < len(symbols):
+        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == tuple(pair):
+            out.append(symbols[i] + symbols[i + 1])
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
+
+
+def _pairs(word_counts):
+    counts: dict = {}
+    for word, n in word_counts.items():
+        for pair in zip(word, word[1:]):
+            counts[pair] = counts.get(pair, 0) + n
+    return counts
+
+
+def _block_params(C: int) -> int:
+    return 12 * C * C + 13 * C
+
+
+def _lr(step, max_lr, warmup_steps, total_steps, min_lr):
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
+    return min_lr + 0.5 * (max_lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def _top_k(probs, k):
+    p = probs.double()
+    kept = torch.zeros_like(p)
+    values, index = p.topk(k)
+    kept[index] = values
+    return kept / kept.sum()
+
+
+def _top_p(probs, p):
+    q = probs.double()
+    sorted_probs, order = q.sort(descending=True)
+    before = sorted_probs.cumsum(0) - sorted_probs
+    keep = torch.zeros_like(q, dtype=torch.bool)
+    keep[order] = before < p
+    kept = q * keep
+    return kept / kept.sum()
+
+
+def _top_p_cases(rng):
+    cases = []
+    while len(cases) < 4:
+        probs = _probs(rng, _dims(rng, 5, 12), dtype=_dtypes()[len(cases) % 2])
+        p = float(rng.uniform(0.1, 0.95))
+        cum = np.cumsum(np.sort(probs.double().numpy())[::-1])
+        if np.min(np.abs(cum - p)) > 1e-3:  # no case on a boundary
+            cases.append(Case((probs, p)))
+    return cases
+
+
+def _sentence(rng, n: int, alphabet: str = "abcde") -> str:
+    return "".join(rng.choice(list(alphabet), size=n))
+
+
+def _word_counts(rng):
+    words = {}
+    while len(words) < _dims(rng, 3, 6):
+        word = tuple(rng.choice(list("abcdelowrnst"), size=_dims(rng, 1, 6)))
+        words[tuple(str(s) for s in word)] = int(rng.integers(1, 9))
+    return words
+
+
+def _symbols(rng):
+    pieces = ["a", "b", "ab", "c", "th", "e", "Ġ"]
+    symbols = [str(s) for s in rng.choice(pieces, size=_dims(rng, 4, 12))]
+    i = int(rng.integers(0, len(symbols) - 1))
+    return symbols, (symbols[i], symbols[i + 1])
+
+
+def _split_special(text, specials):
+    longest_first = sorted(specials, key=len, reverse=True)
+    pattern = "|".join(re.escape(s) for s in longest_first)
+    pieces, start = [], 0
+    for match in re.finditer(pattern, text):
+        if match.start() > start:
+            pieces.append((text[start:match.start()], False))
+        pieces.append((match.group(), True))
+        start = match.end()
+    if start < len(text):
+        pieces.append((text[start:], False))
+    return pieces
+
+
+def _special_case(rng) -> Case:
+    """Special tokens that share a start (the longer must win) listed in a random order."""
+    a, b = "<|" + _sentence(rng, 2, "xyz") + "|>", "[" + _sentence(rng, 3, "XYZ") + "]"
+    specials = [a, a + a, b]
+    rng.shuffle(specials)
+    parts = [str(rng.choice([_sentence(rng, _dims(rng, 1, 5), "ab <|>"), a, b, a + a]))
+             for _ in range(_dims(rng, 3, 8))]
+    return Case(("".join(parts), specials))
+
+
+def _wordpiece(word, vocab):
+    pieces, start = [], 0
+    while start < len(word):
+        end = len(word)
+        while end > start:
+            piece = word[start:end] if start == 0 else "##" + word[start:end]
+            if piece in vocab:
+                break
+            end -= 1
+        if end == start:
+            return ["[UNK]"]
+        pieces.append(piece)
+        start = end
+    return pieces
+
+
+def _wordpiece_case(rng) -> Case:
+    letters = "abcd"
+    vocab = {_sentence(rng, _dims(rng, 1, 3), letters) for _ in range(8)}
+    vocab |= {"##" + _sentence(rng, _dims(rng, 1, 3), letters) for _ in range(10)}
+    starts, rests = sorted(v for v in vocab if v[0] != "#"), sorted(v for v in vocab if v[0] == "#")
+    word = str(rng.choice(starts)) + "".join(str(rng.choice(rests))[2:]
+                                             for _ in range(_dims(rng, 0, 3)))
+    if rng.random() < 0.3:  # sometimes a letter no piece continues
+        word += "e"
+    return Case((word, vocab))
+
+
+def _pad_mask(rng, B: int, T: int) -> torch.Tensor:
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[0] = T  # one full row
+    return torch.tensor([[1] * n + [0] * (T - n) for n in lengths], dtype=torch.long)
+
+
+def _layer_norm(x, w, b, eps):
+    x = x.double()
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * w.double() + b.double()
+
+
+def _gelu_tanh(x):
+    x = x.double()
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def _pre_norm(x, sublayer: Callable, norm: Callable):
+    sub, nrm = (f.build() if isinstance(f, Callable) else f for f in (sublayer, norm))
+    return x.double() + sub(nrm(x.double()))
+
+
+def _pre_norm_cases(rng):
+    cases = []
+    for dtype in _dtypes():
+        B, C = _dims(rng, 2, 4), _dims(rng, 3, 7)
+        sub = Callable("tanh_linear", _t(rng, C, C, dtype=dtype), _t(rng, C, dtype=dtype))
+        norm = Callable("center_scale", _t(rng, C, dtype=dtype), _t(rng, C, dtype=dtype))
+        cases.append(Case((_t(rng, B, C, dtype=dtype, scale=2.0), sub, norm)))
+    return cases
+
+
+def _mean_pool(hidden, mask):
+    m = mask.double().unsqueeze(-1)
+    return (hidden.double() * m).sum(1) / m.sum(1)
+
+
+def _attention_mask(pad, causal):
+    T = pad.shape[1]
+    allowed = pad.bool()[:, None, :].expand(-1, T, -1)
+    if causal:
+        allowed = allowed & torch.ones(T, T, dtype=torch.bool).tril()
+    return allowed
+
+
+def _unigram(train_ids, eval_ids, vocab_size):
+    counts = np.bincount(np.asarray(train_ids), minlength=vocab_size)
+    with np.errstate(divide="ignore"):
+        log_p = np.log(counts / len(train_ids))
+    return float(-log_p[np.asarray(eval_ids)].mean())
+
+
+def _unigram_cases(rng):
+    cases = []
+    for as_array in (False, True, False):
+        V = _dims(rng, 3, 9)
+        train = rng.integers(0, V, size=_dims(rng, 20, 60))
+        evaluation = rng.choice(np.unique(train), size=_dims(rng, 5, 15))  # only seen tokens
+        make = (lambda a: a.astype(np.int64)) if as_array else (lambda a: [int(i) for i in a])
+        cases.append(Case((make(train), make(evaluation), V)))
+    return cases
+
+
+def _cross_entropy(probs, targets):
+    return float(-torch.log(probs.double()[torch.arange(len(targets)), targets]).mean())
+
+
+def _ce_cases(rng):
+    cases = []
+    for dtype in _dtypes():
+        N, V = _dims(rng, 3, 8), _dims(rng, 4, 11)
+        probs = torch.from_numpy(rng.dirichlet(np.ones(V), size=N)).to(dtype)
+        cases.append(Case((probs, torch.from_numpy(rng.integers(0, V, size=N)))))
+    return cases
+
+
+def _rms_norm(x, w, eps):
+    x = x.double()
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w.double()
+
+
+def _swiglu(x, g, u, d):
+    x, g, u, d = (t.double() for t in (x, g, u, d))
+    return (torch.nn.functional.silu(x @ g.T) * (x @ u.T)) @ d.T
+
+
+def _new_tokens(prompt_len, max_length=None, max_new_tokens=None):
+    if max_new_tokens is not None:
+        return max_new_tokens
+    if prompt_len >= max_length:  # generate refuses, and so must the answer
+        raise ValueError(f"a prompt of {prompt_len} tokens leaves no room")
+    return max_length - prompt_len
+
+
+def _tensor_cases(rng, make: Fn, n: int = 2) -> list[Case]:
+    """``n`` cases per dtype (float32 and float64) from ``make(rng, dtype) -> Case``."""
+    return [make(rng, dtype) for dtype in _dtypes() for _ in range(n)]
+
+
+def _rnn_case(rng, dt) -> Case:
+    B, D, H = _dims(rng, 1, 4), _dims(rng, 2, 6), _dims(rng, 3, 7)
+    return Case((_t(rng, B, D, dtype=dt), _t(rng, B, H, dtype=dt),
+                 _t(rng, H, D, dtype=dt, scale=0.5), _t(rng, H, H, dtype=dt, scale=0.5),
+                 _t(rng, H, dtype=dt)))
+
+
+def _one_hot_case(rng, dt) -> Case:
+    V, D = _dims(rng, 5, 12), _dims(rng, 2, 6)
+    shape = tuple(rng.integers(1, 4, size=_dims(rng, 1, 2)))
+    return Case((torch.from_numpy(rng.integers(0, V, size=shape)), _t(rng, V, D, dtype=dt)))
+
+
+def _cosine_case(rng, dt) -> Case:
+    D = _dims(rng, 2, 9)
+    return Case((_t(rng, D, dtype=dt), _t(rng, D, dtype=dt, scale=3.0)))
+
+
+def _attention_case(rng, dt) -> Case:
+    """Queries and keys of different lengths, d_k never equal to the number of queries
+    squared: a hard-coded scale cannot pass."""
+    Tq, Tk, dk, dv = _dims(rng, 1, 6), _dims(rng, 2, 7), _dims(rng, 2, 12), _dims(rng, 1, 5)
+    return Case((_t(rng, Tq, dk, dtype=dt), _t(rng, Tk, dk, dtype=dt), _t(rng, Tk, dv, dtype=dt)))
+
+
+def _split_case(rng, dt) -> Case:
+    B, T, h, d = _dims(rng, 1, 3), _dims(rng, 2, 6), _dims(rng, 2, 4), _dims(rng, 2, 5)
+    return Case((_t(rng, B, T, h * d, dtype=dt), h))
+
+
+def _layer_norm_case(rng, dt) -> Case:
+    """Small and large spreads, small and large eps: eps outside the root shows."""
+    B, C, spread = _dims(rng, 1, 4), _dims(rng, 3, 9), float(rng.choice([0.1, 1.0, 20.0]))
+    return Case((_t(rng, B, C, dtype=dt, scale=spread) + 3, _t(rng, C, dtype=dt),
+                 _t(rng, C, dtype=dt), float(rng.choice([1e-5, 0.05, 0.3]))))
+
+
+def _mean_pool_case(rng, dt) -> Case:
+    B, T, C = _dims(rng, 1, 4), _dims(rng, 2, 7), _dims(rng, 2, 6)
+    return Case((_t(rng, B, T, C, dtype=dt), _pad_mask(rng, B, T)))
+
+
+def _search_case(rng, dt) -> Case:
+    """Rows of different lengths: a dot product without the norms ranks them wrongly."""
+    N, D = _dims(rng, 3, 12), _dims(rng, 2, 8)
+    lengths = torch.from_numpy(rng.uniform(0.2, 5, size=(N, 1))).to(dt)
+    return Case((_t(rng, D, dtype=dt), _t(rng, N, D, dtype=dt) * lengths,
+                 int(rng.integers(1, N + 1))))
+
+
+def _rms_norm_case(rng, dt) -> Case:
+    B, C = _dims(rng, 1, 4), _dims(rng, 2, 9)
+    return Case((_t(rng, B, C, dtype=dt, scale=float(rng.choice([0.05, 1.0, 30.0]))),
+                 _t(rng, C, dtype=dt), float(rng.choice([1e-6, 1e-5, 0.1]))))
+
+
+def _swiglu_case(rng, dt) -> Case:
+    B, C, H = _dims(rng, 1, 4), _dims(rng, 2, 8), _dims(rng, 3, 12)
+    return Case((_t(rng, B, C, dtype=dt), _t(rng, H, C, dtype=dt), _t(rng, H, C, dtype=dt),
+                 _t(rng, C, H, dtype=dt)))
+
+
+SPECS: dict[str, Spec] = {}
+
+
+def _add(spec: Spec) -> None:
+    SPECS[spec.label] = spec
+
+
+# ---- chapter 1 -----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch01-perplexity",
+    lambda rng: [Case((list(np.log(rng.uniform(0.01, 1, size=_dims(rng, 2, 9)))),)),
+                 Case((np.log(rng.uniform(0.01, 1, size=_dims(rng, 2, 9))),)),
+                 Case(([math.log(rng.uniform(0.05, 1))],))],
+    lambda lp: float(np.exp(-np.mean(np.asarray(lp, dtype=float)))),
+    number(rtol=1e-6), chapter={"ngram_perplexity", "perplexity"}))
+_add(Spec(
+    "ex-ch01-add-k",
+    lambda rng: [Case((text, str(text[int(rng.integers(0, len(text) - 1))]),
+                       str(rng.choice(sorted(set(text)))), float(rng.choice([0.1, 0.5, 1, 2]))))
+                 for text in (_sentence(rng, _dims(rng, 8, 30)) for _ in range(4))],
+    _add_k, number(rtol=1e-9), chapter={"add_k_bigram_distribution"}))
+_add(Spec(
+    "ex-ch01-table-size",
+    lambda rng: [Case((int(rng.integers(2, 40)), int(rng.integers(1, 4)))),
+                 Case((int(rng.integers(20_000, 120_000)), int(rng.integers(4, 7)))),
+                 Case((int(rng.integers(2, 9)), 1))],
+    lambda v, n: v ** n, integer(exact_type=True)))
+_add(Spec(
+    "ex-ch01-rnn-step",
+    lambda rng: _tensor_cases(rng, _rnn_case),
+    lambda x, h, Wi, Wh, b: torch.tanh(x.double() @ Wi.double().T + h.double() @ Wh.double().T
+                                       + b.double()),
+    close(), forbid={"RNN", "RNNCell", "rnn_tanh_cell"}, chapter={"ElmanRNN"}))
+
+# ---- chapter 2 -----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch02-count-pairs",
+    lambda rng: [Case((_word_counts(rng),)) for _ in range(3)],
+    _pairs,
+    equal(lambda got: {tuple(k): int(v) for k, v in got.items() if v}),
+    chapter={"count_pairs", "train_bpe"}))
+_add(Spec(
+    "ex-ch02-merge-pair",
+    lambda rng: [Case(_symbols(rng)) for _ in range(3)] + [Case((["a", "a", "a", "a", "a"],
+                                                                  ("a", "a")))],
+    _merge, equal(list), chapter={"merge_word", "train_bpe", "encode_word"}))
+_add(Spec(
+    "ex-ch02-special-tokens",
+    lambda rng: [_special_case(rng) for _ in range(4)], _split_special,
+    equal(lambda got: [(str(piece), bool(special)) for piece, special in got])))
+_add(Spec(
+    "ex-ch02-wordpiece",
+    lambda rng: [_wordpiece_case(rng) for _ in range(6)], _wordpiece, equal(list),
+    forbid={"tokenize"}))
+_add(Spec(
+    "ex-ch02-one-hot",
+    lambda rng: _tensor_cases(rng, _one_hot_case, n=1),
+    lambda ids, w: w.double()[ids], close(),
+    forbid={"embedding", "Embedding", "index_select", "gather", "take", "embedding_lookup",
+            "one_hot_embedding"},
+    chapter={"embedding_lookup", "one_hot_embedding"}, no_index=1))
+_add(Spec(
+    "ex-ch02-cosine",
+    lambda rng: _tensor_cases(rng, _cosine_case),
+    lambda a, b: float(a.double() @ b.double() / (a.double().norm() * b.double().norm())),
+    number(rtol=1e-4, atol=1e-6), chapter={"cosine_matrix", "cosine_similarity_matrix"}))
+
+# ---- chapter 3 -----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch03-pe-vector",
+    lambda rng: [Case((int(rng.integers(0, 500)), _dims(rng, 2, 40, even=True)))
+                 for _ in range(3)],
+    _pe, close(atol=1e-5), chapter={"sinusoidal", "sinusoidal_loop", "sinusoidal_encoding"}))
+_add(Spec(
+    "ex-ch03-offset-matrix",
+    lambda rng: [Case((int(rng.integers(-50, 200)), _dims(rng, 2, 16, even=True)))
+                 for _ in range(3)],
+    _offset, close(atol=1e-5), chapter={"offset_rotation", "sinusoidal_offset_matrix"}))
+_add(Spec(
+    "ex-ch03-wavelength",
+    lambda rng: [Case((i, d)) for d in (_dims(rng, 8, 1024, even=True) for _ in range(3))
+                 for i in (int(rng.integers(0, d // 2)),)],
+    lambda i, d: 2 * math.pi * 10000 ** (2 * i / d), number(rtol=1e-6)))
+_add(Spec(
+    "ex-ch03-rope-rotate",
+    lambda rng: _tensor_cases(rng, lambda rng, dt: Case(
+        (_t(rng, _dims(rng, 2, 24, even=True), dtype=dt), int(rng.integers(0, 300))))),
+    _rope, close(atol=1e-5), chapter={"rope", "apply_rotary", "rope_score"}))
+
+# ---- chapter 4 -----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch04-softmax",
+    lambda rng: [Case((_t(rng, *rng.integers(1, 6, size=_dims(rng, 1, 3)), dtype=dt,
+                          scale=float(s)),)) for dt in _dtypes() for s in (3.0, 400.0)],
+    _softmax, close(), forbid={"softmax", "log_softmax", "Softmax", "softmax_np"},
+    chapter={"softmax_np"}))
+_add(Spec(
+    "ex-ch04-attention",
+    lambda rng: _tensor_cases(rng, _attention_case),
+    lambda Q, K, V: _softmax(Q.double() @ K.double().T / math.sqrt(K.shape[-1])) @ V.double(),
+    close(), forbid={"scaled_dot_product_attention", "MultiheadAttention", "attn"},
+    chapter={"attention", "attention_np", "causal_attention_weights"}))
+_add(Spec(
+    "ex-ch04-causal",
+    lambda rng: [Case((int(t),)) for t in rng.choice(np.arange(1, 12), size=3, replace=False)],
+    lambda T: torch.ones(T, T, dtype=torch.bool).tril(), close(kind="b"),
+    chapter={"causal_attention_weights"}))
+
+# ---- chapter 5 -----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch05-split",
+    lambda rng: _tensor_cases(rng, _split_case, n=1),
+    lambda x, h: x.view(x.shape[0], x.shape[1], h, x.shape[2] // h).transpose(1, 2),
+    close(rtol=0, atol=0), chapter={"split_heads", "multi_head_attention"}))
+_add(Spec(
+    "ex-ch05-params",
+    lambda rng: [Case((h * int(rng.integers(2, 80)), h), {"bias": bool(b)})
+                 for h, b in ((int(rng.integers(1, 17)), True), (int(rng.integers(1, 17)), False),
+                              (int(rng.integers(1, 17)), True))],
+    lambda C, h, bias=True: 4 * C * C + (4 * C if bias else 0), integer(),
+    chapter={"mha_params"}))
+_add(Spec(
+    "ex-ch05-flops",
+    lambda rng: [Case((int(rng.integers(1, 600)), h * int(rng.integers(2, 100)), h))
+                 for h in (int(rng.integers(1, 17)) for _ in range(3))],
+    lambda T, C, h: 8 * T * C * C + 4 * T * T * C, integer(), chapter={"mha_flops"}))
+
+# ---- chapter 6 -----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch06-layer-norm",
+    lambda rng: _tensor_cases(rng, _layer_norm_case),
+    _layer_norm, close(), forbid={"layer_norm", "LayerNorm", "package_layer_norm",
+                                  "group_norm", "instance_norm", "batch_norm"},
+    chapter={"layer_norm", "annotated_layer_norm", "package_layer_norm"}))
+_add(Spec(
+    "ex-ch06-gelu-tanh",
+    lambda rng: _tensor_cases(rng, lambda rng, dt: Case(
+        (_t(rng, *rng.integers(1, 7, size=_dims(rng, 1, 2)), dtype=dt, scale=3.0),)), n=1),
+    _gelu_tanh, close(), forbid={"gelu", "GELU", "package_gelu"}, chapter={"gelu"}))
+_add(Spec(
+    "ex-ch06-ffn-params",
+    lambda rng: [Case((int(rng.integers(1, 2000)), int(rng.integers(1, 9000))))
+                 for _ in range(3)],
+    lambda d, f: 2 * d * f + d + f, integer()))
+_add(Spec(
+    "ex-ch06-pre-norm",
+    _pre_norm_cases, _pre_norm, close(),
+    forbid={"PreNormBlock", "pre_norm_block"}, chapter={"pre_norm_block", "residual"}))
+
+# ---- chapter 7 -----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch07-block-params",
+    lambda rng: [Case((int(c),)) for c in rng.integers(1, 3000, size=3)],
+    _block_params, integer(), forbid={"gpt_param_count", "parameters", "numel"},
+    chapter={"count"}))
+_add(Spec(
+    "ex-ch07-masks",
+    lambda rng: [Case((_pad_mask(rng, _dims(rng, 1, 4), _dims(rng, 2, 7)), causal))
+                 for causal in (False, True, True)],
+    _attention_mask, close(kind="b"), chapter={"causal_mask"}))
+_add(Spec(
+    "ex-ch07-mean-pool",
+    lambda rng: _tensor_cases(rng, _mean_pool_case, n=1),
+    _mean_pool, close(), forbid={"mean_pool", "package_mean_pool", "sentence_embeddings"},
+    chapter={"mean_pool", "package_mean_pool", "sentence_embeddings"}))
+
+# ---- chapter 8 -----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch08-shift",
+    lambda rng: [Case((torch.from_numpy(rng.integers(0, 90, size=(_dims(rng, 1, 4),
+                                                                    _dims(rng, 2, 10)))),))
+                 for _ in range(2)],
+    lambda w: (w[:, :-1], w[:, 1:]), each(close(kind="i"), close(kind="i")),
+    forbid={"get_batch"}))
+_add(Spec(
+    "ex-ch08-cross-entropy",
+    _ce_cases, _cross_entropy, number(rtol=1e-4, atol=1e-6),
+    forbid={"cross_entropy", "nll_loss", "CrossEntropyLoss", "NLLLoss"},
+    chapter={"next_token_loss_inline", "next_token_loss"}))
+_add(Spec(
+    "ex-ch08-unigram",
+    _unigram_cases, _unigram, number(rtol=1e-6), chapter={"unigram_cross_entropy"}))
+_add(Spec(
+    "ex-ch08-schedule",
+    lambda rng: [Case((int(s), 10 ** float(rng.uniform(-4, -2)), w, t, 1e-5))
+                 for w, t in ((int(rng.integers(2, 30)), int(rng.integers(60, 400))),)
+                 for s in (0, w - 1, w, rng.integers(w, t), t, t + 7)],
+    _lr, number(rtol=1e-6), forbid={"lr_scheduler", "LambdaLR", "CosineAnnealingLR"},
+    chapter={"lr_inline", "lr_schedule"}))
+
+# ---- chapter 9 -----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch09-temperature",
+    lambda rng: [Case((_t(rng, _dims(rng, 3, 12), dtype=dt, scale=2.0), float(T)))
+                 for dt in _dtypes() for T in (rng.uniform(0.2, 0.9), rng.uniform(1.1, 3.0))],
+    lambda logits, T: _softmax(logits.double() / T), close(),
+    chapter={"apply_temperature"}))
+_add(Spec(
+    "ex-ch09-top-k",
+    lambda rng: [Case((_probs(rng, n, dtype=dt), int(rng.integers(1, n + 1))))
+                 for dt in _dtypes() for n in (_dims(rng, 4, 12), _dims(rng, 4, 12))],
+    _top_k, close(), chapter={"top_k_filter"}))
+_add(Spec(
+    "ex-ch09-top-p",
+    _top_p_cases, _top_p, close(), chapter={"top_p_filter"}))
+
+# ---- chapter 10 ----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch10-chat-messages",
+    lambda rng: [Case((_sentence(rng, _dims(rng, 3, 20), "xyz .!"),
+                       _sentence(rng, _dims(rng, 3, 20), "pqr ?")))
+                 for _ in range(2)],
+    lambda system, user: [{"role": "system", "content": system},
+                          {"role": "user", "content": user}],
+    equal(lambda got: [dict(m) for m in got]), forbid={"apply_chat_template"}))
+_add(Spec(
+    "ex-ch10-new-tokens",
+    lambda rng: [Case((int(p),), {"max_new_tokens": int(rng.integers(1, 60))})
+                 for p in rng.integers(1, 40, size=1)]
+    + [Case((int(p),), {"max_length": int(p + rng.integers(1, 50))})
+       for p in rng.integers(1, 40, size=1)]
+    + [Case((int(p),), {"max_length": int(rng.integers(60, 90)),
+                        "max_new_tokens": int(rng.integers(1, 30))})
+       for p in rng.integers(1, 40, size=1)]
+    + [Case((int(p),), {"max_length": int(p - rng.integers(0, 5))})
+       for p in rng.integers(10, 40, size=1)],
+    _new_tokens, integer()))
+_add(Spec(
+    "ex-ch10-greedy-step",
+    lambda rng: [Case((torch.from_numpy(rng.integers(0, V, size=(B, T))),
+                       _t(rng, B, T, V, dtype=dt)))
+                 for dt in _dtypes()
+                 for B, T, V in ((_dims(rng, 1, 3), _dims(rng, 1, 6), _dims(rng, 5, 30)),)],
+    lambda ids, logits: torch.cat([ids, logits[:, -1, :].argmax(-1)[:, None]], dim=1),
+    close(kind="i"), forbid={"generate", "greedy_generate"},
+    chapter={"greedy_generate", "generate"}))
+_add(Spec(
+    "ex-ch10-top-k",
+    lambda rng: _tensor_cases(rng, _search_case, n=1),
+    lambda q, corpus, k: [int(i) for i in (corpus.double() @ q.double() / (
+        corpus.double().norm(dim=-1) * q.double().norm())).argsort(descending=True)[:k]],
+    equal(index_list), forbid={"semantic_search"}, chapter={"semantic_search"}))
+
+# ---- chapter 11 ----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch11-gpt2-params",
+    lambda rng: [Case((int(rng.integers(1, 40)), int(rng.integers(8, 2000)),
+                       int(rng.integers(100, 60000)), int(rng.integers(16, 4096))))
+                 for _ in range(3)],
+    lambda L, d, V, P: V * d + P * d + L * _block_params(d) + 2 * d, integer(),
+    forbid={"gpt2_param_count", "gpt_param_count", "param_count", "num_parameters",
+            "parameters", "numel"},
+    chapter={"gpt2_param_count", "gpt_param_count", "param_count", "n_params"}))
+_add(Spec(
+    "ex-ch11-params-for-loss",
+    lambda rng: [Case((float(rng.uniform(2, 40)), -float(rng.uniform(0.03, 0.6)),
+                       float(rng.uniform(1.2, 2.0)))) for _ in range(3)],
+    lambda c, a, loss: (loss / c) ** (1 / a), number(rtol=1e-6)))
+_add(Spec(
+    "ex-ch11-chinchilla",
+    lambda rng: [Case((float(10 ** rng.uniform(18, 26)),)) for _ in range(3)],
+    lambda C: (math.sqrt(C / 120), 20 * math.sqrt(C / 120)),
+    each(number(rtol=1e-6), number(rtol=1e-6))))
+
+# ---- chapter 12 ----------------------------------------------------------------------------
+_add(Spec(
+    "ex-ch12-rms-norm",
+    lambda rng: _tensor_cases(rng, _rms_norm_case),
+    _rms_norm, close(), forbid={"rms_norm", "RMSNorm"}, chapter={"rms_norm"}))
+_add(Spec(
+    "ex-ch12-swiglu",
+    lambda rng: _tensor_cases(rng, _swiglu_case),
+    _swiglu, close(), chapter={"swiglu"}))
+_add(Spec(
+    "ex-ch12-repeat-kv",
+    lambda rng: _tensor_cases(rng, lambda rng, dt: Case(
+        (_t(rng, _dims(rng, 1, 2), _dims(rng, 1, 4), _dims(rng, 1, 5), _dims(rng, 1, 4),
+            dtype=dt), int(rng.integers(1, 5)))), n=1),
+    lambda x, n: x.repeat_interleave(n, dim=1), close(rtol=0, atol=0),
+    chapter={"repeat_kv"}))
+_add(Spec(
+    "ex-ch12-kv-bytes",
+    lambda rng: [Case(tuple(int(v) for v in (rng.integers(1, 80), rng.integers(1, 64),
+                                             rng.choice([32, 64, 128, 256]),
+                                             rng.integers(1, 131072), rng.choice([1, 2, 4]))))
+                 for _ in range(3)],
+    lambda L, K, D, S, b: 2 * L * K * D * S * b, integer(),
+    chapter={"kv_cache_megabytes"}))
+
+
+class Raises:
+    """The reference raises on this case: so must the answer (the same exception type)."""
+
+    def __init__(self, error: Exception):
+        self.name, self.message = type(error).__name__, str(error)
+
+    def check(self, raised: str | None) -> str | None:
+        if raised is not None and raised.startswith(self.name + ":"):
+            return None
+        got = f"it raised {raised}" if raised else "it returned a value"
+        return f"expected a {self.name} here ({self.message}); {got}"
+
+
+def expected(spec: Spec, case: Case):
+    """The reference result for one case, as the plain values the comparison sees, or
+    ``Raises`` where the answer must refuse."""
+    try:
+        value = spec.reference(*case.args, **case.kwargs)
+    except (ValueError, TypeError) as error:
+        return Raises(error)
+    return _plain(value)
+
+
+def _plain(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().numpy()
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    return value
