@@ -38,14 +38,14 @@ NUMBER = re.compile(r"""
 """, re.VERBOSE)
 # A number right after one of these words is a reference, not a measurement.
 REFERENCE_WORDS = re.compile(r"(?:\b(?:sections?|figures?|fig\.|tables?|chapters?|appendix|"
-                             r"equations?|eqs?\.|pages?|pp?\.|versions?|python)|§)\s*\Z", re.IGNORECASE)
+                             r"equations?|eqs?\.|pages?|pp?\.|versions?|python)|§)\s*\Z",
+                             re.IGNORECASE)
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.DOTALL)
 NOT_PROSE = [
-    re.compile(r"^(`{3,}|~{3,})(?!\{).*?^\1\s*$", re.MULTILINE | re.DOTALL),  # fenced code, not directives
-    re.compile(r"^:[\w-]+:.*$", re.MULTILINE),                           # directive options (:label:)
+    re.compile(r"^:[\w-]+:.*$", re.MULTILINE),                   # directive options (:label:)
     re.compile(r"\{\w+\}`[^`]*`"),                                # roles: {numref}`fig-x`
     re.compile(r"\]\([^)]*\)"),                                   # link targets
-    re.compile(r"https?://\S+|arXiv:\s*\S+|doi:\s*\S+", re.IGNORECASE),     # addresses and identifiers
+    re.compile(r"https?://\S+|arXiv:\s*\S+|doi:\s*\S+", re.IGNORECASE),  # addresses, ids
     re.compile(r"<!--.*?-->", re.DOTALL),                              # comments
 ]
 
@@ -65,8 +65,23 @@ def _unit(match: re.Match) -> Decimal:
     return Decimal(SCALES[scale] if scale else 1).scaleb(_exponent(match))
 
 
+def _blank_code_blocks(text: str) -> str:
+    """Blank out fenced code (```python ... ```), keeping directives (```{exercise} ... ```)."""
+    lines, fence = text.split("\n"), None  # fence: the characters that close the open block
+    for i, line in enumerate(lines):
+        opening = re.match(r"\s*(`{3,}|~{3,})(.*)$", line)
+        if fence is None and opening and not opening[2].lstrip().startswith("{"):
+            fence, lines[i] = opening[1], " " * len(line)
+        elif fence is not None:
+            if line.strip() == fence:
+                fence = None
+            lines[i] = " " * len(line)
+    return "\n".join(lines)
+
+
 def quoted_numbers(text: str) -> list[tuple[str, re.Match]]:
     """The measured numbers a piece of prose quotes, as (the number as written, its match)."""
+    text = _blank_code_blocks(text)
     for pattern in NOT_PROSE:
         text = pattern.sub(lambda m: " " * len(m.group()), text)  # keep offsets for context
     math = [m.span() for m in MATH.finditer(text)]
@@ -211,6 +226,7 @@ OUTPUTS = {"print(loss, steps, share)": "loss 2.5117 after 1,536,000 characters:
     "Vaswani et al. (2017), section 3.2, figure 1.2, chapter 11, GPT-2, SmolLM2-135M, v0.1.2.",
     "$$N = 12 L C^2 + 13 C, \\quad 10^{-4}$$ and 42 steps.",   # LaTeX whole numbers, small ints
     "Karpathy reports 1.47 nats.",                              # listed literature figure
+    "```python\nx = 123.45\n```\nThen 2.51.",                  # code in a fence is code
 ])
 def test_checker_accepts_supported_numbers(markdown):
     assert unsupported(_chapter(markdown, OUTPUTS), ["1.47"]) == []
@@ -226,6 +242,7 @@ def test_checker_accepts_supported_numbers(markdown):
     ("$\\log x = 2.49$", "2.49"),                               # decimals in LaTeX count
     ("Training took 26.4 s.", "26.4"),                          # printed only by an ignored cell
     ("Karpathy reports 1.47 nats.", "1.47"),                    # not listed this time
+    ("```{exercise} Loss\nReach 2.61 nats.\n```", "2.61"),       # a directive is prose
 ])
 def test_checker_flags_unsupported_numbers(markdown, flagged):
     problems = unsupported(_chapter(markdown, OUTPUTS, ignored="trained in 26.4 s\n"))
