@@ -517,23 +517,24 @@ class BPETokenizer:
                     break
                 parts.append((part, is_special))
                 end += len(part)
-            if parts and not parts[-1][1]:  # ordinary text runs up to the end: keep its tail
+            tail_pieces: list[str] = []  # settled pieces of ordinary text that runs to the end
+            if parts and not parts[-1][1]:
                 last = parts.pop()[0]
                 end -= len(last)
                 last = last[:cut - end]
-                stable = 0  # pieces ending this close to the end may still grow
                 for match in _compile(self.pattern).finditer(last):
-                    if match.end() > len(last) - _LOOKAHEAD:
+                    if match.end() > len(last) - _LOOKAHEAD:  # may still grow: keep for later
                         break
-                    stable = match.end()
-                parts.append((last[:stable], False))
-                end += stable
+                    tail_pieces.append(match.group())
+                end += sum(len(piece) for piece in tail_pieces)
             for part, is_special in parts:
                 if is_special:
                     yield self.special_tokens[part]
                 else:
                     for word in pretokenize(part, self.pattern):
                         yield from (self.index[s] for s in self._bpe(word))
+            for word in tail_pieces:  # not re-split: cut out, a piece could split differently
+                yield from (self.index[s] for s in self._bpe(word))
             carry = text[end:]
         yield from self.encode(carry)
 

