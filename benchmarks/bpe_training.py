@@ -22,8 +22,13 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 
 from llmcourse.offline import shakespeare_text
-from llmcourse.tokenization import (PRETOKENIZE_PATTERN, BPETokenizer, bytes_to_unicode,
-                                    merge_pair, pretokenize)
+from llmcourse.tokenization import (
+    PRETOKENIZE_PATTERN,
+    BPETokenizer,
+    bytes_to_unicode,
+    merge_pair,
+    pretokenize,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bpe_training.json"
 NUM_MERGES = 5000

@@ -323,3 +323,11 @@ def test_wordpiece_keeping_partial_pieces_is_rejected():
 
     with pytest.raises(ExerciseError, match="the whole word becomes"):
         check_wordpiece(partial)
+
+
+def test_split_special_returning_strings_is_rejected():
+    def strings(text, specials):
+        return [p for p, _ in split_special_regex(text, specials)]
+
+    with pytest.raises(ExerciseError, match=r"return a list of \(piece, is_special\) pairs"):
+        check_split_special(strings)

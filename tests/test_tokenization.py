@@ -13,9 +13,18 @@ import regex
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 
 from llmcourse.offline import gpt2_tokenizer_files, shakespeare_text
-from llmcourse.tokenization import (ENDOFTEXT, GPT2_PATTERN, PRETOKENIZE_PATTERN, BPETokenizer,
-                                    CharTokenizer, WordTokenizer, bytes_to_unicode, gpt2_tokenizer,
-                                    merge_pair, pretokenize)
+from llmcourse.tokenization import (
+    ENDOFTEXT,
+    GPT2_PATTERN,
+    PRETOKENIZE_PATTERN,
+    BPETokenizer,
+    CharTokenizer,
+    WordTokenizer,
+    bytes_to_unicode,
+    gpt2_tokenizer,
+    merge_pair,
+    pretokenize,
+)
 
 TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
         "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n"

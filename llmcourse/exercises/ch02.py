@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from llmcourse.exercises import expect, expect_close, run_checks
+from llmcourse.exercises import ExerciseError, expect, expect_close, run_checks
 
 __all__ = ["check_count_pairs", "check_merge_pair", "check_split_special", "check_wordpiece",
            "check_one_hot_embedding", "check_cosine_similarity"]
@@ -96,7 +96,8 @@ def check_split_special(split_special) -> None:
         try:
             got = [(str(p), bool(s)) for p, s in got]
         except (TypeError, ValueError):
-            raise ExerciseError(f"return a list of (piece, is_special) pairs, got {got!r}") from None
+            raise ExerciseError(
+                f"return a list of (piece, is_special) pairs, got {got!r}") from None
         expect("".join(p for p, _ in got) == text,
                f"joining the pieces must give the text back; got {got!r} for {text!r}")
         return got
