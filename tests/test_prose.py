@@ -6,7 +6,7 @@ be printed by one of that chapter's compared outputs (cells not marked
 ``# NBVAL_IGNORE_OUTPUT``) or written in its code, possibly rounded ("2.51" for 2.5117;
 a one-digit number with a scale word, "3 million", only exactly), or be a literature
 figure listed with its citation in ``tests/literature_figures.yml``.
-Not measured figures: years (1900-2099), section, figure, table and chapter numbers, version
+Not measured figures: years (1900-2039), section, figure, table and chapter numbers, version
 numbers, numbers inside names ("GPT-2", "SmolLM2-135M"), and whole numbers in LaTeX
 (equation constants and exponents; decimals in LaTeX are checked).
 So when code changes a number, the sentence that quotes it fails here.
@@ -96,12 +96,12 @@ def quoted_numbers(text: str) -> list[tuple[str, re.Match]]:
         in_math = any(a <= start < b for a, b in math)
         digits = len(re.sub(r"\D", "", m["int"]))
         decimal = bool(m["frac"] or _exponent(m))
-        if in_math and not decimal:
-            continue  # equation constants and exponents: 12 C^2, 10^{-4}
+        if in_math and not (m["frac"] or m["pct"]):
+            continue  # equation constants and exponents: 12 C^2, 10^{-4}, 2 \times 10^4
         if not (decimal or m["pct"] or m["scale"] or digits >= 3):
             continue  # small whole numbers: counts the reader can check by eye
         if not (decimal or m["pct"] or m["scale"] or "," in m["int"]) and digits == 4 \
-                and 1900 <= int(m["int"]) <= 2099:
+                and 1900 <= int(m["int"]) <= 2039:
             continue  # a year
         found.append((re.sub(r"\s+", " ", m.group()).replace("\\%", "%"), m))
     return found
@@ -225,6 +225,7 @@ OUTPUTS = {"print(loss, steps, share)": "loss 2.5117 after 1,536,000 characters:
     "Learning rate 0.003.",                                     # a number in the code
     "Vaswani et al. (2017), section 3.2, figure 1.2, chapter 11, GPT-2, SmolLM2-135M, v0.1.2.",
     "$$N = 12 L C^2 + 13 C, \\quad 10^{-4}$$ and 42 steps.",   # LaTeX whole numbers, small ints
+    "$1.536 \\times 10^{6}$ characters, $2 \\times 10^4$.",       # LaTeX powers of ten
     "Karpathy reports 1.47 nats.",                              # listed literature figure
     "```python\nx = 123.45\n```\nThen 2.51.",                  # code in a fence is code
 ])
@@ -241,6 +242,7 @@ def test_checker_accepts_supported_numbers(markdown):
     ("Half of them, 50%, were new.", "50%"),
     ("$\\log x = 2.49$", "2.49"),                               # decimals in LaTeX count
     ("Training took 26.4 s.", "26.4"),                          # printed only by an ignored cell
+    ("A context of 2048 tokens.", "2048"),                      # not a year
     ("Karpathy reports 1.47 nats.", "1.47"),                    # not listed this time
     ("```{exercise} Loss\nReach 2.61 nats.\n```", "2.61"),       # a directive is prose
 ])
