@@ -42,7 +42,7 @@ from torch import Tensor
 from llmcourse.kvcache import KVCache
 
 __all__ = ["apply_repetition_penalty", "apply_temperature", "top_k_filter", "top_p_filter",
-           "process_logits", "generate"]
+           "process_logits", "generate", "HuggingFaceLM"]
 
 
 def _check_logits(logits: Tensor) -> None:
@@ -209,3 +209,20 @@ def generate(model, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool =
         return input_ids
     finally:
         model.train(was_training)
+
+
+class HuggingFaceLM(torch.nn.Module):
+    """A Hugging Face causal LM seen through this module's protocol, so that ``generate`` runs
+    it: ``HuggingFaceLM(hf_model)(input_ids) -> logits (B, T, V)``. It keeps no cache (call
+    ``generate(..., use_cache=False)``): each step re-runs the whole sequence."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.train(model.training)  # a new Module is in training mode: take the model's mode
+
+    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None,
+                logits_to_keep: int = 0) -> Tensor:
+        if kv_cache is not None:
+            raise ValueError("HuggingFaceLM keeps no KVCache: call generate(..., use_cache=False)")
+        return self.model(input_ids, logits_to_keep=logits_to_keep).logits

@@ -7,9 +7,10 @@ from transformers.generation.logits_process import (RepetitionPenaltyLogitsProce
                                                     TemperatureLogitsWarper, TopKLogitsWarper,
                                                     TopPLogitsWarper)
 
-from llmcourse.generation import (apply_repetition_penalty, apply_temperature, generate,
-                                  process_logits, top_k_filter, top_p_filter)
+from llmcourse.generation import (HuggingFaceLM, apply_repetition_penalty, apply_temperature,
+                                  generate, process_logits, top_k_filter, top_p_filter)
 from llmcourse.gpt import GPT
+from llmcourse.kvcache import KVCache
 
 V = 53
 
@@ -99,7 +100,7 @@ def test_processor_order_equals_hf():
 def test_greedy_equals_hf(models, use_cache, penalty):
     ours, hf = models
     prompt = torch.randint(0, V, (2, 5), generator=torch.Generator().manual_seed(3))
-    want = hf.generate(prompt, max_new_tokens=20, do_sample=False, repetition_penalty=penalty,
+    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=20, do_sample=False, repetition_penalty=penalty,
                        pad_token_id=0)
     got = generate(ours, prompt, 20, repetition_penalty=penalty, use_cache=use_cache)
     assert torch.equal(got, want)
@@ -114,7 +115,7 @@ def test_sampling_equals_hf(models, settings):
     hf_settings = dict(settings)
     hf_settings.setdefault("top_k", 0)  # HF samples with top_k=50 unless told otherwise
     torch.manual_seed(123)
-    want = hf.generate(prompt, max_new_tokens=15, do_sample=True, pad_token_id=0, **hf_settings)
+    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=15, do_sample=True, pad_token_id=0, **hf_settings)
     for use_cache in (True, False):
         torch.manual_seed(123)
         got = generate(ours, prompt, 15, do_sample=True, use_cache=use_cache, **settings)
@@ -126,7 +127,7 @@ def test_eos_stops_and_pads_like_hf(models):
     prompt = torch.randint(0, V, (2, 3), generator=torch.Generator().manual_seed(7))
     free = generate(ours, prompt, 12)
     eos = int(free[0, 6])  # a token the first row produces at its 4th step
-    want = hf.generate(prompt, max_new_tokens=12, do_sample=False, eos_token_id=eos,
+    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12, do_sample=False, eos_token_id=eos,
                        pad_token_id=eos)
     got = generate(ours, prompt, 12, eos_token_id=eos)
     assert torch.equal(got, want)
@@ -184,3 +185,33 @@ def test_validation_messages(models):
     with pytest.raises(ValueError, match="needs a model with an int attribute num_layers"):
         generate(NoLayers(), ids, 3)
     assert generate(NoLayers(), ids, 2, use_cache=False).shape == (3, 9)
+
+
+def test_prompts_holding_token_zero_are_not_padding(models):
+    """pad_token_id=0 with an explicit attention mask: a real token 0 in the prompt counts."""
+    ours, hf = models
+    prompt = torch.tensor([[0, 7, 0, 3], [5, 0, 0, 9]])
+    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8,
+                       do_sample=False, pad_token_id=0)
+    assert torch.equal(generate(ours, prompt, 8), want)
+
+
+def test_hugging_face_models_run_through_the_same_loop():
+    torch.manual_seed(1)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=64, n_embd=16, n_layer=2,
+                                    n_head=2, bos_token_id=None, eos_token_id=None)).eval()
+    prompt = torch.randint(1, V, (3, 4), generator=torch.Generator().manual_seed(5))
+    free = generate(HuggingFaceLM(hf), prompt, 10, use_cache=False)
+    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=10,
+                       do_sample=False, pad_token_id=0)
+    assert torch.equal(free, want)
+    eos = int(free[0, 4 + 2])
+    got = generate(HuggingFaceLM(hf), prompt, 10, use_cache=False, eos_token_id=eos)
+    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=10,
+                       do_sample=False, eos_token_id=eos, pad_token_id=eos)
+    assert torch.equal(got, want)
+    assert not hf.training  # generate put the model back in eval mode, where it was
+    with pytest.raises(ValueError, match="num_layers"):
+        generate(HuggingFaceLM(hf), prompt, 2)
+    with pytest.raises(ValueError, match="use_cache=False"):
+        HuggingFaceLM(hf)(prompt, kv_cache=KVCache(2))
