@@ -3,7 +3,8 @@
 Usage: python tools/sync_colab_cell.py [--check] [book/NN_name.ipynb ...]   (default: every chapter)
 
 Every notebook in book/ starts with this cell. On Google Colab it installs the course
-package from the repository (keeping Colab's own torch); anywhere else it does nothing.
+package from the repository (keeping Colab's own torch), plus the few packages a chapter
+needs beyond it (EXTRA_PACKAGES); anywhere else it does nothing.
 The repository URL lives only in _config.yml: after changing it, run this script.
 With --check, change nothing and exit 1 if any notebook's cell is missing or stale.
 """
@@ -28,12 +29,17 @@ if "google.colab" in sys.modules:
     import subprocess
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "llmcourse @ git+{url}@{branch}"], check=True)'''
+                    "llmcourse @ git+{url}@{branch}"{extra}], check=True)'''
+
+# Packages a chapter needs beyond the course package (Colab readers install only what the
+# chapter's first cell installs); the ranges are requirements.txt's.
+EXTRA_PACKAGES = {"13": ["peft>=0.21,<0.22"]}  # chapter 13 compares its LoRA with peft's
 
 
-def colab_cell_source(config_path: Path = ROOT / "_config.yml") -> str:
+def colab_cell_source(config_path: Path = ROOT / "_config.yml", extra=()) -> str:
     repo = yaml.safe_load(config_path.read_text())["repository"]
-    return TEMPLATE.format(url=repo["url"].rstrip("/"), branch=repo.get("branch", "main"))
+    return TEMPLATE.format(url=repo["url"].rstrip("/"), branch=repo.get("branch", "main"),
+                           extra="".join(f',\n                    "{package}"' for package in extra))
 
 
 def sync(path: Path, source: str, check: bool) -> bool:
@@ -55,9 +61,9 @@ def sync(path: Path, source: str, check: bool) -> bool:
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     paths = [Path(a).resolve() for a in argv if a != "--check"]
-    source = colab_cell_source()
     paths = paths or sorted((ROOT / "book").glob("*.ipynb"))
-    stale = [p for p in paths if not sync(p, source, check)]
+    stale = [p for p in paths
+             if not sync(p, colab_cell_source(extra=EXTRA_PACKAGES.get(p.name[:2], ())), check)]
     for path in stale:
         print(f"{'stale' if check else 'updated'}: {path.relative_to(ROOT)}")
     return 1 if check and stale else 0
