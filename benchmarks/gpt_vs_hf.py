@@ -43,14 +43,16 @@ def run(config: GPTConfig, prompt_len: int = 32, new_tokens: int = 16, repeats: 
     hf = ours.to_hf(bos_token_id=None, eos_token_id=None, pad_token_id=0).eval()
     hf.generation_config.eos_token_id = None
     ids = torch.randint(0, config.vocab_size, (1, prompt_len))
+    mask = torch.ones_like(ids)  # pad_token_id is 0, a real token here: say nothing is padding
     tasks = {
         "forward": (lambda: ours(ids), lambda: hf(ids).logits),
         "generate_cached": (lambda: generate(ours, ids, new_tokens, use_cache=True),
-                            lambda: hf.generate(ids, max_new_tokens=new_tokens, do_sample=False,
-                                                use_cache=True)),
+                            lambda: hf.generate(ids, attention_mask=mask, max_new_tokens=new_tokens,
+                                                do_sample=False, use_cache=True)),
         "generate_uncached": (lambda: generate(ours, ids, new_tokens, use_cache=False),
-                              lambda: hf.generate(ids, max_new_tokens=new_tokens,
-                                                  do_sample=False, use_cache=False)),
+                              lambda: hf.generate(ids, attention_mask=mask,
+                                                  max_new_tokens=new_tokens, do_sample=False,
+                                                  use_cache=False)),
     }
     result = {}
     for name, (ours_fn, hf_fn) in tasks.items():
@@ -65,7 +67,7 @@ def run(config: GPTConfig, prompt_len: int = 32, new_tokens: int = 16, repeats: 
         result[name] = row
     result["same_tokens"] = bool(torch.equal(
         generate(ours, ids, new_tokens),
-        hf.generate(ids, max_new_tokens=new_tokens, do_sample=False)))
+        hf.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False)))
     result["setup"] = dict(n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd,
                            vocab_size=config.vocab_size, parameters=gpt_param_count(config),
                            prompt_len=prompt_len, new_tokens=new_tokens, repeats=repeats,

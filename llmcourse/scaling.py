@@ -14,15 +14,20 @@ positions. With every weight, bias and LayerNorm counted, one block of GPT-2 or 
 which is ``12 d_model^2 + 13 d_model`` when ``d_ff = 4 d_model``. ``gpt2_param_count`` and
 ``bert_param_count`` add the embeddings and the final pieces, and agree exactly with the
 Hugging Face models (``GPT2LMHeadModel``, ``BertModel``); ``PUBLISHED`` holds the published
-configurations (Radford et al., 2019; Devlin et al., 2019; Brown et al., 2020) and the
-figures the papers quote. Kaplan et al. (2020) approximate the non-embedding count by
-``12 n_layer d_model^2``.
+configurations (Radford et al., 2019; Devlin et al., 2019; Brown et al., 2020), the
+figures the papers quote and, for GPT-2, the sizes in the released checkpoints' names (the
+paper's counts were wrong, as OpenAI's gpt-2 repository notes: 117M, 345M, 762M and 1542M in
+the paper; 124M, 355M, 774M and 1558M on release). Kaplan et al. (2020) approximate the
+non-embedding count by ``12 n_layer d_model^2``.
 
 **Power laws.** Kaplan et al. (2020) found that test loss falls as a power of the number of
 non-embedding parameters N, ``L(N) = (N_c / N)^alpha_N`` with ``alpha_N ~ 0.076`` and
-``N_c ~ 8.8e13``; Hoffmann et al. (2022, "Chinchilla") fit ``L(N, D) = E + A / N^alpha +
-B / D^beta`` and found that a compute-optimal model sees about 20 tokens per parameter, with
-training compute ``C ~ 6 N D`` floating-point operations. ``fit_power_law`` fits
+``N_c ~ 8.8e13``, and that for a compute budget C the best model grows as ``N_opt ~ C^0.73``.
+Hoffmann et al. (2022, "Chinchilla") found instead that N and the number D of training tokens
+should grow about equally (``C^0.5`` each), about 20 tokens per parameter, with training
+compute ``C ~ 6 N D`` floating-point operations (``chinchilla_optimal``). Their "approach 3"
+fits ``L(N, D) = E + A / N^alpha + B / D^beta`` (``LossFit``, ``CHINCHILLA_FIT``), whose
+minimum under ``6 N D = C`` has a closed form (``LossFit.optimal``). ``fit_power_law`` fits
 ``y = coefficient * x^exponent`` by least squares on log-log axes.
 
 **A toy scaling experiment.** ``run_scaling_experiment`` trains a series of small GPTs
@@ -56,6 +61,9 @@ __all__ = [
     "training_flops",
     "chinchilla_optimal",
     "CHINCHILLA_TOKENS_PER_PARAM",
+    "LossFit",
+    "CHINCHILLA_FIT",
+    "KAPLAN_N_OPT_EXPONENT",
     "KAPLAN_ALPHA_N",
     "KAPLAN_N_C",
     "ExperimentSize",
@@ -65,6 +73,7 @@ __all__ = [
 CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. (2022), table 3: about 20 tokens per parameter
 KAPLAN_ALPHA_N = 0.076  # Kaplan et al. (2020), equation 1.1
 KAPLAN_N_C = 8.8e13  # non-embedding parameters
+KAPLAN_N_OPT_EXPONENT = 0.73  # Kaplan et al. (2020): the compute-optimal N grows as C^0.73
 
 
 def _positive_int(name: str, value) -> int:
@@ -83,9 +92,10 @@ class ModelShape:
     d_model: int  # width of the residual stream
     vocab_size: int  # token embedding rows
     n_positions: int  # learned position embedding rows (the context length)
-    published: float  # the size the authors quote, in parameters
+    published: float  # the size the paper quotes, in parameters
     n_token_types: int = 0  # BERT's segment embeddings (sentence A / B); 0 for GPT
     d_ff: int | None = None  # feed-forward width; None means 4 * d_model
+    released: float | None = None  # the size in the released checkpoint's name, if different
 
     def __post_init__(self):
         if self.family not in ("gpt2", "bert"):
@@ -93,12 +103,17 @@ class ModelShape:
 
 
 # The published configurations. GPT-2's are those of its released checkpoints (config.json
-# of gpt2, gpt2-medium, gpt2-large, gpt2-xl); GPT-3's is table 2.1 of Brown et al. (2020).
+# of gpt2, gpt2-medium, gpt2-large, gpt2-xl), with the sizes of the paper's table 2 and of the
+# checkpoints' names (openai/gpt-2's download_model.py); GPT-3's is table 2.1 of Brown et al.
 PUBLISHED = {
-    "GPT-2 small": ModelShape("GPT-2 small", "gpt2", 12, 768, 50257, 1024, 124e6),
-    "GPT-2 medium": ModelShape("GPT-2 medium", "gpt2", 24, 1024, 50257, 1024, 355e6),
-    "GPT-2 large": ModelShape("GPT-2 large", "gpt2", 36, 1280, 50257, 1024, 774e6),
-    "GPT-2 XL": ModelShape("GPT-2 XL", "gpt2", 48, 1600, 50257, 1024, 1.5e9),
+    "GPT-2 small": ModelShape("GPT-2 small", "gpt2", 12, 768, 50257, 1024, 117e6,
+                              released=124e6),
+    "GPT-2 medium": ModelShape("GPT-2 medium", "gpt2", 24, 1024, 50257, 1024, 345e6,
+                               released=355e6),
+    "GPT-2 large": ModelShape("GPT-2 large", "gpt2", 36, 1280, 50257, 1024, 762e6,
+                              released=774e6),
+    "GPT-2 XL": ModelShape("GPT-2 XL", "gpt2", 48, 1600, 50257, 1024, 1542e6,
+                           released=1558e6),
     "BERT-base": ModelShape("BERT-base", "bert", 12, 768, 30522, 512, 110e6, n_token_types=2),
     "GPT-3 175B": ModelShape("GPT-3 175B", "gpt2", 96, 12288, 50257, 2048, 175e9),
 }
@@ -220,6 +235,44 @@ def chinchilla_optimal(compute_flops: float, tokens_per_param: float = CHINCHILL
             raise ValueError(f"{name} must be a positive number, got {value!r}")
     n_params = math.sqrt(compute_flops / (6.0 * tokens_per_param))
     return n_params, tokens_per_param * n_params
+
+
+@dataclass(frozen=True)
+class LossFit:
+    """Hoffmann et al.'s (2022) parametric loss ``L(N, D) = E + A / N^alpha + B / D^beta``.
+
+    E is the loss no model removes (the entropy of text); the two power laws are what a finite
+    model (N parameters) and finite data (D tokens) add to it.
+    """
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+    def __call__(self, n_params, n_tokens):
+        return self.E + self.A / n_params ** self.alpha + self.B / n_tokens ** self.beta
+
+    def optimal(self, compute_flops: float) -> tuple[float, float]:
+        """The (N, D) that minimise L(N, D) subject to 6 N D = C.
+
+        Setting dL/dN = 0 along D = C / (6 N) gives ``N = G (C/6)^a`` and ``D = (C/6)^b / G``
+        with ``G = (alpha A / (beta B))^(1 / (alpha + beta))``, ``a = beta / (alpha + beta)`` and
+        ``b = alpha / (alpha + beta)`` (Hoffmann et al., 2022, section 3.3).
+        """
+        if (isinstance(compute_flops, bool) or not isinstance(compute_flops, (int, float))
+                or not compute_flops > 0):
+            raise ValueError(f"compute_flops must be a positive number, got {compute_flops!r}")
+        total = self.alpha + self.beta
+        g = (self.alpha * self.A / (self.beta * self.B)) ** (1 / total)
+        c6 = compute_flops / 6
+        return g * c6 ** (self.beta / total), c6 ** (self.alpha / total) / g
+
+
+# Approach 3 of Hoffmann et al. (2022), section 3.3, with the constants as printed there
+# (Besiroglu et al., 2024, found them rounded, and the fit stopped early; see chapter 11).
+CHINCHILLA_FIT = LossFit(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,17 @@ def test_none_is_not_yet_answered(check):
         check(None)
 
 
+def in_float32(f):
+    """The same answer computed in float32 (the check's inputs are float64)."""
+    return lambda *args: f(*(a.float() if torch.is_tensor(a) else a for a in args))
+
+
 def test_rms_norm():
     def right(x, w, eps):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
     check_rms_norm(right)  # raises if the answer is rejected
+    check_rms_norm(in_float32(right))  # a float32 answer passes too
     check_rms_norm(lambda x, w, eps: llama.rms_norm(x.double(), w.double(), eps))  # raises if the answer is rejected
 
     def centred(x, w, eps):
@@ -51,7 +57,18 @@ def test_swiglu():
     def right(x, g, u, d):
         return F.silu(x @ g.T) * (x @ u.T) @ d.T
 
-    check_swiglu(right)  # raises if the answer is rejected
+    def right_linear(x, g, u, d):
+        return F.linear(F.silu(F.linear(x, g)) * F.linear(x, u), d)
+
+    for answer in (right, right_linear, in_float32(right), in_float32(right_linear)):
+        check_swiglu(answer)  # raises if the answer is rejected (float64 and float32 answers)
+    swapped = lambda x, g, u, d: F.silu(x @ u.T) * (x @ g.T) @ d.T  # noqa: E731
+    geglu = lambda x, g, u, d: F.gelu(x @ g.T) * (x @ u.T) @ d.T  # noqa: E731
+    for wrong, hint in [(in_float32(swapped), "gate and up are swapped"),
+                        (in_float32(geglu), "that is GeGLU"),
+                        (lambda *a: right(*a).half(), "compute in float32 or float64")]:
+        with pytest.raises(ExerciseError, match=hint):
+            check_swiglu(wrong)
     for wrong, hint in [
         (lambda x, g, u, d: F.silu(x @ u.T) * (x @ g.T) @ d.T, "gate and up are swapped"),
         (lambda x, g, u, d: F.gelu(x @ g.T) * (x @ u.T) @ d.T, "that is GeGLU"),
