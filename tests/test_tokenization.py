@@ -190,10 +190,10 @@ def test_pretokenize_matches_tokenizers_where_re_did_not(text):
         or re.findall(with_w, text) != regex.findall(with_w, text)
 
 
-def test_pretokenize_matches_tokenizers_on_every_fifth_code_point():
-    # Every fifth character that Python's Unicode tables assign (both engines know them), in
+def test_pretokenize_matches_tokenizers_on_every_seventh_code_point():
+    # Every seventh character that Python's Unicode tables assign (both engines know them), in
     # word, number and quote positions; both patterns. A slow sweep, kept to one pass.
-    chars = [chr(c) for c in range(1, 0x110000, 5)
+    chars = [chr(c) for c in range(1, 0x110000, 7)
              if not 0xD800 <= c < 0xE000 and unicodedata.category(chr(c)) != "Cn"]
     text = "".join(f"a{ch}b {ch}x{ch}{ch} 1{ch}'{ch}\n" for ch in chars)
     assert pretokenize(text) == _tokenizers_pieces(PRETOKENIZE_PATTERN, text)
@@ -390,8 +390,8 @@ def test_encode_iterable_streams_in_bounded_memory(tmp_path):
         return count, peak
 
     peak_while_streaming(100)  # warm the word cache
-    small_count, small_peak = peak_while_streaming(1000)
-    big_count, big_peak = peak_while_streaming(10_000)
+    small_count, small_peak = peak_while_streaming(300)
+    big_count, big_peak = peak_while_streaming(3000)
     assert big_count > 9 * small_count
-    assert big_peak < 200_000 and big_peak < 2 * small_peak + 50_000  # flat, not growing
+    assert big_peak < 100_000 and big_peak < 2 * small_peak + 20_000  # flat, not growing
     assert path.stat().st_size > 10 * big_peak
