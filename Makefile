@@ -63,7 +63,7 @@ student: install
 	$(VENV)/bin/llmcourse-student
 
 # The class website without the solutions: the student edition built as a site, in
-# _build/student-site/html (publish this one, not the book).
+# _build/student-site/_build/html (publish this one, not the book).
 student-site: student
 	rm -rf _build/student-site && mkdir -p _build/student-site/book
 	cp _config.yml _toc.yml _build/student-site/ && cp -r _static _build/student-site/

@@ -74,7 +74,8 @@ STATUS_HELP = {
             "says which and why)",
     "not answered": "the answer cell still holds the stub, or the answer's name is not "
                     "defined after it",
-    "error": "the answer raised an exception on a hidden test case",
+    "error": "the answer raised an exception on a hidden test case (or, rarely, the grader "
+             "could not grade the exercise: the reason says which)",
     "syntax error": "the answer cell is not valid Python",
     "not own work": "the answer is the course package's function, the chapter's own "
                     "function under another name, or calls what the prompt rules out",
@@ -98,13 +99,22 @@ class Chapter:
     exercises: list[Exercise]
     code: set[str]  # the sources of its code cells that are not solutions
     by_id: dict[str, str]  # cell id -> source, for the book's own code cells
+    problem: str = ""  # why its exercises could not be read (then it has none)
 
 
 def read_book(book: Path = BOOK) -> dict[str, Chapter]:
+    """Chapter file name -> what grading needs of it. A chapter whose exercise layout is
+    broken is kept, with the problem: its submissions are reported, the others graded."""
     out = {}
     for path in chapters(book):
         nb = nbformat.read(path, as_version=4)
-        exercises = find_exercises(nb)
+        try:
+            exercises = find_exercises(nb)
+        except ValueError as error:
+            print(f"llmcourse-grade: {path.name}: {error}: its submissions cannot be graded",
+                  file=sys.stderr)
+            out[path.name] = Chapter(path.name, [], set(), {}, str(error))
+            continue
         solutions = {i for e in exercises for i in e.solution_cells}
         code = {i: c for i, c in enumerate(nb.cells) if c.cell_type == "code"
                 and i not in solutions}
@@ -233,6 +243,9 @@ def grade_submission(path: Path, root: Path, book: dict[str, Chapter],
         return done("unknown chapter", "no ex-chNN- labels and no NN_ file name")
     chapter = book[chapter_name]
     result["chapter"] = chapter_name
+    if chapter.problem:
+        return done("error", f"the book's {chapter_name} is malformed ({chapter.problem}): "
+                             "tell the course's authors")
     rows = {e.label: _row(e, "") for e in chapter.exercises}
     result["exercises"] = list(rows.values())
     answers = answer_cells(nb, chapter.exercises)
@@ -355,7 +368,7 @@ def run_in_sandbox(nb, probes: dict[int, list[dict]], settings: Settings) -> dic
     read_end, write_end = os.pipe()
     try:
         cmd, cwd = sandbox.command(workdir, sys.executable, settings.bwrap)
-        env = sandbox.environment(settings.threads, workdir)
+        env = sandbox.environment(settings.threads, workdir, settings.bwrap is not None)
         env["LLMCOURSE_RESULT_FD"] = str(write_end)
         if settings.bwrap is None:
             env["PYTHONPATH"] = str(workdir / "course")

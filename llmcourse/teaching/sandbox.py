@@ -67,18 +67,22 @@ def _needed() -> list[tuple[Path, Path]]:
     return [(p.resolve(), p.resolve()) for p in dict.fromkeys(paths)]
 
 
-def environment(threads: int, workdir: Path) -> dict[str, str]:
-    env = {
+def environment(threads: int, workdir: Path, sandboxed: bool) -> dict[str, str]:
+    """The runner's environment: nothing of the teacher's, offline, safe import path."""
+    scratch = Path("/tmp") if sandboxed else workdir / "scratch"  # the sandbox's own /tmp
+    for folder in ("home", "hf", "mpl"):
+        if not sandboxed:
+            (scratch / folder).mkdir(parents=True, exist_ok=True)
+    return {
         "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/tmp/home", "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+        "HOME": str(scratch / "home"), "TMPDIR": str(scratch), "LANG": "C.UTF-8",
         "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": "/tmp/hf",
-        "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl",
+        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(scratch / "hf"),
+        "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(scratch / "mpl"),
         "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
         "LLMCOURSE_CACHE": str(cache_dir().resolve()),
         "LLMCOURSE_GRADING": "1",
     }
-    return env
 
 
 def command(workdir: Path, python: str, bwrap: str | None) -> tuple[list[str], Path]:
