@@ -23,14 +23,22 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as torch_dist
 from torch import nn
 
-__all__ = ["Dist", "init_distributed", "rank_rows", "wrap_model", "unwrap", "set_gradient_sync",
-           "accumulate_gradients", "launch"]
+__all__ = [
+    "Dist",
+    "accumulate_gradients",
+    "init_distributed",
+    "launch",
+    "rank_rows",
+    "set_gradient_sync",
+    "unwrap",
+    "wrap_model",
+]
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class Dist:
     rank: int = 0  # 0 .. world_size - 1; rank 0 writes files and prints
     world_size: int = 1  # number of processes training together
     local_rank: int = 0  # rank on this machine: picks the GPU
-    device: torch.device = torch.device("cpu")
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def is_distributed(self) -> bool:

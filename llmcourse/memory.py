@@ -29,8 +29,14 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-__all__ = ["state_bytes_per_param", "zero_bytes_per_gpu", "transformer_activation_bytes",
-           "gpt_activation_bytes", "MemoryTracker", "saved_activation_bytes"]
+__all__ = [
+    "MemoryTracker",
+    "gpt_activation_bytes",
+    "saved_activation_bytes",
+    "state_bytes_per_param",
+    "transformer_activation_bytes",
+    "zero_bytes_per_gpu",
+]
 
 
 def _positive_int(name: str, value) -> None:
@@ -128,7 +134,7 @@ class MemoryTracker(TorchDispatchMode):
         self.current = 0  # bytes alive now
         self.peak = 0  # the largest ``current`` seen
 
-    def track(self, tensors) -> "MemoryTracker":
+    def track(self, tensors) -> MemoryTracker:
         for tensor in tensors:
             self._add(tensor)
         return self

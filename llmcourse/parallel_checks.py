@@ -31,13 +31,19 @@ import torch.distributed as torch_dist
 
 from llmcourse.distributed import Dist, init_distributed, unwrap
 from llmcourse.gpt import GPTConfig
-from llmcourse.train import RunConfig, build_model, full_state_dict, load_tokens, train_gpt
-from llmcourse.training import TrainConfig
+from llmcourse.train import RunConfig, build_model, full_state_dict, train_gpt
+from llmcourse.training import TrainConfig, open_token_file
 
-__all__ = ["MODEL", "TRAIN", "SGD_LR", "run_checks", "accumulate_syncing_every_micro_step",
-           "accumulate_never_syncing"]
+__all__ = [
+    "MODEL",
+    "SGD_LR",
+    "TRAIN",
+    "accumulate_never_syncing",
+    "accumulate_syncing_every_micro_step",
+    "run_checks",
+]
 
-MODEL = dict(block_size=64, n_layer=2, n_head=4, n_embd=64)  # chapter 8's GPT, shorter windows
+MODEL = {"block_size": 64, "n_layer": 2, "n_head": 4, "n_embd": 64}  # chapter 8's, shorter T
 TRAIN = TrainConfig(steps=5, batch_size=8, block_size=64, max_lr=1e-2, min_lr=1e-3,
                     warmup_steps=0, eval_every=5, eval_batches=1, seed=0)
 SGD_LR = 0.5  # plain SGD needs a larger step than AdamW to move the weights as much
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     dist = init_distributed("cpu")
     try:
-        results = run_checks(load_tokens(args.data), args.vocab_size, dist)
+        results = run_checks(open_token_file(args.data), args.vocab_size, dist)
         if dist.is_main:
             torch.save(results, args.out)
             print(f"rank 0 of {dist.world_size}: wrote {len(results)} results")

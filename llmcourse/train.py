@@ -36,14 +36,35 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 
-from llmcourse.distributed import (Dist, accumulate_gradients, init_distributed, rank_rows,
-                                   unwrap, wrap_model)
+from llmcourse.distributed import (
+    Dist,
+    accumulate_gradients,
+    init_distributed,
+    rank_rows,
+    unwrap,
+    wrap_model,
+)
 from llmcourse.gpt import GPT, GPTConfig, gpt_param_count
-from llmcourse.training import (TrainConfig, configure_optimizer, estimate_loss, fixed_batches,
-                                get_batch, lr_schedule, next_token_loss)
+from llmcourse.training import (
+    TrainConfig,
+    configure_optimizer,
+    estimate_loss,
+    fixed_batches,
+    get_batch,
+    lr_schedule,
+    next_token_loss,
+    open_token_file,
+)
 
-__all__ = ["RunConfig", "build_model", "enable_activation_checkpointing", "local_batches",
-           "train_gpt", "full_state_dict", "load_tokens", "main"]
+__all__ = [
+    "RunConfig",
+    "build_model",
+    "enable_activation_checkpointing",
+    "full_state_dict",
+        "local_batches",
+    "main",
+    "train_gpt",
+]
 
 
 @dataclass(frozen=True)
@@ -182,30 +203,20 @@ def full_state_dict(model) -> dict:
     return get_model_state_dict(model, options=options)
 
 
-def load_tokens(path) -> np.ndarray:
-    """A file of uint16 token ids as a read-only memory map (nothing is read until used)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no token file at {path}")
-    if path.stat().st_size % 2:
-        raise ValueError(f"{path} has an odd number of bytes: expected uint16 token ids")
-    return np.memmap(path, dtype=np.uint16, mode="r")
-
-
 def _data(args):
     """Training and validation ids and the vocabulary size, from files or Shakespeare."""
     if args.data:
         if not args.vocab_size:
             raise SystemExit("--data needs --vocab-size (the tokenizer's number of ids)")
-        train_ids = load_tokens(args.data)
-        val_ids = load_tokens(args.val_data) if args.val_data else train_ids
+        train_ids = open_token_file(args.data)
+        val_ids = open_token_file(args.val_data) if args.val_data else train_ids
         return train_ids, val_ids, args.vocab_size
     from llmcourse.offline import shakespeare_text
     from llmcourse.tokenization import CharTokenizer
 
     train_text, val_text = shakespeare_text("train"), shakespeare_text("validation")
     tokenizer = CharTokenizer(train_text)
-    encode = lambda text: np.array(tokenizer.encode(text), dtype=np.int64)  # noqa: E731
+    encode = lambda text: np.array(tokenizer.encode(text), dtype=np.int64)
     return encode(train_text), encode(val_text), tokenizer.vocab_size
 
 

@@ -15,8 +15,14 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from llmcourse import memory
-from llmcourse.distributed import (Dist, accumulate_gradients, init_distributed, launch,
-                                   rank_rows, wrap_model)
+from llmcourse.distributed import (
+    Dist,
+    accumulate_gradients,
+    init_distributed,
+    launch,
+    rank_rows,
+    wrap_model,
+)
 from llmcourse.gpt import GPT, GPTConfig
 from llmcourse.train import RunConfig, enable_activation_checkpointing, local_batches, main
 from llmcourse.training import next_token_loss
@@ -90,7 +96,7 @@ def test_memory_tracker_peak_of_a_training_step():
 def test_rank_rows_is_distributed_samplers_striding():
     batch = torch.arange(12)[:, None]
     shards = [rank_rows(batch, r, 3).flatten().tolist() for r in range(3)]
-    assert sorted(sum(shards, [])) == list(range(12))
+    assert sorted(i for shard in shards for i in shard) == list(range(12))
     for r in range(3):
         assert shards[r] == list(DistributedSampler(range(12), num_replicas=3, rank=r,
                                                     shuffle=False))
@@ -185,7 +191,7 @@ def test_script_trains_and_writes_its_files(single_run):
 
 
 def test_script_refuses_a_missing_token_file(tmp_path):
-    with pytest.raises(ValueError, match="no token file"):
+    with pytest.raises(FileNotFoundError, match="no token file"):
         main(["--data", str(tmp_path / "absent.bin"), "--vocab-size", "20"])
 
 

@@ -17,7 +17,7 @@ from torch.utils.data import DistributedSampler
 from llmcourse.exercises import expect, run_checks
 from llmcourse.memory import zero_bytes_per_gpu
 
-__all__ = ["check_largest_model", "check_shard_indices", "check_fixed_step", "SyncCounter"]
+__all__ = ["SyncCounter", "check_fixed_step", "check_largest_model", "check_shard_indices"]
 
 
 # --- the largest model per ZeRO stage ---------------------------------------------------------
@@ -85,7 +85,7 @@ def check_shard_indices(shard_indices) -> None:
 
     def disjoint(f):
         shards = [as_list(f(12, r, 3, 0, 0)) for r in range(3)]
-        expect(sorted(sum(shards, [])) == list(range(12)),
+        expect(sorted(i for shard in shards for i in shard) == list(range(12)),
                "the shards of 12 items over 3 ranks must together hold every index exactly "
                "once: did every rank shuffle with the same seed?")
 
