@@ -42,12 +42,27 @@ def test_chat_messages_wrong(wrong, match):
 def new_token_count(prompt_len, max_length=None, max_new_tokens=None):
     if max_new_tokens is not None:
         return max_new_tokens
-    return max(max_length - prompt_len, 0)
+    if prompt_len >= max_length:
+        raise ValueError(f"no room: prompt {prompt_len}, max_length {max_length}")
+    return max_length - prompt_len
 
 
-def test_new_token_count_passes(capsys):
-    check_new_token_count(new_token_count)  # raises if the answer is rejected
+def new_token_count_by_cases(prompt_len, max_length=None, max_new_tokens=None):
+    """A second correct answer, written the other way round."""
+    room = None if max_length is None else max_length - prompt_len
+    if max_new_tokens is None and room <= 0:
+        raise ValueError("the prompt fills max_length")
+    return room if max_new_tokens is None else max_new_tokens
+
+
+@pytest.mark.parametrize("answer", [new_token_count, new_token_count_by_cases])
+def test_new_token_count_passes(answer, capsys):
+    check_new_token_count(answer)  # raises if the answer is rejected
     assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def _raise():
+    raise ValueError("no room")
 
 
 @pytest.mark.parametrize("wrong,match", [
@@ -60,6 +75,11 @@ def test_new_token_count_passes(capsys):
      "max_new_tokens takes precedence"),
     (lambda p, max_length=None, max_new_tokens=None: max_new_tokens or max_length - p,
      "not a negative count"),
+    (lambda p, max_length=None, max_new_tokens=None: max_new_tokens or max(0, max_length - p),
+     "generate raises a ValueError"),
+    (lambda p, max_length=None, max_new_tokens=None: (max_new_tokens or max_length - p)
+     if (max_new_tokens or max_length - p > 1) else _raise(),
+     "one position left"),
     (lambda p, max_length=None, max_new_tokens=None: max_new_tokens - p if max_new_tokens
      else max_length - p, "counts only the generated tokens"),
 ])

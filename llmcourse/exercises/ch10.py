@@ -66,9 +66,23 @@ def check_new_token_count(new_token_count) -> None:
                f"warns), so 5 new tokens; got {got!r}")
 
     def no_room(f):
-        got = f(12, max_length=10)
-        expect(got == 0, f"a prompt already as long as max_length leaves no room: 0 new tokens, "
-               f"not a negative count; got {got!r}")
+        for prompt_len, max_length in ((12, 10), (10, 10)):
+            try:
+                got = f(prompt_len, max_length=max_length)
+            except ValueError:
+                continue
+            expect(not (isinstance(got, int) and got < 0),
+                   f"a {prompt_len}-token prompt with max_length={max_length} has no room: not "
+                   f"a negative count ({got!r}), but the ValueError that generate raises")
+            expect(False, f"a {prompt_len}-token prompt with max_length={max_length} leaves no "
+                   f"room for a new token, and generate raises a ValueError (as the chapter "
+                   f"showed with max_length=8); yours returned {got!r}")
+        try:
+            one = f(9, max_length=10)
+        except ValueError:
+            one = "a ValueError"
+        expect(one == 1, f"a 9-token prompt with max_length=10 has one position left: 1 new "
+               f"token, got {one}; raise only when the prompt already fills max_length")
 
     return run_checks("Exercise: max_length versus max_new_tokens", new_token_count,
                       [new_tokens, length, precedence, no_room])
