@@ -7,8 +7,8 @@ be printed by one of that chapter's compared outputs (cells not marked
 a one-digit number with a scale word, "3 million", only exactly), or be a literature
 figure listed with its citation in ``tests/literature_figures.yml``.
 Not measured figures: years (1900-2039), section, figure, table and chapter numbers, version
-numbers, numbers inside names ("GPT-2", "SmolLM2-135M"), and whole numbers in LaTeX
-(equation constants and exponents; decimals in LaTeX are checked).
+numbers, numbers inside names ("GPT-2", "SmolLM2-135M"), bit patterns with a leading zero,
+and whole numbers in LaTeX (equation constants and exponents; decimals in LaTeX are checked).
 So when code changes a number, the sentence that quotes it fails here.
 """
 
@@ -100,6 +100,8 @@ def quoted_numbers(text: str) -> list[tuple[str, re.Match]]:
             continue  # equation constants and exponents: 12 C^2, 10^{-4}, 2 \times 10^4
         if not (decimal or m["pct"] or m["scale"] or digits >= 3):
             continue  # small whole numbers: counts the reader can check by eye
+        if not decimal and len(m["int"]) > 1 and m["int"].startswith("0"):
+            continue  # a code or bit pattern (01111011), not a count
         if not (decimal or m["pct"] or m["scale"] or "," in m["int"]) and digits == 4 \
                 and 1900 <= int(m["int"]) <= 2039:
             continue  # a year
@@ -226,6 +228,7 @@ OUTPUTS = {"print(loss, steps, share)": "loss 2.5117 after 1,536,000 characters:
     "Vaswani et al. (2017), section 3.2, figure 1.2, chapter 11, GPT-2, SmolLM2-135M, v0.1.2.",
     "$$N = 12 L C^2 + 13 C, \\quad 10^{-4}$$ and 42 steps.",   # LaTeX whole numbers, small ints
     "$1.536 \\times 10^{6}$ characters, $2 \\times 10^4$.",       # LaTeX powers of ten
+    "The exponent bits `01111011`.",                            # a bit pattern, not a count
     "Karpathy reports 1.47 nats.",                              # listed literature figure
     "```python\nx = 123.45\n```\nThen 2.51.",                  # code in a fence is code
 ])
