@@ -95,7 +95,7 @@ def test_blockwise_rejects_bad_input(args, match):
 
 def test_quantize_model_weights_counts_tied_matrix_once():
     torch.manual_seed(0)
-    model = llama.LlamaForCausalLM(llama.LlamaConfig.tiny(vocab_size=64, hidden_size=32))
+    model = llama.LlamaForCausalLM(llama.LlamaConfig.tiny(vocab_size=64, hidden_size=32, intermediate_size=64))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     size = Q.quantize_model_weights(model, "absmax", bits=4, block=32)
     matrices = sum(p.numel() for p in model.parameters() if p.ndim == 2)
@@ -108,7 +108,7 @@ def test_quantize_model_weights_counts_tied_matrix_once():
     w = before["model.layers.0.mlp.up_proj.weight"]
     want = Q.dequantize_blockwise(*Q.quantize_blockwise(w, 4, 32))
     assert torch.equal(after["model.layers.0.mlp.up_proj.weight"], want)
-    per_row = llama.LlamaForCausalLM(llama.LlamaConfig.tiny(vocab_size=64, hidden_size=32))
+    per_row = llama.LlamaForCausalLM(llama.LlamaConfig.tiny(vocab_size=64, hidden_size=32, intermediate_size=64))
     size = Q.quantize_model_weights(per_row, "absmax", bits=8, block=None)
     rows = sum(p.shape[0] for p in per_row.parameters() if p.ndim == 2)
     assert size.bits == 8 * matrices + 16 * rows

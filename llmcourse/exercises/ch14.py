@@ -80,9 +80,12 @@ def check_encode_q4_1(encode_q4_1) -> None:
     def code_range(f):
         for block in blocks:
             _, _, codes = unpack(f, block)
-            expect(int(codes.min()) >= 0 and int(codes.max()) <= 15,
+            expect(int(codes.min()) >= 0,
                    f"Q4_1 codes lie in 0..15 (4 bits, no sign), got {int(codes.min())}.."
                    f"{int(codes.max())}: subtract the minimum before dividing by the scale")
+            expect(int(codes.max()) <= 15,
+                   f"a code of {int(codes.max())} does not fit in 4 bits: 16 levels have 15 "
+                   f"steps between them, so d = (max - min) / 15 and the largest code is 15")
             expect(int(codes.min()) == 0 and int(codes.max()) == 15,
                    "the smallest weight should get code 0 and the largest code 15: m is the "
                    "block's minimum, d spreads 16 levels from min to max")
@@ -107,7 +110,8 @@ def check_encode_q4_1(encode_q4_1) -> None:
 
     def constant_block(f):
         d, m, codes = unpack(f, torch.full((32,), 0.25))
-        expect(all(math.isfinite(v) for v in (d, m)) and (d * codes + m == 0.25).all().item(),
+        expect(all(math.isfinite(v) for v in (d, m)) and (d * codes + m == 0.25).all().item()
+               and int(codes.min()) >= 0 and int(codes.max()) <= 15,
                "a constant block (max = min, so d = 0) must come back exactly, without "
                "dividing by zero: give every weight code 0")
 
