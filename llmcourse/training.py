@@ -178,10 +178,11 @@ def open_token_file(path, dtype=np.uint16) -> np.memmap:
     return np.memmap(path, dtype=dtype, mode="r")
 
 
-def fixed_batches(ids, num_batches: int, batch_size: int, block_size: int, seed: int = 0):
+def fixed_batches(ids, num_batches: int, batch_size: int, block_size: int, seed: int = 0,
+                  device: str | torch.device | None = None):
     """The same ``num_batches`` random batches every call: a fixed set to measure loss on."""
     generator = torch.Generator().manual_seed(seed)
-    return [get_batch(ids, batch_size, block_size, generator) for _ in range(num_batches)]
+    return [get_batch(ids, batch_size, block_size, generator, device) for _ in range(num_batches)]
 
 
 @torch.no_grad()
@@ -295,12 +296,17 @@ def train(model: nn.Module, train_ids, val_ids, config: TrainConfig = TrainConfi
     every ``config.eval_every`` steps, and after the last. Returns the :class:`History`; the
     model is left in eval mode.
     """
-    train_data, val_data = _as_ids(train_ids, "train_ids"), _as_ids(val_ids, "val_ids")
+    # No copy of the corpus: get_batch reads the sampled windows (of a memory map, too) and
+    # moves them to the model's device.
+    train_data, val_data = _window_source(train_ids), _window_source(val_ids)
+    device = next(model.parameters()).device
     block = config.block_size
     torch.manual_seed(config.seed)  # dropout, if the model has any
     generator = torch.Generator().manual_seed(config.seed)
-    train_eval = fixed_batches(train_data, config.eval_batches, config.batch_size, block, seed=1)
-    val_eval = fixed_batches(val_data, config.eval_batches, config.batch_size, block, seed=2)
+    train_eval = fixed_batches(train_data, config.eval_batches, config.batch_size, block, seed=1,
+                               device=device)
+    val_eval = fixed_batches(val_data, config.eval_batches, config.batch_size, block, seed=2,
+                             device=device)
     optimizer = configure_optimizer(model, config)
     history = History()
 
@@ -316,7 +322,7 @@ def train(model: nn.Module, train_ids, val_ids, config: TrainConfig = TrainConfi
                          total_steps=config.steps, min_lr=config.min_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = get_batch(train_data, config.batch_size, block, generator)
+        x, y = get_batch(train_data, config.batch_size, block, generator, device)
         loss = next_token_loss(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -345,6 +351,7 @@ def sequence_log_probs(model: nn.Module, ids, block_size: int, batch_size: int =
     if block_size < 1 or batch_size < 1:
         raise ValueError(f"block_size and batch_size must be >= 1, got {block_size}, {batch_size}")
     model.eval()
+    data = data.to(next(model.parameters()).device)
     n_full = (len(data) - 1) // block_size
     out = []
     full = data[: n_full * block_size + 1]
@@ -357,4 +364,4 @@ def sequence_log_probs(model: nn.Module, ids, block_size: int, batch_size: int =
     if len(rest) > 1:
         log_p = F.log_softmax(model(rest[None, :-1]).double(), dim=-1)  # (1, t, V)
         out.append(log_p.gather(-1, rest[None, 1:, None])[..., 0].reshape(-1))
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()

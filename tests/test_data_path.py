@@ -92,3 +92,21 @@ def test_errors(tmp_path):
         get_batch(np.zeros(10), 1, 2)
     with pytest.raises(ValueError, match=r"need at least block_size \+ 1 = 11 ids, got 10"):
         get_batch(np.arange(10, dtype=np.uint16), 2, 10)
+
+
+def test_train_reads_a_token_file_without_copying_it(tmp_path):
+    """train() on a memory-mapped token file gives the same run as on the same ids in memory."""
+    from llmcourse.gpt import GPT, GPTConfig
+    from llmcourse.training import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 50, size=5000)
+    mapped = write_token_file(ids, tmp_path / "train.bin")
+    config = TrainConfig(steps=4, batch_size=4, block_size=8, eval_every=2, eval_batches=2,
+                         warmup_steps=1)
+    runs = []
+    for data in (torch.as_tensor(ids), mapped):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=50, block_size=8, n_layer=1, n_head=2, n_embd=8))
+        runs.append(train(model, data, data, config, progress=False))
+    assert runs[0].train_loss == runs[1].train_loss and runs[0].val_loss == runs[1].val_loss
