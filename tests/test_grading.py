@@ -330,15 +330,19 @@ def graded(tmp_path_factory):
             (folder / name).parent.mkdir(exist_ok=True)
             shutil.copy(base / "all" / name, folder / name)
     expected = {k: v for k, v in expected.items() if (folder / k).exists()}
-    (folder / "book").mkdir()
-    shutil.copy(ROOT / "book" / FULL, folder / "book" / FULL)
-    build_student_edition([ROOT / "book" / FULL], folder / "student-edition")
+    full = base / "full"  # whole chapters, graded with more time
+    (full / "book").mkdir(parents=True)
+    shutil.copy(ROOT / "book" / FULL, full / "book" / FULL)
+    build_student_edition([ROOT / "book" / FULL], full / "student-edition")
     start = time.monotonic()
-    done = run_grader(folder, "--out", base / "out", "--jobs", 2, "--timeout", 60)
+    run_grader(folder, "--out", base / "out", "--jobs", 2, "--timeout", 60)
     seconds = time.monotonic() - start
-    return {"folder": folder, "out": base / "out", "expected": expected, "stdout": done.stdout,
-            "stderr": done.stderr, "results": grade.load_results([base / "out"]),
-            "seconds": seconds}
+    # The same command with one more folder grades only the new notebooks (and reports all).
+    done = run_grader(folder, full, "--out", base / "out", "--jobs", 2)
+    assert "grading 2 notebooks" in done.stderr
+    return {"paths": [folder, full], "folder": folder, "full": full, "out": base / "out",
+            "expected": expected, "stdout": done.stdout, "stderr": done.stderr,
+            "results": grade.load_results([base / "out"]), "seconds": seconds}
 
 
 def by_name(results) -> dict[str, dict]:
@@ -413,12 +417,12 @@ def test_class_csv_and_feedback(graded):
 def test_grading_again_resumes(graded, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(graded["out"], out)
-    again = run_grader(graded["folder"], "--out", out, "--jobs", 2, "--timeout", 60)
+    again = run_grader(*graded["paths"], "--out", out, "--jobs", 2)
     assert "grading 0 notebooks" in again.stderr
     assert (out / "class.csv").read_text() == (graded["out"] / "class.csv").read_text()
     removed = sorted((out / "results").glob("correct0*.json"))[:1]
     removed[0].unlink()
-    again = run_grader(graded["folder"], "--out", out, "--timeout", 60, "--regrade",
+    again = run_grader(*graded["paths"], "--out", out, "--timeout", 60, "--regrade",
                        "untouched-04")
     assert "grading 2 notebooks" in again.stderr
     assert statuses(out) == statuses(graded["out"])
@@ -452,8 +456,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(graded, tmp_path):
 @needs_sandbox
 def test_shards_merged_equal_one_run(graded, tmp_path):
     folder = tmp_path / "class"
-    for name in ("correct1-04", "wrong0-04", "cheat-forbidden", "untouched-04", "book"):
+    for name in ("correct1-04", "wrong0-04", "cheat-forbidden", "untouched-04"):
         shutil.copytree(graded["folder"] / name, folder / name)
+    shutil.copytree(graded["full"] / "book", folder / "book")
     seed = graded["out"] / "seed"
     run_grader(folder, "--out", tmp_path / "one", "--seed-file", seed, "--jobs", 2)
     for index in (0, 1):

@@ -143,7 +143,8 @@ def answer_cells(nb, exercises: list[Exercise]) -> dict[str, int]:
     found: dict[str, int] = {}
     for index, cell in enumerate(nb.cells):
         meta = cell_layout(cell)
-        if cell.cell_type == "code" and meta.get("role") in ("answer", "solution"):
+        older = "answer" in cell.get("metadata", {}).get("tags", [])  # editions before roles
+        if cell.cell_type == "code" and (meta.get("role") in ("answer", "solution") or older):
             found[meta.get("exercise", "")] = index
     for number, exercise in enumerate(exercises):
         if exercise.label in found:

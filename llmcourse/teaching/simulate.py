@@ -22,7 +22,9 @@ import argparse
 import ast
 import copy
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -330,11 +332,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=1, help="each kind of student, per chapter")
     parser.add_argument("--tiny", action="store_true",
                         help="keep only each chapter's imports, definitions and exercises")
+    parser.add_argument("--measure", type=int, nargs="*", metavar="JOBS",
+                        help="then grade the class with each number of jobs (e.g. 1 2), time "
+                             "it, and check every notebook got what it must")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds per notebook")
     args = parser.parse_args(argv)
-    expected = build_class(args.out, args.chapters, args.copies, args.tiny)
-    print(f"wrote {len(expected)} submissions to {args.out} (expected results: "
-          f"{args.out / 'expected.json'})")
-    return 0
+    expected = build_class(args.out / "submissions", args.chapters, args.copies, args.tiny)
+    print(f"wrote {len(expected)} submissions to {args.out / 'submissions'} (expected "
+          f"results: {args.out / 'submissions' / 'expected.json'})")
+    failures = 0
+    for jobs in args.measure or []:
+        out = args.out / f"grades-{jobs}-jobs"
+        seed = args.out / "seed"
+        if not seed.exists():
+            seed.write_text("simulated class\n")
+        start = time.monotonic()
+        subprocess.run([sys.executable, "-m", "llmcourse.teaching.grade",
+                        str(args.out / "submissions"), "--out", str(out), "--jobs", str(jobs),
+                        "--timeout", str(args.timeout), "--seed-file", str(seed)], check=True)
+        seconds = time.monotonic() - start
+        from llmcourse.teaching.grade import load_results
+
+        problems = mismatches(expected, load_results([out]))
+        failures += len(problems)
+        print(f"{jobs} job(s): {len(expected)} notebooks graded in {seconds:.0f} s; "
+              f"{len(problems)} differ from what they must score", flush=True)
+        for problem in problems:
+            print("  " + problem)
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
