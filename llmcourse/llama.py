@@ -1,6 +1,6 @@
 """Chapter 12: a Llama-style decoder, the architecture of most open LLMs since 2023.
 
-It is the GPT decoder of chapter 7 with five changes, each small and each from a paper:
+It is the GPT decoder of chapter 7 with four changes, each small and each from a paper:
 
 - RMSNorm (Zhang & Sennrich, 2019) instead of LayerNorm: no mean subtracted, no bias,
   ``y = x / sqrt(mean(x^2) + eps) * weight``.
@@ -9,13 +9,19 @@ It is the GPT decoder of chapter 7 with five changes, each small and each from a
 - SwiGLU (Shazeer, 2020) instead of a GELU MLP: ``down(silu(gate(x)) * up(x))``.
 - Grouped-query attention, GQA (Ainslie et al., 2023): fewer key-value heads than query
   heads; each key-value head serves ``num_attention_heads // num_key_value_heads`` queries,
-  which shrinks the KV cache by that factor.
-- Tied embeddings (Press & Wolf, 2017): the output layer reuses the token embedding matrix.
+  which shrinks the KV cache by that factor. (LLaMA itself had none; Llama 2's 70B model,
+  Mistral and Llama 3 use it.)
+
+The output layer may reuse the token embedding matrix (tied embeddings, Press & Wolf, 2017),
+as GPT-2 and SmolLM2 do; LLaMA and Mistral keep a separate one (``tie_word_embeddings``).
 
 Module and parameter names are the Hugging Face Llama checkpoint's own
 (``model.layers.N.self_attn.q_proj.weight``, ...), so loading SmolLM2-135M-Instruct
 (Allal et al., 2025) is a key-by-key copy with a shape check on every tensor, after which
-``LlamaForCausalLM`` gives the same logits as ``transformers.LlamaForCausalLM``.
+``LlamaForCausalLM`` computes the same function as ``transformers.LlamaForCausalLM``: in
+float32 both land equally close to the exact (float64) logits, and their greedy tokens are
+equal (tests/test_llama.py). The float32 logits themselves differ by rounding, which grows
+with SmolLM2's large hidden states (values up to about 2.5e4): about 1e-4, more on long inputs.
 
 Letters: B batch, T new positions, S all positions (cached + new), C hidden_size,
 F intermediate_size, H query heads, K key-value heads, D head_dim, V vocab_size.
