@@ -62,8 +62,8 @@ def test_swiglu():
 
     for answer in (right, right_linear, in_float32(right), in_float32(right_linear)):
         check_swiglu(answer)  # raises if the answer is rejected (float64 and float32 answers)
-    swapped = lambda x, g, u, d: F.silu(x @ u.T) * (x @ g.T) @ d.T  # noqa: E731
-    geglu = lambda x, g, u, d: F.gelu(x @ g.T) * (x @ u.T) @ d.T  # noqa: E731
+    swapped = lambda x, g, u, d: F.silu(x @ u.T) * (x @ g.T) @ d.T
+    geglu = lambda x, g, u, d: F.gelu(x @ g.T) * (x @ u.T) @ d.T
     for wrong, hint in [(in_float32(swapped), "gate and up are swapped"),
                         (in_float32(geglu), "that is GeGLU"),
                         (lambda *a: right(*a).half(), "compute in float32 or float64")]:

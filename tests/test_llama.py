@@ -1,13 +1,15 @@
 """The Llama-style decoder equals Hugging Face's Llama, piece by piece and as a whole.
 
 Tiny random configurations, weights copied across with load_llama_state_dict; then the real
-SmolLM2-135M-Instruct checkpoint: same logits, same greedy tokens as transformers.
+SmolLM2-135M-Instruct checkpoint: the same function as transformers (in float32 both are
+equally close to an exact float64 computation), the same greedy tokens.
 """
 
 import dataclasses
 
 import pytest
 import torch
+from torch.nn import functional as F
 from torch.testing import assert_close
 from transformers import LlamaConfig as HFLlamaConfig
 from transformers import LlamaForCausalLM as HFLlamaForCausalLM
@@ -167,8 +169,8 @@ def test_greedy_tokens_match_hf_generate():
     ours, hf = twin_models(LlamaConfig.tiny(), "sdpa", seed=1)
     ids = torch.randint(0, 97, (1, 6))
     with torch.no_grad():
-        want = hf.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=None,
-                           pad_token_id=0)[:, 6:]
+        want = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12,
+                           do_sample=False, eos_token_id=None, pad_token_id=0)[:, 6:]
         assert torch.equal(greedy(ours, ids, 12), want)
 
 
@@ -278,21 +280,88 @@ def test_repr_names_the_sizes():
 
 # --- the real checkpoint ------------------------------------------------------------------
 
-def test_smollm2_real_weights_match_hf():
+def exact_logits(model: LlamaForCausalLM, ids: torch.Tensor) -> torch.Tensor:
+    """The decoder's function in float64 throughout, from the model's weights (batch 1).
+
+    Both llmcourse.llama and transformers compute RMSNorm and RoPE's angles in float32 even
+    for float64 inputs, so neither can be the exact reference; this plain forward is.
+    """
+    cfg, T = model.config, ids.shape[1]
+    H, K, Dh, eps = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim,
+                     cfg.rms_norm_eps)
+
+    def w(module):
+        return module.weight.double()
+
+    def norm(x, module):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w(module)
+
+    def rotate(x):  # (heads, T, Dh), Hugging Face's rotate-half layout
+        return x * cos + torch.cat([-x[..., Dh // 2:], x[..., :Dh // 2]], -1) * sin
+
+    inv_freq = 1 / cfg.rope_theta ** (torch.arange(0, Dh, 2, dtype=torch.float64) / Dh)
+    angles = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq
+    cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()
+    mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+    x = w(model.model.embed_tokens)[ids[0]]
+    for block in model.model.layers:
+        a, m = block.self_attn, block.mlp
+        h = norm(x, block.input_layernorm)
+        q = rotate((h @ w(a.q_proj).T).view(T, H, Dh).transpose(0, 1))
+        k = rotate((h @ w(a.k_proj).T).view(T, K, Dh).transpose(0, 1))
+        v = (h @ w(a.v_proj).T).view(T, K, Dh).transpose(0, 1)
+        k, v = k.repeat_interleave(H // K, 0), v.repeat_interleave(H // K, 0)
+        att = (q @ k.transpose(1, 2) / Dh ** 0.5 + mask).softmax(-1)
+        x = x + (att @ v).transpose(0, 1).reshape(T, H * Dh) @ w(a.o_proj).T
+        h = norm(x, block.post_attention_layernorm)
+        x = x + (F.silu(h @ w(m.gate_proj).T) * (h @ w(m.up_proj).T)) @ w(m.down_proj).T
+    return (norm(x, model.model.norm) @ w(model.lm_head).T)[None]
+
+
+def test_exact_reference_equals_the_model_in_float64_on_random_weights():
+    ours, hf = twin_models(LlamaConfig.tiny(), seed=2)
+    ids = torch.randint(0, 97, (1, 11))
+    with torch.no_grad():
+        assert_close(exact_logits(ours, ids).float(), hf(ids).logits, **TOL)
+
+
+@pytest.fixture(scope="module")
+def smollm2():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llmcourse.offline import smollm2_path
+    from llmcourse.offline import shakespeare_text, smollm2_path
 
     path = smollm2_path()
-    torch.manual_seed(0)
     ours = LlamaForCausalLM.from_pretrained(path)
     hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     messages = [{"role": "user", "content": "Explain how attention mechanism works in "
                                             "Transformers."}]
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                        return_tensors="pt", return_dict=True)["input_ids"]
+    chat = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                         return_tensors="pt", return_dict=True)
+    passage = tokenizer(shakespeare_text("validation")[:3000], return_tensors="pt")
+    return ours, hf, chat, passage
+
+
+def test_smollm2_real_weights_greedy_tokens_match_hf(smollm2):
+    ours, hf, chat, _ = smollm2
+    ids = chat["input_ids"]
     with torch.inference_mode():
-        assert_close(ours(ids), hf(ids).logits, atol=1e-4, rtol=1e-5)
-        want = hf.generate(ids, max_new_tokens=8, do_sample=False)[:, ids.shape[1]:]
+        want = hf.generate(**chat, max_new_tokens=8, do_sample=False)[:, ids.shape[1]:]
         assert torch.equal(greedy(ours, ids, 8), want)
+
+
+@pytest.mark.parametrize("which", ["chat prompt", "Hamlet, 600 tokens"])
+def test_smollm2_real_weights_as_close_to_exact_as_hf(smollm2, which):
+    # A fixed float32 tolerance between the two (say 1e-4) holds on some inputs only: the
+    # hidden states reach about 2.5e4, where float32 steps are about 2e-3, and the rounding
+    # depends on the order of additions. What must hold is that ours is as close to the
+    # exact function as transformers' own float32 computation is.
+    ours, hf, chat, passage = smollm2
+    ids = chat["input_ids"] if which == "chat prompt" else passage["input_ids"][:, :600]
+    with torch.inference_mode():
+        exact = exact_logits(ours, ids)
+        error_ours = (ours(ids).double() - exact).abs().max().item()
+        error_hf = (hf(ids).logits.double() - exact).abs().max().item()
+    assert error_ours <= 2 * error_hf, (error_ours, error_hf)
+    assert error_hf < 2e-3 * exact.abs().max().item()  # and both are small: rounding only

@@ -7,10 +7,22 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
 
-from llmcourse.scaling import (CHINCHILLA_FIT, PUBLISHED, LossFit, ModelShape, PowerLaw,
-                               bert_param_count, chinchilla_optimal, fit_power_law, gpt2_param_count,
-                               kaplan_approx_params, kaplan_loss, param_count, training_flops,
-                               transformer_block_params)
+from llmcourse.scaling import (
+    CHINCHILLA_FIT,
+    PUBLISHED,
+    LossFit,
+    ModelShape,
+    PowerLaw,
+    bert_param_count,
+    chinchilla_optimal,
+    fit_power_law,
+    gpt2_param_count,
+    kaplan_approx_params,
+    kaplan_loss,
+    param_count,
+    training_flops,
+    transformer_block_params,
+)
 
 
 def count(model):
