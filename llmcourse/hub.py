@@ -4,9 +4,8 @@ A ``pipeline`` hides three steps behind one call: tokenize, run the model, post-
 This module spells out the post-processing of the two pipelines the chapter uses, so that
 the course can check the library against plain code:
 
-- ``greedy_generate``: the ``"text-generation"`` loop with ``do_sample=False`` -- run the
-  model, take the most probable next token, append it, repeat (Radford et al., 2019,
-  section 2; Hugging Face ``GenerationMixin.generate``).
+(The ``"text-generation"`` loop itself is chapter 9's ``llmcourse.generation.generate``,
+which runs a Hugging Face model through ``llmcourse.generation.HuggingFaceLM``.)
 - ``mean_pool``: the ``"feature-extraction"`` pipeline returns one vector per token; the
   average over the real (unpadded) tokens, scaled to length 1, is a sentence embedding
   (Reimers & Gurevych, 2019, "Sentence-BERT", section 3).
@@ -32,8 +31,7 @@ from torch import Tensor
 
 from llmcourse import encoder
 
-__all__ = ["hub_is_reachable", "captured_warnings", "greedy_generate", "mean_pool",
-           "semantic_search"]
+__all__ = ["hub_is_reachable", "captured_warnings", "mean_pool", "semantic_search"]
 
 HUB_HOST = "huggingface.co"
 _TRUE = {"1", "on", "yes", "true"}
@@ -88,44 +86,6 @@ def captured_warnings():
         root.removeHandler(handler)
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_default_handler()
-
-
-def _check_ids(input_ids) -> None:
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2:
-        shape = (tuple(input_ids.shape) if isinstance(input_ids, Tensor)
-                 else type(input_ids).__name__)
-        raise ValueError(f"expected input_ids of shape (batch, seq), got {shape}")
-    if input_ids.dtype not in (torch.int32, torch.int64) or input_ids.shape[1] == 0:
-        raise ValueError(f"expected a non-empty integer tensor input_ids, got dtype "
-                         f"{input_ids.dtype} and {input_ids.shape[1]} positions")
-
-
-@torch.no_grad()
-def greedy_generate(model, input_ids: Tensor, max_new_tokens: int,
-                    eos_token_id: int | None = None) -> Tensor:
-    """Greedy decoding without a cache: ``(B, T) -> (B, T + n)`` with ``n <= max_new_tokens``.
-
-    ``model(ids).logits`` must have shape ``(B, T, V)`` (any Hugging Face causal LM). Each
-    step reruns the whole sequence (chapter 9 adds the key-value cache). A row that has
-    produced ``eos_token_id`` is filled with it, and the loop stops early once every row has,
-    as ``generate(do_sample=False)`` does when the pad token is the end-of-sequence token.
-    """
-    _check_ids(input_ids)
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) \
-            or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
-    ids = input_ids
-    done = torch.zeros(ids.shape[0], dtype=torch.bool)
-    for _ in range(max_new_tokens):
-        logits = model(ids).logits[:, -1, :]  # (B, T, V) -> (B, V): the last position only
-        next_id = logits.argmax(dim=-1)  # (B,)
-        if eos_token_id is not None:
-            next_id = torch.where(done, torch.full_like(next_id, eos_token_id), next_id)
-            done |= next_id == eos_token_id
-        ids = torch.cat([ids, next_id[:, None]], dim=1)  # (B, T) -> (B, T + 1)
-        if done.all():
-            break
-    return ids
 
 
 def mean_pool(last_hidden_state: Tensor, attention_mask: Tensor | None = None,

@@ -1,4 +1,4 @@
-"""llmcourse.hub against Hugging Face: greedy loop = generate(do_sample=False), pooling, search."""
+"""llmcourse.hub against Hugging Face and sentence-transformers: pooling, search, warnings."""
 
 import socket
 import warnings
@@ -6,27 +6,9 @@ import warnings
 import pytest
 import torch
 from torch.testing import assert_close
-from transformers import LlamaConfig, LlamaForCausalLM
 from transformers.utils import logging as hf_logging
 
-from llmcourse.hub import (captured_warnings, greedy_generate, hub_is_reachable, mean_pool,
-                           semantic_search)
-
-
-@pytest.fixture(scope="module")
-def tiny_llama():
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=61, hidden_size=16, intermediate_size=24,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=64, bos_token_id=0, eos_token_id=None,
-                         pad_token_id=None)
-    return LlamaForCausalLM(config).eval()
-
-
-def hf_greedy(model, ids, n, eos=None):
-    return model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
-                          do_sample=False, eos_token_id=eos, pad_token_id=eos)
-
+from llmcourse.hub import captured_warnings, hub_is_reachable, mean_pool, semantic_search
 
 # --- hub_is_reachable -----------------------------------------------------------------------
 
@@ -88,58 +70,6 @@ def test_captured_warnings_collects_and_restores(capsys):
     assert "from the logger" not in capsys.readouterr().err
     logger.warning("after the block")
     assert messages == ["from the logger", "from warnings.warn"]
-
-
-# --- greedy_generate ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("batch,length", [(1, 1), (1, 5), (3, 4)])
-def test_greedy_equals_generate(tiny_llama, batch, length):
-    ids = torch.randint(1, 61, (batch, length), generator=torch.Generator().manual_seed(length))
-    want = hf_greedy(tiny_llama, ids, 9)
-    got = greedy_generate(tiny_llama, ids, max_new_tokens=9)
-    assert got.shape == (batch, length + 9)
-    assert torch.equal(got, want)
-
-
-def test_greedy_stops_at_eos_like_generate(tiny_llama):
-    ids = torch.tensor([[5, 9, 17]])
-    free = greedy_generate(tiny_llama, ids, max_new_tokens=8)
-    eos = int(free[0, 3 + 2])  # the third generated token becomes the end of sequence
-    first = int((free[0, 3:] == eos).nonzero()[0])
-    got = greedy_generate(tiny_llama, ids, max_new_tokens=8, eos_token_id=eos)
-    assert got.shape[1] == 3 + first + 1 < free.shape[1]
-    assert torch.equal(got, hf_greedy(tiny_llama, ids, 8, eos=eos))
-
-
-def test_greedy_pads_finished_rows_with_eos(tiny_llama):
-    ids = torch.randint(1, 61, (4, 3), generator=torch.Generator().manual_seed(1))
-    free = greedy_generate(tiny_llama, ids, max_new_tokens=6)
-    eos = int(free[0, 4])
-    got = greedy_generate(tiny_llama, ids, max_new_tokens=6, eos_token_id=eos)
-    assert torch.equal(got, hf_greedy(tiny_llama, ids, 6, eos=eos))
-    assert (got[0, 4:] == eos).all()
-
-
-def test_greedy_zero_new_tokens(tiny_llama):
-    ids = torch.tensor([[1, 2]])
-    assert torch.equal(greedy_generate(tiny_llama, ids, 0), ids)
-
-
-@pytest.mark.parametrize("ids,match", [
-    (torch.tensor([1, 2, 3]), r"expected input_ids of shape \(batch, seq\), got \(3,\)"),
-    ([[1, 2]], r"expected input_ids of shape \(batch, seq\), got list"),
-    (torch.zeros(1, 3), "expected a non-empty integer tensor input_ids, got dtype torch.float32"),
-    (torch.zeros(1, 0, dtype=torch.long), "non-empty integer tensor .* and 0 positions"),
-])
-def test_greedy_input_errors(tiny_llama, ids, match):
-    with pytest.raises(ValueError, match=match):
-        greedy_generate(tiny_llama, ids, 3)
-
-
-@pytest.mark.parametrize("n", [-1, 2.0, True])
-def test_greedy_max_new_tokens_validated(tiny_llama, n):
-    with pytest.raises(ValueError, match="max_new_tokens must be a non-negative int"):
-        greedy_generate(tiny_llama, torch.tensor([[1]]), n)
 
 
 # --- mean_pool ------------------------------------------------------------------------------
