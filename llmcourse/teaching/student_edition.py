@@ -74,10 +74,13 @@ def student_notebook(nb):
             continue
         if index in first_solution:
             exercise = first_solution[index]
-            out.cells.append(nbformat.v4.new_code_cell(
+            stub = nbformat.v4.new_code_cell(
                 stub_source(exercise),
                 metadata={"tags": ["answer"], KEY: {"exercise": exercise.label,
-                                                    "role": "answer"}}))
+                                                    "role": "answer"}})
+            if cell.get("id"):  # the solution's id: the same edition from the same book
+                stub["id"] = cell["id"]
+            out.cells.append(stub)
             continue
         cell = copy.deepcopy(cell)  # same id
         if index in layout:
