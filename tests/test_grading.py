@@ -43,16 +43,23 @@ ENCODE = make_encoder()
 
 def book_functions(path: Path) -> dict:
     """Every function the chapter defines (solutions included), run in one namespace."""
-    namespace = {"math": math, "np": np, "torch": torch, "nn": nn, "F": F,
-                 "Counter": collections.Counter}
+    namespace = {
+        "math": math,
+        "np": np,
+        "torch": torch,
+        "nn": nn,
+        "F": F,
+        "Counter": collections.Counter,
+    }
     for cell in nbformat.read(path, as_version=4).cells:
         if cell.cell_type == "code":
             try:
                 tree = ast.parse(cell.source)
             except SyntaxError:
                 continue
-            tree.body = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import,
-                                                                ast.ImportFrom))]
+            tree.body = [
+                n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.Import, ast.ImportFrom))
+            ]
             exec(compile(tree, path.name, "exec"), namespace)
     return namespace
 
@@ -117,86 +124,110 @@ RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
         ".sqrt() * w + b\n",
         "def f(x, w, b, eps):\n    x32 = x.float()\n    m = x32.mean(-1, keepdim=True)\n"
         "    v = ((x32 - m) ** 2).mean(-1, keepdim=True)\n"
-        "    return (x32 - m) * torch.rsqrt(v + eps) * w.float() + b.float()\n"],
+        "    return (x32 - m) * torch.rsqrt(v + eps) * w.float() + b.float()\n",
+    ],
     "ex-ch12-swiglu": [
         "def f(x, g, u, d):\n    x, g, u, d = x.float(), g.float(), u.float(), d.float()\n"
         "    return (F.silu(x @ g.T) * (x @ u.T)) @ d.T\n",
         "def f(x, g, u, d):\n    x, g, u, d = (t.double() for t in (x, g, u, d))\n"
-        "    h = x @ g.T\n    return (h * torch.sigmoid(h) * (x @ u.T)) @ d.T\n"],
-    "ex-ch04-softmax": [
-        "def f(x):\n    return (x - x.logsumexp(-1, keepdim=True)).exp()\n"],
+        "    h = x @ g.T\n    return (h * torch.sigmoid(h) * (x @ u.T)) @ d.T\n",
+    ],
+    "ex-ch04-softmax": ["def f(x):\n    return (x - x.logsumexp(-1, keepdim=True)).exp()\n"],
     "ex-ch12-repeat-kv": [
         "def f(x, n):\n    B, K, S, D = x.shape\n"
-        "    return x[:, :, None].expand(B, K, n, S, D).reshape(B, K * n, S, D)\n"],
+        "    return x[:, :, None].expand(B, K, n, S, D).reshape(B, K * n, S, D)\n"
+    ],
     "ex-ch09-top-p": [
         "def f(p, top):\n    s, i = p.sort(descending=True)\n    keep = (s.cumsum(0) - s) < top\n"
-        "    out = torch.zeros_like(p)\n    out[i[keep]] = s[keep]\n    return out / out.sum()\n"],
+        "    out = torch.zeros_like(p)\n    out[i[keep]] = s[keep]\n    return out / out.sum()\n"
+    ],
     "ex-ch10-top-k": [
         "def f(q, c, k):\n    return torch.topk(F.cosine_similarity(c, q[None], dim=-1), k)"
-        ".indices\n"],
+        ".indices\n"
+    ],
     "ex-ch02-count-pairs": [
         "def f(words):\n    out = {}\n    for w, n in words.items():\n"
         "        for a, b in zip(w, w[1:]):\n            out[a, b] = out.get((a, b), 0) + n\n"
-        "    return out\n"],
+        "    return out\n"
+    ],
 }
 WRONG = {  # plausible slips, each must fail with a message saying what is wrong
     "ex-ch06-layer-norm": [
         "def f(x, w, b, eps):\n    return (x - x.mean(-1, keepdim=True)) / torch.sqrt("
         "x.var(-1, keepdim=True) + eps) * w + b\n",
         "def f(x, w, b, eps):\n    return (x - x.mean(-1, keepdim=True)) / (x.std(-1, "
-        "unbiased=False, keepdim=True) + eps) * w + b\n"],
-    "ex-ch06-gelu-tanh": ["def f(x):\n    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))\n",
-                          "def f(x):\n    return x * torch.sigmoid(1.702 * x)\n"],
+        "unbiased=False, keepdim=True) + eps) * w + b\n",
+    ],
+    "ex-ch06-gelu-tanh": [
+        "def f(x):\n    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))\n",
+        "def f(x):\n    return x * torch.sigmoid(1.702 * x)\n",
+    ],
     "ex-ch12-rms-norm": [
         "def f(x, w, eps):\n    return x / (x.pow(2).mean(-1, keepdim=True).sqrt() + eps) * w\n",
-        "def f(x, w, eps):\n"
-        "    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps) * w\n"],
-    "ex-ch12-swiglu": ["def f(x, g, u, d):\n    return (F.gelu(x @ g.T) * (x @ u.T)) @ d.T\n",
-                       "def f(x, g, u, d):\n    return (F.silu(x @ u.T) * (x @ u.T)) @ d.T\n"],
-    "ex-ch12-repeat-kv": ["def f(x, n):\n    return x.repeat(1, n, 1, 1)\n",
-                          "def f(x, n):\n    return x.repeat_interleave(n, dim=2)\n"],
+        "def f(x, w, eps):\n    return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + eps) * w\n",
+    ],
+    "ex-ch12-swiglu": [
+        "def f(x, g, u, d):\n    return (F.gelu(x @ g.T) * (x @ u.T)) @ d.T\n",
+        "def f(x, g, u, d):\n    return (F.silu(x @ u.T) * (x @ u.T)) @ d.T\n",
+    ],
+    "ex-ch12-repeat-kv": [
+        "def f(x, n):\n    return x.repeat(1, n, 1, 1)\n",
+        "def f(x, n):\n    return x.repeat_interleave(n, dim=2)\n",
+    ],
     "ex-ch09-top-p": [
         "def f(p, top):\n    s, i = p.sort(descending=True)\n    keep = s.cumsum(0) < top\n"
         "    out = torch.zeros_like(p)\n    out[i[keep]] = s[keep]\n    return out / out.sum()\n",
-        "def f(p, top):\n    return p\n"],
-    "ex-ch09-temperature": ["def f(z, T):\n    return torch.softmax(z * T, -1)\n",
-                            "def f(z, T):\n    return torch.softmax(z, -1) / T\n"],
-    "ex-ch01-table-size": ["def f(v, n):\n    return math.pow(v, n)\n",
-                           "def f(v, n):\n    return v * n\n"],
-    "ex-ch10-top-k": ["def f(q, c, k):\n    return (c @ q).argsort(descending=True)[:k].tolist()\n",
-                      "def f(q, c, k):\n    return (c @ q).argsort()[:k].tolist()\n"],
-    "ex-ch07-mean-pool": ["def f(h, m):\n    return h.mean(1)\n",
-                          "def f(h, m):\n    return (h * m[..., None]).sum(1) / m.shape[1]\n"],
+        "def f(p, top):\n    return p\n",
+    ],
+    "ex-ch09-temperature": [
+        "def f(z, T):\n    return torch.softmax(z * T, -1)\n",
+        "def f(z, T):\n    return torch.softmax(z, -1) / T\n",
+    ],
+    "ex-ch01-table-size": [
+        "def f(v, n):\n    return math.pow(v, n)\n",
+        "def f(v, n):\n    return v * n\n",
+    ],
+    "ex-ch10-top-k": [
+        "def f(q, c, k):\n    return (c @ q).argsort(descending=True)[:k].tolist()\n",
+        "def f(q, c, k):\n    return (c @ q).argsort()[:k].tolist()\n",
+    ],
+    "ex-ch07-mean-pool": [
+        "def f(h, m):\n    return h.mean(1)\n",
+        "def f(h, m):\n    return (h * m[..., None]).sum(1) / m.shape[1]\n",
+    ],
     "ex-ch08-schedule": [
         "def f(s, mx, w, t, mn):\n    return mx * s / w if s < w else mn + 0.5 * (mx - mn) * "
         "(1 + math.cos(math.pi * (s - w) / (t - w)))\n",
-        "def f(s, mx, w, t, mn):\n    return mx\n"],
+        "def f(s, mx, w, t, mn):\n    return mx\n",
+    ],
 }
 
 
 @pytest.mark.parametrize("label", sorted(set(RIGHT) | {k for k in simulate.VARIANTS}))
 def test_correct_answers_in_any_precision_or_idiom_pass(label):
-    sources = RIGHT.get(label, []) + [s.replace("{name}", "f")
-                                      for s in simulate.VARIANTS.get(label, ([], []))[0]]
+    sources = RIGHT.get(label, []) + [
+        s.replace("{name}", "f") for s in simulate.VARIANTS.get(label, ([], []))[0]
+    ]
     for source in sources:
         assert verdict(label, source_answer(source, "f")) is None, source
 
 
 @pytest.mark.parametrize("label", sorted(set(WRONG) | {k for k in simulate.VARIANTS}))
 def test_plausible_wrong_answers_fail_and_say_why(label):
-    sources = WRONG.get(label, []) + [s.replace("{name}", "f")
-                                      for s in simulate.VARIANTS.get(label, ([], []))[1]]
+    sources = WRONG.get(label, []) + [
+        s.replace("{name}", "f") for s in simulate.VARIANTS.get(label, ([], []))[1]
+    ]
     assert len(sources) >= 2
     for source in sources:
         problem = verdict(label, source_answer(source, "f"))
         assert problem, f"{label} passed a wrong answer:\n{source}"
-        assert any(word in problem for word in ("expected", "differ", "NaN", "raised",
-                                                "integer")), problem
+        assert any(
+            word in problem for word in ("expected", "differ", "NaN", "raised", "integer")
+        ), problem
 
 
 def test_the_hard_coded_attention_scale_fails():
-    hard = source_answer("def f(Q, K, V):\n    return torch.softmax(Q @ K.T / 4.0, -1) @ V\n",
-                         "f")
+    hard = source_answer("def f(Q, K, V):\n    return torch.softmax(Q @ K.T / 4.0, -1) @ V\n", "f")
     assert "differ" in verdict("ex-ch04-attention", hard)
 
 
@@ -231,8 +262,9 @@ def test_results_that_lie_are_not_data():
 
 def scan(label: str, source: str, names=("f",)):
     spec = SPECS[label]
-    return honesty.scan_answer(source, list(names), spec.forbid, spec.chapter, spec.no_index,
-                               "the answer cell")
+    return honesty.scan_answer(
+        source, list(names), spec.forbid, spec.chapter, spec.no_index, "the answer cell"
+    )
 
 
 @pytest.mark.parametrize("path", CORE, ids=lambda p: p.stem)
@@ -244,48 +276,68 @@ def test_the_books_solutions_read_as_honest(path):
             assert found == [], (exercise.label, found)
 
 
-@pytest.mark.parametrize(("label", "source", "kind"), [
-    ("ex-ch04-softmax", "from llmcourse.attention import softmax as f\n", "package"),
-    ("ex-ch04-softmax", "def f(x):\n    import llmcourse.attention as a\n    return a.softmax(x)",
-     "package"),
-    ("ex-ch04-softmax", "def f(x):\n    return torch.softmax(x, -1)\n", "forbidden"),
-    ("ex-ch04-softmax", "def f(x):\n    return x.softmax(-1)\n", "forbidden"),
-    ("ex-ch04-softmax", "def f(x):\n    return getattr(torch, 'soft' + 'max')(x, -1)\n",
-     "forbidden"),
-    ("ex-ch04-attention", "f = attention\n", "alias"),
-    ("ex-ch04-attention", "def f(Q, K, V):\n    return attention(Q, K, V)\n", "forbidden"),
-    ("ex-ch06-layer-norm", "def f(x, w, b, eps):\n    return F.layer_norm(x, (4,), w, b, eps)",
-     "forbidden"),
-    ("ex-ch02-one-hot", "def f(ids, weight):\n    return weight[ids]\n", "forbidden"),
-    ("ex-ch04-causal", "def f(T):\n    return torch.ones(T, T).tril(\n", "syntax error"),
-    ("ex-ch04-causal", "def f(T):\n    exec('x = 1')\n    return T\n", "tampering"),
-])
+@pytest.mark.parametrize(
+    ("label", "source", "kind"),
+    [
+        ("ex-ch04-softmax", "from llmcourse.attention import softmax as f\n", "package"),
+        (
+            "ex-ch04-softmax",
+            "def f(x):\n    import llmcourse.attention as a\n    return a.softmax(x)",
+            "package",
+        ),
+        ("ex-ch04-softmax", "def f(x):\n    return torch.softmax(x, -1)\n", "forbidden"),
+        ("ex-ch04-softmax", "def f(x):\n    return x.softmax(-1)\n", "forbidden"),
+        (
+            "ex-ch04-softmax",
+            "def f(x):\n    return getattr(torch, 'soft' + 'max')(x, -1)\n",
+            "forbidden",
+        ),
+        ("ex-ch04-attention", "f = attention\n", "alias"),
+        ("ex-ch04-attention", "def f(Q, K, V):\n    return attention(Q, K, V)\n", "forbidden"),
+        (
+            "ex-ch06-layer-norm",
+            "def f(x, w, b, eps):\n    return F.layer_norm(x, (4,), w, b, eps)",
+            "forbidden",
+        ),
+        ("ex-ch02-one-hot", "def f(ids, weight):\n    return weight[ids]\n", "forbidden"),
+        ("ex-ch04-causal", "def f(T):\n    return torch.ones(T, T).tril(\n", "syntax error"),
+        ("ex-ch04-causal", "def f(T):\n    exec('x = 1')\n    return T\n", "tampering"),
+    ],
+)
 def test_copied_forbidden_and_broken_answers_are_named(label, source, kind):
     found = scan(label, source)
     assert kind in {f.kind for f in found}, found
 
 
-@pytest.mark.parametrize("source", [
-    "import json\njson.dumps = lambda *a, **k: 'pass'",
-    "import llmcourse.exercises as ex\nex.run_checks = lambda *a, **k: None",
-    "from llmcourse.exercises import ch04\nch04.check_attention = print",
-    "get_ipython().input_transformers_post.append(lambda lines: lines)",
-    "import sys\nsys.settrace(lambda *a: None)",
-    "import gc\nobjects = gc.get_objects()",
-    "import torch\ntorch.Tensor.__eq__ = lambda a, b: True",
-    "class T(torch.Tensor):\n    def __torch_function__(cls, *a):\n        return True",
-    "import os\nos.write(3, b'x')",
-    "import ctypes",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import json\njson.dumps = lambda *a, **k: 'pass'",
+        "import llmcourse.exercises as ex\nex.run_checks = lambda *a, **k: None",
+        "from llmcourse.exercises import ch04\nch04.check_attention = print",
+        "get_ipython().input_transformers_post.append(lambda lines: lines)",
+        "import sys\nsys.settrace(lambda *a: None)",
+        "import gc\nobjects = gc.get_objects()",
+        "import torch\ntorch.Tensor.__eq__ = lambda a, b: True",
+        "class T(torch.Tensor):\n    def __torch_function__(cls, *a):\n        return True",
+        "import os\nos.write(3, b'x')",
+        "import ctypes",
+    ],
+)
 def test_tampering_in_any_cell_is_named(source):
     modules = honesty.imported_names([source, "import torch"])
     assert [f.kind for f in honesty.scan_cell(source, modules, "cell 7")] != []
 
 
 def test_ordinary_scratch_cells_are_not_tampering():
-    for source in ("x = torch.randn(3)\nprint(stable_softmax(x))", "!pip list", "%timeit 1",
-                   "import math\nvalues = [math.exp(i) for i in range(3)]",
-                   "model.config.n_embd = 64", "plt.rcParams['figure.dpi'] = 80"):
+    for source in (
+        "x = torch.randn(3)\nprint(stable_softmax(x))",
+        "!pip list",
+        "%timeit 1",
+        "import math\nvalues = [math.exp(i) for i in range(3)]",
+        "model.config.n_embd = 64",
+        "plt.rcParams['figure.dpi'] = 80",
+    ):
         assert honesty.scan_cell(source, honesty.imported_names([source]), "cell") == [], source
 
 
@@ -299,22 +351,44 @@ def test_grading_refuses_without_a_sandbox(monkeypatch, tmp_path, capsys):
 
 SANDBOX = sandbox.bubblewrap()
 needs_sandbox = pytest.mark.skipif(
-    SANDBOX is None, reason=f"SKIPPED: the sandbox cannot run here ({sandbox.why_no_sandbox()}); "
-                            "the grading of real notebooks is not tested")
-KEEP = ("cheat-", "cross", "correct0-", "correct1-", "wrong0-", "untouched-", "syntax-",
-        "crash-", "endless-", "loud-", "scratch-", "swallow-", "garbage")
+    SANDBOX is None,
+    reason=f"SKIPPED: the sandbox cannot run here ({sandbox.why_no_sandbox()}); "
+    "the grading of real notebooks is not tested",
+)
+KEEP = (
+    "cheat-",
+    "cross",
+    "correct0-",
+    "correct1-",
+    "wrong0-",
+    "untouched-",
+    "syntax-",
+    "crash-",
+    "endless-",
+    "loud-",
+    "scratch-",
+    "swallow-",
+    "garbage",
+)
 
 
 def run_grader(*args, timeout=900) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "llmcourse.teaching.grade", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "llmcourse.teaching.grade", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
 
 def statuses(out: Path) -> dict[str, list[str]]:
-    return {k: [e["status"] for e in r["exercises"]] + [r["status"]]
-            for k, r in grade.load_results([out]).items()}
+    return {
+        k: [e["status"] for e in r["exercises"]] + [r["status"]]
+        for k, r in grade.load_results([out]).items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -340,14 +414,24 @@ def graded(tmp_path_factory):
     # The same command with one more folder grades only the new notebooks (and reports all).
     done = run_grader(folder, full, "--out", base / "out", "--jobs", 2)
     assert "grading 2 notebooks" in done.stderr
-    return {"paths": [folder, full], "folder": folder, "full": full, "out": base / "out",
-            "expected": expected, "stdout": done.stdout, "stderr": done.stderr,
-            "results": grade.load_results([base / "out"]), "seconds": seconds}
+    return {
+        "paths": [folder, full],
+        "folder": folder,
+        "full": full,
+        "out": base / "out",
+        "expected": expected,
+        "stdout": done.stdout,
+        "stderr": done.stderr,
+        "results": grade.load_results([base / "out"]),
+        "seconds": seconds,
+    }
 
 
 def by_name(results) -> dict[str, dict]:
-    return {f"{Path(r['submission']).parent.name}/{Path(r['submission']).name}": r
-            for r in results.values()}
+    return {
+        f"{Path(r['submission']).parent.name}/{Path(r['submission']).name}": r
+        for r in results.values()
+    }
 
 
 @needs_sandbox
@@ -372,8 +456,10 @@ def test_a_notebook_cannot_change_another_or_the_teachers_files(graded):
     assert {e["status"] for e in second["exercises"]} == {"not answered"}
     assert results["cheat-write-teacher/04_self_attention.ipynb"]["status"] == "ran"
     # The cheat tried to write its fake check into the package and a file next to the book.
-    assert "def check_causal_mask(f): pass" not in (
-        ROOT / "llmcourse" / "exercises" / "ch04.py").read_text()
+    assert (
+        "def check_causal_mask(f): pass"
+        not in (ROOT / "llmcourse" / "exercises" / "ch04.py").read_text()
+    )
     assert not (ROOT / "grading-canary.txt").exists()
 
 
@@ -422,8 +508,7 @@ def test_grading_again_resumes(graded, tmp_path):
     assert (out / "class.csv").read_text() == (graded["out"] / "class.csv").read_text()
     removed = sorted((out / "results").glob("correct0*.json"))[:1]
     removed[0].unlink()
-    again = run_grader(*graded["paths"], "--out", out, "--timeout", 60, "--regrade",
-                       "untouched-04")
+    again = run_grader(*graded["paths"], "--out", out, "--timeout", 60, "--regrade", "untouched-04")
     assert "grading 2 notebooks" in again.stderr
     assert statuses(out) == statuses(graded["out"])
 
@@ -434,10 +519,22 @@ def test_an_interrupted_run_resumes_where_it_stopped(graded, tmp_path):
     for name in ("correct0-04", "wrong0-04", "untouched-04", "scratch-04"):
         shutil.copytree(graded["folder"] / name, folder / name)
     out = tmp_path / "out"
-    run = subprocess.Popen([sys.executable, "-m", "llmcourse.teaching.grade", str(folder),
-                            "--out", str(out), "--seed-file", str(graded["out"] / "seed")],
-                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           start_new_session=True)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmcourse.teaching.grade",
+            str(folder),
+            "--out",
+            str(out),
+            "--seed-file",
+            str(graded["out"] / "seed"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 600
     while not list((out / "results").glob("*.json")) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -462,23 +559,32 @@ def test_shards_merged_equal_one_run(graded, tmp_path):
     seed = graded["out"] / "seed"
     run_grader(folder, "--out", tmp_path / "one", "--seed-file", seed, "--jobs", 2)
     for index in (0, 1):
-        run_grader(folder, "--out", tmp_path / f"shard-{index}", "--seed-file", seed,
-                   "--shard", f"{index}/2")
+        run_grader(
+            folder,
+            "--out",
+            tmp_path / f"shard-{index}",
+            "--seed-file",
+            seed,
+            "--shard",
+            f"{index}/2",
+        )
     shards = [tmp_path / "shard-0", tmp_path / "shard-1"]
     for _ in range(2):  # merging twice changes nothing
         run_grader("merge", *shards, "--out", tmp_path / "merged")
     assert statuses(tmp_path / "merged") == statuses(tmp_path / "one")
     assert (tmp_path / "merged" / "class.csv").read_text() == (
-        tmp_path / "one" / "class.csv").read_text()
+        tmp_path / "one" / "class.csv"
+    ).read_text()
     counts = [len(list((s / "results").glob("*.json"))) for s in shards]
     assert sorted(counts) == [2, 3]
-    assert json.loads((tmp_path / "merged" / "results").glob("*.json").__next__()
-                      .read_text())["seed_id"]
+    assert json.loads((tmp_path / "merged" / "results").glob("*.json").__next__().read_text())[
+        "seed_id"
+    ]
 
 
 # ---- the self-study checks are tested against wrong answers (grading no longer uses them) -
 
-RECORDER = r'''
+RECORDER = r"""
 import importlib, json, pkgutil, sys
 import pytest
 import llmcourse.exercises as ex
@@ -516,7 +622,7 @@ for info in pkgutil.iter_modules(ex.__path__):
             module.run_checks = wrap(info.name, module.run_checks)
 code = pytest.main(sys.argv[2:] + ["-q", "-p", "no:cacheprovider", "-x", "--no-header"])
 json.dump({"exit": int(code), "seen": seen}, open(sys.argv[1], "w"))
-'''
+"""
 
 
 def every_check() -> dict[str, list[str]]:
@@ -531,22 +637,33 @@ def every_check() -> dict[str, list[str]]:
     for info in sorted(pkgutil.iter_modules(ex.__path__), key=lambda i: i.name):
         if info.name.startswith("ch"):
             module = importlib.import_module(f"llmcourse.exercises.{info.name}")
-            found[info.name] = [name for name, f in inspect.getmembers(module, inspect.isfunction)
-                                if name.startswith("check_") and f.__module__ == module.__name__]
+            found[info.name] = [
+                name
+                for name, f in inspect.getmembers(module, inspect.isfunction)
+                if name.startswith("check_") and f.__module__ == module.__name__
+            ]
     return found
 
 
 def test_every_check_is_tested_against_two_wrong_answers_and_none(tmp_path):
     """Run the tests/test_exercises_chNN.py files, counting what each check rejected."""
     checks = every_check()
-    missing_files = [f"tests/test_exercises_{m}.py" for m in checks
-                     if not (ROOT / "tests" / f"test_exercises_{m}.py").exists()]
+    missing_files = [
+        f"tests/test_exercises_{m}.py"
+        for m in checks
+        if not (ROOT / "tests" / f"test_exercises_{m}.py").exists()
+    ]
     assert not missing_files, f"checks without tests: {missing_files}"
     script, out = tmp_path / "recorder.py", tmp_path / "seen.json"
     script.write_text(RECORDER)
     files = [str(ROOT / "tests" / f"test_exercises_{m}.py") for m in checks]
-    done = subprocess.run([sys.executable, str(script), str(out), *files], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(script), str(out), *files],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     report = json.loads(out.read_text())
     assert report["exit"] == 0, done.stdout[-3000:]
     seen = report["seen"]

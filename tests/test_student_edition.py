@@ -9,6 +9,7 @@ with a clear "not yet answered" error.
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -41,8 +42,12 @@ def annotated(path: Path):
 def editions(tmp_path_factory):
     """chapter name -> (book notebook, student notebook), built by the command line tool."""
     out = tmp_path_factory.mktemp("student")
-    done = subprocess.run([sys.executable, "-m", "llmcourse.teaching.student_edition",
-                           "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "llmcourse.teaching.student_edition", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("solutions removed") == len(CHAPTERS)
     return {p.name: (read(p), read(out / p.name)) for p in CHAPTERS}
@@ -61,8 +66,9 @@ def test_exercises_follow_the_convention(path):
     for exercise in exercises:
         assert exercise.label.startswith(f"ex-ch{number}-"), exercise.label
         assert exercise.check_module == f"llmcourse.exercises.ch{number}", exercise
-        assert exercise.answer_names, f"{exercise.label}: the check uses no name the " \
-                                      "solution defines"
+        assert exercise.answer_names, (
+            f"{exercise.label}: the check uses no name the solution defines"
+        )
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
@@ -119,20 +125,28 @@ def test_student_notebook_has_no_solutions_and_no_outputs(editions, path):
             assert not any(c.source.strip() == solution for c in student.cells), exercise.label
     # Prompts and check calls are kept; so is every other cell, in order.
     assert layout.exercise_labels(student) == [e.label for e in exercises]
-    kept = [c.source for c in student.cells if c.cell_type == "code"
-            and "answer" not in c.metadata.get("tags", [])]
-    expected = [c.source for c in book.cells
-                if c.cell_type == "code" and "solution" not in c.metadata.get("tags", [])]
+    kept = [
+        c.source
+        for c in student.cells
+        if c.cell_type == "code" and "answer" not in c.metadata.get("tags", [])
+    ]
+    expected = [
+        c.source
+        for c in book.cells
+        if c.cell_type == "code" and "solution" not in c.metadata.get("tags", [])
+    ]
     assert kept == expected
     stubs = [c for c in student.cells if "answer" in c.metadata.get("tags", [])]
     assert [c.metadata["llmcourse"] for c in stubs] == [
-        {"exercise": e.label, "role": "answer"} for e in exercises]
+        {"exercise": e.label, "role": "answer"} for e in exercises
+    ]
     assert student.cells[0].metadata["tags"][0] == "colab-setup"
     # The student edition carries its layout: answers, checks and prompts are found by it.
     assert layout.is_annotated(student)
     found = layout.read_layout(student)
     assert [(e.label, e.check_function, e.answer_names) for e in found] == [
-        (e.label, e.check_function, e.answer_names) for e in exercises]
+        (e.label, e.check_function, e.answer_names) for e in exercises
+    ]
 
 
 def test_annotated_and_plain_books_give_the_same_student_edition():
@@ -145,8 +159,11 @@ def test_annotated_and_plain_books_give_the_same_student_edition():
 def test_each_stub_and_its_check_say_not_yet_answered(editions, path):
     """Run each stub, then the book's check call after it: both stop as 'not yet answered'."""
     book, student = editions[path.name]
-    stubs = {c.metadata["llmcourse"]["exercise"]: c for c in student.cells
-             if "answer" in c.metadata.get("tags", [])}
+    stubs = {
+        c.metadata["llmcourse"]["exercise"]: c
+        for c in student.cells
+        if "answer" in c.metadata.get("tags", [])
+    }
     namespace: dict = {}  # shared, in order: a check cell may import the next one's check
     for exercise in layout.find_exercises(book):
         message = f"Exercise {exercise.label}: not yet answered — write your answer here"
@@ -160,16 +177,28 @@ def test_each_stub_and_its_check_say_not_yet_answered(editions, path):
 def test_a_student_notebook_runs_up_to_each_exercise(editions):
     """Run a whole student chapter: the only errors are the exercises' NotYetAnswered."""
     _, student = editions[SHORT]
-    client = NotebookClient(student, timeout=600, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(ROOT / "book")}})
+    client = NotebookClient(
+        student,
+        timeout=600,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(ROOT / "book")}},
+    )
     client.execute()
-    errors = [(i, o) for i, c in enumerate(student.cells) if c.cell_type == "code"
-              for o in c.outputs if o.output_type == "error"]
-    first_stub = min(i for i, c in enumerate(student.cells)
-                     if "answer" in c.metadata.get("tags", []))
+    errors = [
+        (i, o)
+        for i, c in enumerate(student.cells)
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
+    first_stub = min(
+        i for i, c in enumerate(student.cells) if "answer" in c.metadata.get("tags", [])
+    )
     assert errors, "the unanswered exercises raised nothing"
     assert all(o.ename == "NotYetAnswered" for _, o in errors), [
-        (i, o.ename, o.evalue) for i, o in errors]
+        (i, o.ename, o.evalue) for i, o in errors
+    ]
     assert min(i for i, _ in errors) == first_stub
     assert errors[0][1].evalue.startswith("Exercise ex-ch05-")
 
@@ -188,14 +217,17 @@ def test_malformed_exercises_are_named():
         return nbformat.v4.new_notebook(cells=list(cells))
 
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
-    prompt = md("```{exercise} T\n:label: ex-ch99-a\n\nDo it.\n```\n\n"
-                "```{solution-start} ex-ch99-a\n:class: dropdown\n```")
+    prompt = md(
+        "```{exercise} T\n:label: ex-ch99-a\n\nDo it.\n```\n\n"
+        "```{solution-start} ex-ch99-a\n:class: dropdown\n```"
+    )
     answer = code("def f():\n    return 1", metadata={"tags": ["solution"]})
     end = md("```{solution-end}\n```")
     check = code("from llmcourse.exercises.ch99 import check_f\n\ncheck_f(f)")
     exercises = layout.find_exercises(notebook(prompt, answer, end, check))
     assert [(e.label, e.title, e.check_call, e.answer_names) for e in exercises] == [
-        ("ex-ch99-a", "T", "check_f(f)", ["f"])]
+        ("ex-ch99-a", "T", "check_f(f)", ["f"])
+    ]
     with pytest.raises(ValueError, match="no cell calling check_"):
         layout.find_exercises(notebook(prompt, answer, end))
     with pytest.raises(ValueError, match="outside solution-start"):
@@ -214,8 +246,10 @@ def test_malformed_exercises_are_named():
 
 
 def test_colon_fences_are_understood_too():
-    text = ":::{exercise} T\n:label: ex-ch99-b\n\nx\n:::\n\n:::{solution-start} ex-ch99-b\n" \
-           ":class: dropdown\n:::\n"
+    text = (
+        ":::{exercise} T\n:label: ex-ch99-b\n\nx\n:::\n\n:::{solution-start} ex-ch99-b\n"
+        ":class: dropdown\n:::\n"
+    )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
     assert layout.exercise_labels(nb) == ["ex-ch99-b"]
     assert "solution-start" not in se.strip_solution_markup(text)
@@ -223,9 +257,18 @@ def test_colon_fences_are_understood_too():
 
 
 def test_the_old_tool_paths_forward_to_the_package(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "tools" / "student_edition.py"),
-                           "--out", str(tmp_path), str(ROOT / "book" / SHORT)],
-                          capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "student_edition.py"),
+            "--out",
+            str(tmp_path),
+            str(ROOT / "book" / SHORT),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / SHORT).exists()
 
@@ -235,7 +278,8 @@ def test_the_old_tool_paths_forward_to_the_package(tmp_path):
 
 def test_teacher_guide_is_up_to_date():
     assert guide.GUIDE.read_text() == guide.render(), (
-        "book/teacher_guide.md is stale: run make guide (llmcourse-guide)")
+        "book/teacher_guide.md is stale: run make guide (llmcourse-guide)"
+    )
 
 
 def test_teacher_guide_lists_every_chapter_objective_and_exercise():
@@ -251,15 +295,25 @@ def test_teacher_guide_lists_every_chapter_objective_and_exercise():
 
 def test_teacher_guide_says_how_to_grade():
     text = guide.render()
-    for needed in ("## Handing out", "## Collecting", "## Grading", "make student-site",
-                   "**The solutions are public.**", "--regrade", "**error**", "**crashed**",
-                   "**timeout**", "class.csv", "feedback/"):
+    for needed in (
+        "## Handing out",
+        "## Collecting",
+        "## Grading",
+        "make student-site",
+        "**The solutions are public.**",
+        "--regrade",
+        "**error**",
+        "**crashed**",
+        "**timeout**",
+        "class.csv",
+        "feedback/",
+    ):
         assert needed in text, needed
 
 
 def test_teacher_guide_times_come_from_timings(tmp_path):
     timings = tmp_path / "timings.json"
-    timings.write_text('{"%s": {"seconds": 12.4, "peak_rss_mb": 321}}' % CHAPTERS[0].name)
+    timings.write_text(json.dumps({CHAPTERS[0].name: {"seconds": 12.4, "peak_rss_mb": 321}}))
     text = guide.render(timings_path=timings)
     assert "**Run time:** 12 s, peak memory 321 MB." in text
     assert f"1 of {len(CHAPTERS)} chapters measured, 0.2 minutes in all." in text

@@ -33,10 +33,11 @@ def _callables(torch):
     """The functions an input can name: ``{"callable": name, "args": [tensors]}``."""
     return {
         # tanh(x W^T + b): a sub-layer
-        "tanh_linear": lambda W, b: (lambda x: torch.tanh(x @ W.T.to(x.dtype) + b.to(x.dtype))),
+        "tanh_linear": lambda W, b: lambda x: torch.tanh(x @ W.T.to(x.dtype) + b.to(x.dtype)),
         # (x - mean) * g + h: a stand-in normalisation that does not commute with the sub-layer
         "center_scale": lambda g, h: (
-            lambda x: (x - x.mean(dim=-1, keepdim=True)) * g.to(x.dtype) + h.to(x.dtype)),
+            lambda x: (x - x.mean(dim=-1, keepdim=True)) * g.to(x.dtype) + h.to(x.dtype)
+        ),
     }
 
 
@@ -54,8 +55,17 @@ def make_encoder():
     b64 = base64.b64encode
     plain = (type(None), bool, int, float, str)
     dict_types = (dict, collections.Counter, collections.OrderedDict, collections.defaultdict)
-    scalar_types = {np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
-                    np.uint8, np.bool_}
+    scalar_types = {
+        np.float64,
+        np.float32,
+        np.float16,
+        np.int64,
+        np.int32,
+        np.int16,
+        np.int8,
+        np.uint8,
+        np.bool_,
+    }
     float_, int_, str_, type_ = float, int, str, type
     list_, tuple_, isinstance_ = list, tuple, isinstance
 
@@ -68,8 +78,10 @@ def make_encoder():
             return obj
         if kind in scalar_types:
             value = obj.item()
-            return {"scalar": value if type_(value) in plain else float_(value),
-                    "dtype": str_(obj.dtype)}
+            return {
+                "scalar": value if type_(value) in plain else float_(value),
+                "dtype": str_(obj.dtype),
+            }
         if kind is tensor_type or kind is ndarray_type:
             if kind is tensor_type:
                 t = detach(obj)
@@ -82,9 +94,12 @@ def make_encoder():
             budget[0] -= array.size
             if budget[0] < 0:
                 raise TooLarge(f"more than {MAX_ELEMENTS:,} numbers")
-            return {"array": b64(nd_tobytes(array)).decode(), "dtype": str_(array.dtype),
-                    "shape": list_(array.shape), "kind": "tensor" if kind is tensor_type
-                    else "ndarray"}
+            return {
+                "array": b64(nd_tobytes(array)).decode(),
+                "dtype": str_(array.dtype),
+                "shape": list_(array.shape),
+                "kind": "tensor" if kind is tensor_type else "ndarray",
+            }
         if kind is list_ or kind is tuple_:
             items = list_iter(obj) if kind is list_ else tuple_iter(obj)
             values = []
@@ -117,9 +132,12 @@ def encode_input(obj):
     if isinstance(obj, (torch.Tensor, np.ndarray)):
         array = obj.numpy() if isinstance(obj, torch.Tensor) else obj
         array = np.ascontiguousarray(array)
-        return {"array": base64.b64encode(array.tobytes()).decode(), "dtype": str(array.dtype),
-                "shape": list(array.shape),
-                "kind": "tensor" if isinstance(obj, torch.Tensor) else "ndarray"}
+        return {
+            "array": base64.b64encode(array.tobytes()).decode(),
+            "dtype": str(array.dtype),
+            "shape": list(array.shape),
+            "kind": "tensor" if isinstance(obj, torch.Tensor) else "ndarray",
+        }
     if isinstance(obj, tuple):
         return {"tuple": [encode_input(x) for x in obj]}
     if isinstance(obj, list):
@@ -175,8 +193,11 @@ def decode(data, tensors: bool = False):
         return array
     if "callable" in data:
         args = [decode(a, tensors) for a in data["args"]]
-        return Callable(data["callable"], *args).build() if tensors else Callable(
-            data["callable"], *args)
+        return (
+            Callable(data["callable"], *args).build()
+            if tensors
+            else Callable(data["callable"], *args)
+        )
     if "unsupported" in data:
         return Unsupported(data["unsupported"])
     raise ValueError(f"not data: {str(data)[:80]}")

@@ -71,22 +71,22 @@ NO_CREDIT = {"syntax error", "not own work", "tampering"}
 STATUS_HELP = {
     "pass": "the answer gave the right result on every hidden test case",
     "fail": "the answer ran but gave a wrong result on a hidden test case (the feedback "
-            "says which and why)",
+    "says which and why)",
     "not answered": "the answer cell still holds the stub, or the answer's name is not "
-                    "defined after it",
+    "defined after it",
     "error": "the answer raised an exception on a hidden test case (or, rarely, the grader "
-             "could not grade the exercise: the reason says which)",
+    "could not grade the exercise: the reason says which)",
     "syntax error": "the answer cell is not valid Python",
     "not own work": "the answer is the course package's function, the chapter's own "
-                    "function under another name, or calls what the prompt rules out",
+    "function under another name, or calls what the prompt rules out",
     "tampering": "a cell uses tools that could tamper with grading (exec, tracing, patching "
-                 "modules, ...): the whole notebook gets no credit; read it",
+    "modules, ...): the whole notebook gets no credit; read it",
     "timeout": "the notebook ran out of time before this exercise was reached (or one hidden "
-               "case ran over its limit)",
+    "case ran over its limit)",
     "crashed": "the notebook's process died (os._exit, out of memory, a segfault) before "
-               "this exercise was reached",
+    "this exercise was reached",
     "output limit": "the notebook printed more than the output limit before this exercise "
-                    "was reached",
+    "was reached",
 }
 
 
@@ -111,15 +111,22 @@ def read_book(book: Path = BOOK) -> dict[str, Chapter]:
         try:
             exercises = find_exercises(nb)
         except ValueError as error:
-            print(f"llmcourse-grade: {path.name}: {error}: its submissions cannot be graded",
-                  file=sys.stderr)
+            print(
+                f"llmcourse-grade: {path.name}: {error}: its submissions cannot be graded",
+                file=sys.stderr,
+            )
             out[path.name] = Chapter(path.name, [], set(), {}, str(error))
             continue
         solutions = {i for e in exercises for i in e.solution_cells}
-        code = {i: c for i, c in enumerate(nb.cells) if c.cell_type == "code"
-                and i not in solutions}
-        out[path.name] = Chapter(path.name, exercises, {c.source for c in code.values()},
-                                 {c.get("id", ""): c.source for c in code.values()})
+        code = {
+            i: c for i, c in enumerate(nb.cells) if c.cell_type == "code" and i not in solutions
+        }
+        out[path.name] = Chapter(
+            path.name,
+            exercises,
+            {c.source for c in code.values()},
+            {c.get("id", ""): c.source for c in code.values()},
+        )
     return out
 
 
@@ -146,18 +153,25 @@ def answer_cells(nb, exercises: list[Exercise]) -> dict[str, int]:
         older = "answer" in cell.get("metadata", {}).get("tags", [])  # editions before roles
         if cell.cell_type == "code" and (meta.get("role") in ("answer", "solution") or older):
             found[meta.get("exercise", "")] = index
-    for number, exercise in enumerate(exercises):
+    for exercise in exercises:
         if exercise.label in found:
             continue
         # No layout (a notebook rebuilt by hand): the cell binding the answer's name last,
         # before the check call of this exercise.
         call = f"{exercise.check_function}("
-        checks = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-                  and call in c.source and not set(exercise.answer_names)
-                  & defined_names(c.source)]
+        checks = [
+            i
+            for i, c in enumerate(nb.cells)
+            if c.cell_type == "code"
+            and call in c.source
+            and not set(exercise.answer_names) & defined_names(c.source)
+        ]
         limit = checks[0] if checks else len(nb.cells)
-        binding = [i for i, c in enumerate(nb.cells[:limit]) if c.cell_type == "code"
-                   and set(exercise.answer_names) & defined_names(c.source)]
+        binding = [
+            i
+            for i, c in enumerate(nb.cells[:limit])
+            if c.cell_type == "code" and set(exercise.answer_names) & defined_names(c.source)
+        ]
         if binding:
             found[exercise.label] = binding[-1]
     return found
@@ -176,8 +190,11 @@ def find_submissions(paths: list[Path]) -> list[tuple[Path, Path]]:
     found = []
     for path in paths:
         if path.is_dir():
-            found += [(p, path) for p in sorted(path.rglob("*.ipynb"))
-                      if ".ipynb_checkpoints" not in p.parts]
+            found += [
+                (p, path)
+                for p in sorted(path.rglob("*.ipynb"))
+                if ".ipynb_checkpoints" not in p.parts
+            ]
         elif path.exists():
             found.append((path, path.parent))
         else:
@@ -216,23 +233,35 @@ def _rng(seed: str, student: str, label: str) -> np.random.Generator:
 
 
 def _row(exercise: Exercise, status: str, detail: str = "", hint: str = "") -> dict:
-    return {"label": exercise.label, "title": exercise.title, "status": status,
-            "detail": detail, "hint": hint}
+    return {
+        "label": exercise.label,
+        "title": exercise.title,
+        "status": status,
+        "detail": detail,
+        "hint": hint,
+    }
 
 
-def grade_submission(path: Path, root: Path, book: dict[str, Chapter],
-                     settings: Settings) -> dict:
+def grade_submission(path: Path, root: Path, book: dict[str, Chapter], settings: Settings) -> dict:
     """Grade one notebook; returns its result (what goes into OUT/results/KEY.json)."""
     start = time.monotonic()
     student = student_of(path, root)
     raw = path.read_bytes()
-    result = {"version": VERSION, "student": student, "submission": str(path),
-              "sha256": hashlib.sha256(raw).hexdigest(), "seed_id": settings.seed_id,
-              "chapter": "", "status": "", "detail": "", "seconds": 0.0, "exercises": []}
+    result = {
+        "version": VERSION,
+        "student": student,
+        "submission": str(path),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "seed_id": settings.seed_id,
+        "chapter": "",
+        "status": "",
+        "detail": "",
+        "seconds": 0.0,
+        "exercises": [],
+    }
 
     def done(status: str, detail: str = "") -> dict:
-        result.update(status=status, detail=detail,
-                      seconds=round(time.monotonic() - start, 1))
+        result.update(status=status, detail=detail, seconds=round(time.monotonic() - start, 1))
         return result
 
     try:
@@ -245,8 +274,11 @@ def grade_submission(path: Path, root: Path, book: dict[str, Chapter],
     chapter = book[chapter_name]
     result["chapter"] = chapter_name
     if chapter.problem:
-        return done("error", f"the book's {chapter_name} is malformed ({chapter.problem}): "
-                             "tell the course's authors")
+        return done(
+            "error",
+            f"the book's {chapter_name} is malformed ({chapter.problem}): "
+            "tell the course's authors",
+        )
     rows = {e.label: _row(e, "") for e in chapter.exercises}
     result["exercises"] = list(rows.values())
     answers = answer_cells(nb, chapter.exercises)
@@ -261,8 +293,7 @@ def grade_submission(path: Path, root: Path, book: dict[str, Chapter],
         found = honesty.scan_cell(cell.source, modules, f"cell {index}")
         original = chapter.by_id.get(cell.get("id", ""), None)
         if original is not None:  # a book cell, changed: only what the change brought in
-            known = {f.message.split(": ", 1)[-1]
-                     for f in honesty.scan_cell(original, modules, "")}
+            known = {f.message.split(": ", 1)[-1] for f in honesty.scan_cell(original, modules, "")}
             found = [f for f in found if f.message.split(": ", 1)[-1] not in known]
         tampering += found
     probes: dict[int, list[dict]] = {}
@@ -275,26 +306,44 @@ def grade_submission(path: Path, root: Path, book: dict[str, Chapter],
             continue
         index = answers[exercise.label]
         if spec is None:
-            row.update(status="error", detail=f"the grader has no test cases for "
-                                              f"{exercise.label}: tell the course's authors")
+            row.update(
+                status="error",
+                detail=f"the grader has no test cases for "
+                f"{exercise.label}: tell the course's authors",
+            )
             continue
         source = nb.cells[index].source
-        findings = honesty.scan_answer(source, exercise.answer_names, spec.forbid,
-                                       spec.chapter, spec.no_index, f"the answer cell ({index})")
+        findings = honesty.scan_answer(
+            source,
+            exercise.answer_names,
+            spec.forbid,
+            spec.chapter,
+            spec.no_index,
+            f"the answer cell ({index})",
+        )
         if findings:
             kinds = {f.kind for f in findings}
-            status = "syntax error" if "syntax error" in kinds else (
-                "tampering" if kinds == {"tampering"} else "not own work")
+            status = (
+                "syntax error"
+                if "syntax error" in kinds
+                else ("tampering" if kinds == {"tampering"} else "not own work")
+            )
             row.update(status=status, detail="; ".join(f.message for f in findings[:3]))
             continue
         drawn = spec.cases(_rng(settings.seed, student, exercise.label))
         cases[exercise.label] = drawn
-        probes.setdefault(index, []).append({
-            "label": exercise.label, "name": exercise.answer_names[0],
-            "free": honesty.free_names(source),
-            "cases": [{"args": encode_input(c.args), "kwargs": encode_input(c.kwargs)}
-                      for c in drawn],
-            "check": exercise.check_function, "module": exercise.check_module})
+        probes.setdefault(index, []).append(
+            {
+                "label": exercise.label,
+                "name": exercise.answer_names[0],
+                "free": honesty.free_names(source),
+                "cases": [
+                    {"args": encode_input(c.args), "kwargs": encode_input(c.kwargs)} for c in drawn
+                ],
+                "check": exercise.check_function,
+                "module": exercise.check_module,
+            }
+        )
     if tampering:
         detail = "; ".join(f.message for f in tampering[:3])
         for row in rows.values():
@@ -313,8 +362,10 @@ def grade_submission(path: Path, root: Path, book: dict[str, Chapter],
     status = outcome["status"]
     for row in rows.values():
         if not row["status"]:
-            row.update(status=status if status != "ran" else "error",
-                       detail=outcome["detail"] or "the answer cell was never run")
+            row.update(
+                status=status if status != "ran" else "error",
+                detail=outcome["detail"] or "the answer cell was never run",
+            )
     return done(status, outcome["detail"])
 
 
@@ -328,9 +379,11 @@ def judge(spec, cases, outcome: dict) -> dict:
             return {"status": status, "detail": outcome[key]}
     for free, (module, name) in outcome.get("free", {}).items():
         if name and name in spec.forbid | spec.chapter:
-            return {"status": "not own work",
-                    "detail": f"the answer calls {free}, which is {module}.{name}: this "
-                              "exercise rules that out"}
+            return {
+                "status": "not own work",
+                "detail": f"the answer calls {free}, which is {module}.{name}: this "
+                "exercise rules that out",
+            }
     hint = outcome.get("hint", "")
     for case, got in zip(cases, outcome.get("results", [])):
         where = f"on a hidden test case ({case.describe()})"
@@ -343,11 +396,16 @@ def judge(spec, cases, outcome: dict) -> dict:
                 return {"status": "fail", "detail": f"{where}: {problem}", "hint": hint}
             continue
         if "timeout" in got:
-            return {"status": "timeout", "detail": f"{where}, the answer ran over "
-                                                   f"{got['timeout']:g} s"}
+            return {
+                "status": "timeout",
+                "detail": f"{where}, the answer ran over {got['timeout']:g} s",
+            }
         if "raised" in got:
-            return {"status": "error", "detail": f"{where}, the answer raised {got['raised']}",
-                    "hint": hint}
+            return {
+                "status": "error",
+                "detail": f"{where}, the answer raised {got['raised']}",
+                "hint": hint,
+            }
         problem = spec.compare(decode(got["value"]), want)
         if problem:
             return {"status": "fail", "detail": f"{where}: {problem}", "hint": hint}
@@ -359,9 +417,13 @@ def judge(spec, cases, outcome: dict) -> dict:
 def run_in_sandbox(nb, probes: dict[int, list[dict]], settings: Settings) -> dict:
     """Run the notebook's code cells and its probes in a fresh sandbox; collect the events."""
     nonce = secrets.token_hex(16)
-    plan = {"nonce": nonce, "case_timeout": CASE_TIMEOUT_S, "check_timeout": CHECK_TIMEOUT_S,
-            "cells": [[i, c.source] for i, c in enumerate(nb.cells) if c.cell_type == "code"],
-            "probes": {str(k): v for k, v in probes.items()}}
+    plan = {
+        "nonce": nonce,
+        "case_timeout": CASE_TIMEOUT_S,
+        "check_timeout": CHECK_TIMEOUT_S,
+        "cells": [[i, c.source] for i, c in enumerate(nb.cells) if c.cell_type == "code"],
+        "probes": {str(k): v for k, v in probes.items()},
+    }
     workdir = Path(tempfile.mkdtemp(prefix="llmcourse-submission-"))
     events: list[dict] = []
     output = {"bytes": 0, "tail": b""}
@@ -374,9 +436,15 @@ def run_in_sandbox(nb, probes: dict[int, list[dict]], settings: Settings) -> dic
         if settings.bwrap is None:
             env["PYTHONPATH"] = str(workdir / "course")
         process = subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, pass_fds=(write_end,),
-            preexec_fn=sandbox.limits(int(settings.memory_gb * 2**30)))
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_end,),
+            preexec_fn=sandbox.limits(int(settings.memory_gb * 2**30)),
+        )
         os.close(write_end)
         write_end = -1
 
@@ -402,8 +470,10 @@ def run_in_sandbox(nb, probes: dict[int, list[dict]], settings: Settings) -> dic
                     _kill(process)
                     return
 
-        readers = [threading.Thread(target=read_events, daemon=True),
-                   threading.Thread(target=read_output, daemon=True)]
+        readers = [
+            threading.Thread(target=read_events, daemon=True),
+            threading.Thread(target=read_output, daemon=True),
+        ]
         for reader in readers:
             reader.start()
         try:
@@ -429,14 +499,19 @@ def run_in_sandbox(nb, probes: dict[int, list[dict]], settings: Settings) -> dic
     if any(e.get("done") for e in events):
         status, detail = "ran", ""
     elif output["bytes"] > limit:
-        status, detail = "output limit", f"stopped {where}: more than " \
-                                         f"{settings.max_output_mb:g} MB of output"
+        status, detail = (
+            "output limit",
+            f"stopped {where}: more than {settings.max_output_mb:g} MB of output",
+        )
     elif timed_out:
         status, detail = "timeout", f"stopped {where}: over {settings.timeout:g} s"
     else:
         tail = output["tail"].decode(errors="replace").strip().splitlines()[-1:] or [""]
-        status, detail = "crashed", f"the process died {where} (exit {process.returncode}" \
-                                    f"{'; ' + tail[0][:120] if tail[0] else ''})"
+        status, detail = (
+            "crashed",
+            f"the process died {where} (exit {process.returncode}"
+            f"{'; ' + tail[0][:120] if tail[0] else ''})",
+        )
     return {"status": status, "detail": detail, "probes": probes_out}
 
 
@@ -463,8 +538,10 @@ def load_results(folders: list[Path]) -> dict[str, dict]:
         for path in sorted(results.glob("*.json")):
             result = json.loads(path.read_text())
             if path.stem in found and found[path.stem] != result:
-                raise SystemExit(f"llmcourse-grade: {path.stem} was graded differently in two "
-                                 "folders; re-grade it in one")
+                raise SystemExit(
+                    f"llmcourse-grade: {path.stem} was graded differently in two "
+                    "folders; re-grade it in one"
+                )
             found[path.stem] = result
     return found
 
@@ -477,17 +554,19 @@ def write_result(out: Path, key: str, result: dict) -> None:
     os.replace(temporary, folder / f"{key}.json")  # whole, or not at all
 
 
-def report(results: dict[str, dict], out: Path, book: dict[str, Chapter],
-           stream=sys.stdout) -> None:
+def report(
+    results: dict[str, dict], out: Path, book: dict[str, Chapter], stream=sys.stdout
+) -> None:
     """OUT/class.csv, OUT/exercises.csv and OUT/feedback/; a summary on ``stream``."""
     out.mkdir(parents=True, exist_ok=True)
-    ordered = sorted(results.values(), key=lambda r: (r["student"], r["chapter"],
-                                                     r["submission"]))
+    ordered = sorted(results.values(), key=lambda r: (r["student"], r["chapter"], r["submission"]))
     students = sorted({r["student"] for r in ordered})
     graded = sorted({r["chapter"] for r in ordered if r["chapter"]})
-    labels = [e.label for name in graded for e in book[name].exercises] if all(
-        name in book for name in graded) else sorted({e["label"] for r in ordered
-                                                      for e in r["exercises"]})
+    labels = (
+        [e.label for name in graded for e in book[name].exercises]
+        if all(name in book for name in graded)
+        else sorted({e["label"] for r in ordered for e in r["exercises"]})
+    )
     best: dict[tuple[str, str], dict] = {}  # (student, label) -> the best row
     for r in ordered:
         for row in r["exercises"]:
@@ -498,29 +577,59 @@ def report(results: dict[str, dict], out: Path, book: dict[str, Chapter],
         writer = csv.writer(f)
         writer.writerow(["student", *labels, "total", "out_of"])
         for student in students:
-            marks = [int(best.get((student, label), {}).get("status") == "pass")
-                     for label in labels]
+            marks = [
+                int(best.get((student, label), {}).get("status") == "pass") for label in labels
+            ]
             writer.writerow([student, *marks, sum(marks), len(labels)])
     with (out / "exercises.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", "submission", "chapter", "notebook_status", "exercise",
-                         "status", "passed", "detail", "hint"])
+        writer.writerow(
+            [
+                "student",
+                "submission",
+                "chapter",
+                "notebook_status",
+                "exercise",
+                "status",
+                "passed",
+                "detail",
+                "hint",
+            ]
+        )
         for r in ordered:
-            for row in r["exercises"] or [{"label": "", "status": "", "detail": r["detail"],
-                                           "hint": ""}]:
-                writer.writerow([r["student"], r["submission"], r["chapter"], r["status"],
-                                 row["label"], row["status"], int(row["status"] == "pass"),
-                                 row["detail"], row.get("hint", "")])
+            for row in r["exercises"] or [
+                {"label": "", "status": "", "detail": r["detail"], "hint": ""}
+            ]:
+                writer.writerow(
+                    [
+                        r["student"],
+                        r["submission"],
+                        r["chapter"],
+                        r["status"],
+                        row["label"],
+                        row["status"],
+                        int(row["status"] == "pass"),
+                        row["detail"],
+                        row.get("hint", ""),
+                    ]
+                )
     feedback = out / "feedback"
     feedback.mkdir(exist_ok=True)
     for student in students:
         lines = [f"# Feedback for {student}", ""]
         for r in (r for r in ordered if r["student"] == student):
             passed = sum(e["status"] == "pass" for e in r["exercises"])
-            lines += [f"## {Path(r['submission']).name} ({r['chapter'] or 'unknown chapter'})",
-                      "", f"{passed} of {len(r['exercises'])} exercises passed."
-                      + (f" The notebook {r['status']}: {r['detail']}" if r["status"] not in
-                         ("ran", "not run") else ""), ""]
+            lines += [
+                f"## {Path(r['submission']).name} ({r['chapter'] or 'unknown chapter'})",
+                "",
+                f"{passed} of {len(r['exercises'])} exercises passed."
+                + (
+                    f" The notebook {r['status']}: {r['detail']}"
+                    if r["status"] not in ("ran", "not run")
+                    else ""
+                ),
+                "",
+            ]
             for row in r["exercises"]:
                 mark = "passed" if row["status"] == "pass" else row["status"]
                 lines.append(f"- **{row['label']}** ({row['title']}): {mark}")
@@ -530,17 +639,21 @@ def report(results: dict[str, dict], out: Path, book: dict[str, Chapter],
                     if row.get("hint"):
                         lines.append(f"  - Hint: {row['hint']}")
             lines.append("")
-        (feedback / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', student)}.md").write_text(
-            "\n".join(lines))
+        (feedback / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', student)}.md").write_text("\n".join(lines))
     total = sum(len(r["exercises"]) for r in ordered)
     passed = sum(e["status"] == "pass" for r in ordered for e in r["exercises"])
     share = f"{100 * passed / total:.0f}%" if total else "-"
     for r in ordered:
         counts = f"{sum(e['status'] == 'pass' for e in r['exercises'])}/{len(r['exercises'])}"
-        print(f"{r['student']:<20} {Path(r['submission']).name:<36} {r['status']:<14} "
-              f"{counts}", file=stream)
-    print(f"Total: {passed}/{total} exercises passed ({share}) in {len(ordered)} notebooks "
-          f"of {len(students)} students; wrote {out / 'class.csv'}", file=stream)
+        print(
+            f"{r['student']:<20} {Path(r['submission']).name:<36} {r['status']:<14} {counts}",
+            file=stream,
+        )
+    print(
+        f"Total: {passed}/{total} exercises passed ({share}) in {len(ordered)} notebooks "
+        f"of {len(students)} students; wrote {out / 'class.csv'}",
+        file=stream,
+    )
 
 
 def _seed(args, out: Path) -> str:
@@ -558,38 +671,57 @@ def _seed(args, out: Path) -> str:
 def grade_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llmcourse-grade", description=__doc__.splitlines()[0])
     parser.add_argument("submissions", nargs="+", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("grades"),
-                        help="results, class.csv, feedback/ (default: grades/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("grades"),
+        help="results, class.csv, feedback/ (default: grades/)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="notebooks graded at once")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per notebook")
     parser.add_argument("--memory", type=float, default=6, help="GB of address space each")
     parser.add_argument("--max-output", type=float, default=20, help="MB of output each")
-    parser.add_argument("--seed-file", type=Path,
-                        help="the secret seed of the hidden cases (default: OUT/seed, made "
-                             "once); shards must share one")
+    parser.add_argument(
+        "--seed-file",
+        type=Path,
+        help="the secret seed of the hidden cases (default: OUT/seed, made "
+        "once); shards must share one",
+    )
     parser.add_argument("--shard", help="I/N: grade only every N-th notebook, from the I-th")
     parser.add_argument("--regrade", nargs="*", default=[], help="students to grade again")
     parser.add_argument("--book", type=Path, default=BOOK, help=argparse.SUPPRESS)
-    parser.add_argument("--unsafe", action="store_true",
-                        help="grade without a sandbox (student code runs as you)")
+    parser.add_argument(
+        "--unsafe", action="store_true", help="grade without a sandbox (student code runs as you)"
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     bwrap = sandbox.bubblewrap()
     if bwrap is None and not args.unsafe:
-        print(f"llmcourse-grade: REFUSING TO GRADE: no sandbox. {sandbox.why_no_sandbox()}.\n"
-              "Student code would run with your permissions. Grade in the container "
-              "(grading/Containerfile), or pass --unsafe for practice work only.",
-              file=sys.stderr)
+        print(
+            f"llmcourse-grade: REFUSING TO GRADE: no sandbox. {sandbox.why_no_sandbox()}.\n"
+            "Student code would run with your permissions. Grade in the container "
+            "(grading/Containerfile), or pass --unsafe for practice work only.",
+            file=sys.stderr,
+        )
         return 2
     if bwrap is None:
-        print("llmcourse-grade: WARNING: --unsafe: no sandbox, student code runs with your "
-              "permissions", file=sys.stderr)
+        print(
+            "llmcourse-grade: WARNING: --unsafe: no sandbox, student code runs with your "
+            "permissions",
+            file=sys.stderr,
+        )
     book = read_book(args.book)
     out = args.out
-    settings = Settings(seed=_seed(args, out), timeout=args.timeout, memory_gb=args.memory,
-                        max_output_mb=args.max_output, bwrap=bwrap, unsafe=bwrap is None,
-                        threads=max(1, (os.cpu_count() or 1) // args.jobs))
+    settings = Settings(
+        seed=_seed(args, out),
+        timeout=args.timeout,
+        memory_gb=args.memory,
+        max_output_mb=args.max_output,
+        bwrap=bwrap,
+        unsafe=bwrap is None,
+        threads=max(1, (os.cpu_count() or 1) // args.jobs),
+    )
     submissions = find_submissions(args.submissions)
     if args.shard:
         index, count = (int(n) for n in args.shard.split("/"))
@@ -602,27 +734,39 @@ def grade_main(argv: list[str]) -> int:
         student = student_of(path, root)
         key = key_of(student, path)
         old = existing.get(key)
-        fresh = (old and old.get("version") == VERSION and old.get("seed_id") ==
-                 settings.seed_id and old.get("sha256") ==
-                 hashlib.sha256(path.read_bytes()).hexdigest())
+        fresh = (
+            old
+            and old.get("version") == VERSION
+            and old.get("seed_id") == settings.seed_id
+            and old.get("sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
+        )
         if fresh and student not in args.regrade:
             continue
         todo.append((path, root, key))
     skipped = len(submissions) - len(todo)
-    print(f"grading {len(todo)} notebooks ({skipped} already graded) with {args.jobs} "
-          f"job(s), sandbox: {'bubblewrap' if bwrap else 'NONE (--unsafe)'}",
-          file=sys.stderr, flush=True)
+    print(
+        f"grading {len(todo)} notebooks ({skipped} already graded) with {args.jobs} "
+        f"job(s), sandbox: {'bubblewrap' if bwrap else 'NONE (--unsafe)'}",
+        file=sys.stderr,
+        flush=True,
+    )
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(grade_submission, path, root, book, settings): (path, key)
-                   for path, root, key in todo}
+        futures = {
+            pool.submit(grade_submission, path, root, book, settings): (path, key)
+            for path, root, key in todo
+        }
         for future in as_completed(futures):
             path, key = futures[future]
             result = future.result()
             write_result(out, key, result)
             passed = sum(e["status"] == "pass" for e in result["exercises"])
-            print(f"  {path}: {result['status']}, {passed}/{len(result['exercises'])} "
-                  f"({result['seconds']} s)", file=sys.stderr, flush=True)
+            print(
+                f"  {path}: {result['status']}, {passed}/{len(result['exercises'])} "
+                f"({result['seconds']} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     print(f"graded in {time.monotonic() - start:.1f} s", file=sys.stderr)
     keys = {key_of(student_of(p, r), p) for p, r in submissions}
     mine = {k: v for k, v in load_results([out]).items() if k in keys}
@@ -631,8 +775,9 @@ def grade_main(argv: list[str]) -> int:
 
 
 def merge_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="llmcourse-grade merge",
-                                     description="Combine the results of grading shards.")
+    parser = argparse.ArgumentParser(
+        prog="llmcourse-grade merge", description="Combine the results of grading shards."
+    )
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--book", type=Path, default=BOOK, help=argparse.SUPPRESS)

@@ -52,7 +52,7 @@ def _objectives(text: str) -> list[str]:
     if match is None:
         return []
     items: list[str] = []
-    for line in text[match.end():].lstrip("\n").splitlines():
+    for line in text[match.end() :].lstrip("\n").splitlines():
         if line.startswith(("- ", "* ")):
             items.append(line[2:].strip())
         elif line.startswith("  ") and items:
@@ -73,8 +73,11 @@ def _modules(source: str) -> set[str]:
             names.add(node.module)
         elif isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
-    return {n.split(".")[1] for n in names
-            if n.startswith("llmcourse.") and n.split(".")[1] not in PLUMBING}
+    return {
+        n.split(".")[1]
+        for n in names
+        if n.startswith("llmcourse.") and n.split(".")[1] not in PLUMBING
+    }
 
 
 def read_chapter(path: Path) -> Chapter:
@@ -84,10 +87,18 @@ def read_chapter(path: Path) -> Chapter:
     if title is None:
         raise ValueError(f"{path.name}: no '# N. Title' heading")
     code = [c.source for c in nb.cells if c.cell_type == "code"]
-    mentioned = {int(n) for m in CHAPTER_REF_RE.finditer(markdown)
-                 for n in re.findall(r"\d+", m[1])}
-    return Chapter(path, int(path.name[:2]), title[1].strip(), _objectives(markdown),
-                   find_exercises(nb), set().union(*map(_modules, code)), mentioned)
+    mentioned = {
+        int(n) for m in CHAPTER_REF_RE.finditer(markdown) for n in re.findall(r"\d+", m[1])
+    }
+    return Chapter(
+        path,
+        int(path.name[:2]),
+        title[1].strip(),
+        _objectives(markdown),
+        find_exercises(nb),
+        set().union(*map(_modules, code)),
+        mentioned,
+    )
 
 
 def builds_on(chapter: Chapter, every: list[Chapter]) -> list[int]:
@@ -135,8 +146,8 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
         "## Handing out",
         "",
         "- `make student` writes the **student edition**, `student/NN_name.ipynb`: the same",
-        "  chapters with every solution replaced by an answer cell that stops with \"Exercise",
-        "  ...: not yet answered\", and with no outputs. Hand these out (they also run on",
+        '  chapters with every solution replaced by an answer cell that stops with "Exercise',
+        '  ...: not yet answered", and with no outputs. Hand these out (they also run on',
         "  Colab). Students write each answer in its answer cell and keep the cell (its",
         "  metadata tells the grader which exercise it answers).",
         "- `make student-site` builds a **class website without the solutions**, from the",
@@ -186,12 +197,16 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
     for c in every:
         seconds, memory = _time(timings.get(c.path.name))
         before = ", ".join(str(n) for n in builds_on(c, every)) or "—"
-        lines.append(f"| [{c.title}]({c.path.name}) | {len(c.exercises)} | {before} | "
-                     f"{seconds} | {memory} |")
+        lines.append(
+            f"| [{c.title}]({c.path.name}) | {len(c.exercises)} | {before} | {seconds} | {memory} |"
+        )
     total = sum(timings[c.path.name]["seconds"] for c in every if c.path.name in timings)
     measured = sum(c.path.name in timings for c in every)
-    lines += ["", f"{measured} of {len(every)} chapters measured, {total / 60:.1f} minutes "
-              "in all.", ""]
+    lines += [
+        "",
+        f"{measured} of {len(every)} chapters measured, {total / 60:.1f} minutes in all.",
+        "",
+    ]
     for c in every:
         seconds, memory = _time(timings.get(c.path.name))
         before = builds_on(c, every)
@@ -203,13 +218,22 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
             lines += ["**Builds on:** nothing earlier in the course.", ""]
         lines += ["**Learning objectives.** Students will be able to:", ""]
         lines += [f"- {o}" for o in c.objectives] or ["- (the chapter lists none)"]
-        lines += ["", f"**Suggested assignment:** its {len(c.exercises)} exercises, each "
-                  "checked by the call after it:", ""]
-        lines += [f"{i}. {{ref}}`{e.label}` (`{e.check_function}`)"
-                  for i, e in enumerate(c.exercises, start=1)]
+        lines += [
+            "",
+            f"**Suggested assignment:** its {len(c.exercises)} exercises, each "
+            "checked by the call after it:",
+            "",
+        ]
+        lines += [
+            f"{i}. {{ref}}`{e.label}` (`{e.check_function}`)"
+            for i, e in enumerate(c.exercises, start=1)
+        ]
         if seconds == "not measured":
-            lines += ["", f"**Run time:** not measured yet (`make execute NB=book/{c.path.name}`).",
-                      ""]
+            lines += [
+                "",
+                f"**Run time:** not measured yet (`make execute NB=book/{c.path.name}`).",
+                "",
+            ]
         else:
             lines += ["", f"**Run time:** {seconds}, peak memory {memory}.", ""]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -148,8 +148,13 @@ def _check_calls(source: str) -> list[ast.Call]:
     tree = _parse(source)
     if tree is None:
         return []
-    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
-             and isinstance(node.func, ast.Name) and node.func.id.startswith("check_")]
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id.startswith("check_")
+    ]
     return sorted(calls, key=lambda c: (c.lineno, c.col_offset))
 
 
@@ -192,8 +197,9 @@ def derive_layout(nb) -> list[Exercise]:
                 if kind == "exercise":
                     label = LABEL_RE.search(match["options"])
                     if label is None:
-                        raise ValueError(f"cell {index}: exercise {match['title']!r} has no "
-                                         ":label:")
+                        raise ValueError(
+                            f"cell {index}: exercise {match['title']!r} has no :label:"
+                        )
                     exercise = Exercise(label[1], match["title"].strip(), index)
                     if exercise.label in by_label:
                         raise ValueError(f"cell {index}: exercise label {exercise.label} repeats")
@@ -201,8 +207,10 @@ def derive_layout(nb) -> list[Exercise]:
                     by_label[exercise.label] = exercise
                 elif kind == "start":
                     if match["label"] not in by_label:
-                        raise ValueError(f"cell {index}: solution-start {match['label']} names "
-                                         "no exercise above it")
+                        raise ValueError(
+                            f"cell {index}: solution-start {match['label']} names "
+                            "no exercise above it"
+                        )
                     open_label = match["label"]
                 else:
                     if open_label is None:
@@ -211,8 +219,10 @@ def derive_layout(nb) -> list[Exercise]:
         elif cell.cell_type == "code":
             if "solution" in _tags(cell):
                 if open_label is None:
-                    raise ValueError(f"cell {index}: a cell tagged solution outside "
-                                     "solution-start ... solution-end")
+                    raise ValueError(
+                        f"cell {index}: a cell tagged solution outside "
+                        "solution-start ... solution-end"
+                    )
                 by_label[open_label].solution_cells.append(index)
             elif awaiting_check is not None and _check_calls(cell.source):
                 call = _check_calls(cell.source)[-1]
@@ -227,13 +237,16 @@ def derive_layout(nb) -> list[Exercise]:
         if not exercise.solution_cells:
             raise ValueError(f"exercise {exercise.label} has no code cell tagged solution")
         if exercise.check_cell is None:
-            raise ValueError(f"exercise {exercise.label}: no cell calling check_...(answer) "
-                             "after its solution-end")
+            raise ValueError(
+                f"exercise {exercise.label}: no cell calling check_...(answer) "
+                "after its solution-end"
+            )
         if not exercise.check_module:
-            raise ValueError(f"exercise {exercise.label}: {exercise.check_function} is never "
-                             "imported (from llmcourse.exercises.chNN import ...)")
-        defined = set().union(*(defined_names(nb.cells[i].source)
-                                for i in exercise.solution_cells))
+            raise ValueError(
+                f"exercise {exercise.label}: {exercise.check_function} is never "
+                "imported (from llmcourse.exercises.chNN import ...)"
+            )
+        defined = set().union(*(defined_names(nb.cells[i].source) for i in exercise.solution_cells))
         call = _check_calls(nb.cells[exercise.check_cell].source)[-1]
         used = [n.id for a in call.args for n in ast.walk(a) if isinstance(n, ast.Name)]
         exercise.answer_names = [n for n in dict.fromkeys(used) if n in defined]
@@ -243,8 +256,9 @@ def derive_layout(nb) -> list[Exercise]:
 def exercise_labels(nb) -> list[str]:
     """The labels of a notebook's exercises: from its layout, else from its markdown."""
     if is_annotated(nb):
-        return [cell_layout(c)["exercise"] for c in nb.cells
-                if cell_layout(c).get("role") == "prompt"]
+        return [
+            cell_layout(c)["exercise"] for c in nb.cells if cell_layout(c).get("role") == "prompt"
+        ]
     labels = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -261,9 +275,14 @@ def layout_metadata(exercises: list[Exercise]) -> dict[int, dict]:
         meta[e.prompt_cell] = {"exercise": e.label, "role": "prompt", "title": e.title}
         for i in e.solution_cells:
             meta[i] = {"exercise": e.label, "role": "solution"}
-        meta[e.check_cell] = {"exercise": e.label, "role": "check", "check": e.check_function,
-                              "module": e.check_module, "args": e.check_args,
-                              "answer": list(e.answer_names)}
+        meta[e.check_cell] = {
+            "exercise": e.label,
+            "role": "check",
+            "check": e.check_function,
+            "module": e.check_module,
+            "args": e.check_args,
+            "answer": list(e.answer_names),
+        }
     return meta
 
 
@@ -302,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="llmcourse-layout",
         description="Store (--write) or verify (--check) each chapter's exercise layout as "
-                    "cell metadata.")
+        "cell metadata.",
+    )
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="write the layout into the notebooks")
     mode.add_argument("--check", action="store_true", help="exit 1 if a layout is stale")

@@ -59,7 +59,7 @@ def main() -> int:
     def send(message: dict) -> None:
         data = (nonce + " " + dumps(message) + "\n").encode()
         while data:
-            data = data[write(fd, data):]
+            data = data[write(fd, data) :]
 
     def on_alarm(signum, frame):
         raise _ProbeTimeout()
@@ -92,13 +92,17 @@ def main() -> int:
         missing = object()
         value = dict_get(ns, name, missing)
         if value is missing or value is None:
-            return {"answered": False, "why": f"{name} is not defined" if value is missing
-                    else f"{name} is still None"}
+            return {
+                "answered": False,
+                "why": f"{name} is not defined" if value is missing else f"{name} is still None",
+            }
         out: dict = {"answered": True}
         if type_(value) is not function_type:
             kind = type_(value)
-            out["not_function"] = f"{name} is a {getattr(kind, '__qualname__', '?')}, not a " \
-                                  "function written in the answer cell"
+            out["not_function"] = (
+                f"{name} is a {getattr(kind, '__qualname__', '?')}, not a "
+                "function written in the answer cell"
+            )
             mod = origin(value)
             if mod:
                 out["package"] = f"{name} is the course package's own ({mod})"
@@ -107,8 +111,10 @@ def main() -> int:
             if mod:
                 out["package"] = f"{name} is the course package's own function ({mod})"
             elif id_(value.__code__) in before:
-                out["alias"] = f"{name} is a function defined before the answer cell " \
-                               f"({value.__code__.co_name}), under another name"
+                out["alias"] = (
+                    f"{name} is a function defined before the answer cell "
+                    f"({value.__code__.co_name}), under another name"
+                )
         used, calls = [], {}
         for free in spec["free"]:
             value_of_free = dict_get(ns, free, None)
@@ -123,8 +129,7 @@ def main() -> int:
             return out
         results = []
         for case in spec["cases"]:
-            args, kwargs = decode(case["args"], tensors=True), decode(case["kwargs"],
-                                                                        tensors=True)
+            args, kwargs = decode(case["args"], tensors=True), decode(case["kwargs"], tensors=True)
             try:
                 set_timer(real_timer, case_s)
                 try:

@@ -41,8 +41,22 @@ def bubblewrap() -> str | None:
     if exe is None:
         return None
     try:
-        done = subprocess.run([exe, "--ro-bind", "/", "/", "--unshare-all", "--dev", "/dev",
-                               "--proc", "/proc", "true"], capture_output=True, timeout=30)
+        done = subprocess.run(
+            [
+                exe,
+                "--ro-bind",
+                "/",
+                "/",
+                "--unshare-all",
+                "--dev",
+                "/dev",
+                "--proc",
+                "/proc",
+                "true",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return exe if done.returncode == 0 else None
@@ -51,8 +65,10 @@ def bubblewrap() -> str | None:
 def why_no_sandbox() -> str:
     if shutil.which("bwrap") is None:
         return "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
-    return "bubblewrap is installed but cannot create a sandbox here (user namespaces " \
-           "disabled?); use the container recipe in grading/Containerfile"
+    return (
+        "bubblewrap is installed but cannot create a sandbox here (user namespaces "
+        "disabled?); use the container recipe in grading/Containerfile"
+    )
 
 
 def _needed() -> list[tuple[Path, Path]]:
@@ -75,11 +91,19 @@ def environment(threads: int, workdir: Path, sandboxed: bool) -> dict[str, str]:
             (scratch / folder).mkdir(parents=True, exist_ok=True)
     return {
         "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(scratch / "home"), "TMPDIR": str(scratch), "LANG": "C.UTF-8",
-        "PYTHONSAFEPATH": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0",
-        "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(scratch / "hf"),
-        "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(scratch / "mpl"),
-        "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+        "HOME": str(scratch / "home"),
+        "TMPDIR": str(scratch),
+        "LANG": "C.UTF-8",
+        "PYTHONSAFEPATH": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(scratch / "hf"),
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(scratch / "mpl"),
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
         "LLMCOURSE_CACHE": str(cache_dir().resolve()),
         "LLMCOURSE_GRADING": "1",
     }
@@ -94,8 +118,9 @@ def command(workdir: Path, python: str, bwrap: str | None) -> tuple[list[str], P
     runner = [python, "-m", "llmcourse.teaching.runner"]
     if bwrap is None:
         course = workdir / "course"
-        shutil.copytree(ROOT / "llmcourse", course / "llmcourse",
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / "llmcourse", course / "llmcourse", ignore=shutil.ignore_patterns("__pycache__")
+        )
         results = ROOT / "benchmarks" / "results"
         if results.is_dir():
             shutil.copytree(results, course / "benchmarks" / "results")
@@ -105,16 +130,40 @@ def command(workdir: Path, python: str, bwrap: str | None) -> tuple[list[str], P
         (course / "book").mkdir()
         return runner, course / "book"
     book = (ROOT / "book").resolve()
-    args = [bwrap, "--die-with-parent", "--new-session", "--unshare-all",
-            "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
-            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", "/tmp/home"]
+    args = [
+        bwrap,
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-all",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--hostname",
+        "sandbox",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--dir",
+        "/tmp/home",
+    ]
     for system in ("/usr", "/lib", "/lib64", "/bin", "/sbin"):
         if os.path.islink(system):
             args += ["--symlink", os.readlink(system), system]
         elif os.path.isdir(system):
             args += ["--ro-bind", system, system]
-    for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
-                "/etc/nsswitch.conf", "/etc/ssl/certs", "/etc/matplotlibrc"):
+    for etc in (
+        "/etc/ld.so.cache",
+        "/etc/ld.so.conf",
+        "/etc/ld.so.conf.d",
+        "/etc/localtime",
+        "/etc/nsswitch.conf",
+        "/etc/ssl/certs",
+        "/etc/matplotlibrc",
+    ):
         if os.path.exists(etc):
             args += ["--ro-bind", etc, etc]
     for outside, inside in _needed():

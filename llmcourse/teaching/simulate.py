@@ -35,45 +35,75 @@ from llmcourse.teaching.student_edition import student_notebook
 # label -> (correct variants, wrong variants); {name} is the answer's name from the layout.
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "ex-ch04-softmax": (
-        ["def {name}(x):\n    z = x - x.max(dim=-1, keepdim=True).values\n"
-         "    return z.exp() / z.exp().sum(-1, keepdim=True)\n",
-         "def {name}(x):\n    x = x.double()\n    m = x.amax(-1, keepdim=True)\n"
-         "    return torch.exp(x - m - torch.logsumexp(x - m, -1, keepdim=True))\n"],
-        ["def {name}(x):\n    return x.exp() / x.exp().sum(dim=-1, keepdim=True)\n",
-         "def {name}(x):\n    e = (x - x.max()).exp()\n"
-         "    return e / e.sum(dim=0, keepdim=True)\n"]),
+        [
+            "def {name}(x):\n    z = x - x.max(dim=-1, keepdim=True).values\n"
+            "    return z.exp() / z.exp().sum(-1, keepdim=True)\n",
+            "def {name}(x):\n    x = x.double()\n    m = x.amax(-1, keepdim=True)\n"
+            "    return torch.exp(x - m - torch.logsumexp(x - m, -1, keepdim=True))\n",
+        ],
+        [
+            "def {name}(x):\n    return x.exp() / x.exp().sum(dim=-1, keepdim=True)\n",
+            "def {name}(x):\n    e = (x - x.max()).exp()\n"
+            "    return e / e.sum(dim=0, keepdim=True)\n",
+        ],
+    ),
     "ex-ch04-attention": (
-        ["def {name}(Q, K, V):\n    s = Q @ K.transpose(-2, -1) / K.size(-1) ** 0.5\n"
-         "    w = (s - s.amax(-1, keepdim=True)).exp()\n"
-         "    return (w / w.sum(-1, keepdim=True)) @ V\n",
-         "def {name}(Q, K, V):\n    Q, K, V = Q.float(), K.float(), V.float()\n"
-         "    return torch.softmax(Q @ K.T / math.sqrt(K.shape[1]), dim=1) @ V\n"],
-        ["def {name}(Q, K, V):\n    return torch.softmax(Q @ K.T / 4.0, dim=-1) @ V\n",
-         "def {name}(Q, K, V):\n    return torch.softmax(Q @ K.T, dim=-1) @ V\n"]),
+        [
+            "def {name}(Q, K, V):\n    s = Q @ K.transpose(-2, -1) / K.size(-1) ** 0.5\n"
+            "    w = (s - s.amax(-1, keepdim=True)).exp()\n"
+            "    return (w / w.sum(-1, keepdim=True)) @ V\n",
+            "def {name}(Q, K, V):\n    Q, K, V = Q.float(), K.float(), V.float()\n"
+            "    return torch.softmax(Q @ K.T / math.sqrt(K.shape[1]), dim=1) @ V\n",
+        ],
+        [
+            "def {name}(Q, K, V):\n    return torch.softmax(Q @ K.T / 4.0, dim=-1) @ V\n",
+            "def {name}(Q, K, V):\n    return torch.softmax(Q @ K.T, dim=-1) @ V\n",
+        ],
+    ),
     "ex-ch04-causal": (
-        ["def {name}(T):\n    return torch.arange(T)[:, None] >= torch.arange(T)[None, :]\n",
-         "def {name}(T):\n    return ~torch.ones(T, T, dtype=torch.bool).triu(1)\n"],
-        ["def {name}(T):\n    return torch.ones(T, T, dtype=torch.bool).triu()\n",
-         "def {name}(T):\n    return torch.ones(T, T).tril()\n"]),
+        [
+            "def {name}(T):\n    return torch.arange(T)[:, None] >= torch.arange(T)[None, :]\n",
+            "def {name}(T):\n    return ~torch.ones(T, T, dtype=torch.bool).triu(1)\n",
+        ],
+        [
+            "def {name}(T):\n    return torch.ones(T, T, dtype=torch.bool).triu()\n",
+            "def {name}(T):\n    return torch.ones(T, T).tril()\n",
+        ],
+    ),
     "ex-ch05-split": (
-        ["def {name}(x, num_heads):\n    B, T, C = x.shape\n"
-         "    return x.reshape(B, T, num_heads, -1).permute(0, 2, 1, 3)\n"],
-        ["def {name}(x, num_heads):\n    B, T, C = x.shape\n"
-         "    return x.view(B, num_heads, T, C // num_heads)\n",
-         "def {name}(x, num_heads):\n    B, T, C = x.shape\n"
-         "    return x.view(B, T, num_heads, C // num_heads)\n"]),
+        [
+            "def {name}(x, num_heads):\n    B, T, C = x.shape\n"
+            "    return x.reshape(B, T, num_heads, -1).permute(0, 2, 1, 3)\n"
+        ],
+        [
+            "def {name}(x, num_heads):\n    B, T, C = x.shape\n"
+            "    return x.view(B, num_heads, T, C // num_heads)\n",
+            "def {name}(x, num_heads):\n    B, T, C = x.shape\n"
+            "    return x.view(B, T, num_heads, C // num_heads)\n",
+        ],
+    ),
     "ex-ch05-params": (
-        ["def {name}(d_model, num_heads, bias=True):\n"
-         "    return 4 * (d_model * d_model + (d_model if bias else 0))\n"],
-        ["def {name}(d_model, num_heads, bias=True):\n    return 4 * d_model * d_model\n",
-         "def {name}(d_model, num_heads, bias=True):\n"
-         "    return 3 * d_model * d_model + 3 * d_model\n"]),
+        [
+            "def {name}(d_model, num_heads, bias=True):\n"
+            "    return 4 * (d_model * d_model + (d_model if bias else 0))\n"
+        ],
+        [
+            "def {name}(d_model, num_heads, bias=True):\n    return 4 * d_model * d_model\n",
+            "def {name}(d_model, num_heads, bias=True):\n"
+            "    return 3 * d_model * d_model + 3 * d_model\n",
+        ],
+    ),
     "ex-ch05-flops": (
-        ["def {name}(T, d_model, num_heads):\n"
-         "    return 8 * T * d_model ** 2 + 4 * T ** 2 * d_model\n"],
-        ["def {name}(T, d_model, num_heads):\n    return 8 * T * d_model ** 2\n",
-         "def {name}(T, d_model, num_heads):\n"
-         "    return 4 * T * d_model ** 2 + 4 * T ** 2 * d_model\n"]),
+        [
+            "def {name}(T, d_model, num_heads):\n"
+            "    return 8 * T * d_model ** 2 + 4 * T ** 2 * d_model\n"
+        ],
+        [
+            "def {name}(T, d_model, num_heads):\n    return 8 * T * d_model ** 2\n",
+            "def {name}(T, d_model, num_heads):\n"
+            "    return 4 * T * d_model ** 2 + 4 * T ** 2 * d_model\n",
+        ],
+    ),
 }
 GENERIC_WRONG = "def {name}(*args, **kwargs):\n    return 0\n"
 
@@ -120,8 +150,11 @@ def _tiny(cells) -> list:
             body = ast.parse(cell.source).body
         except SyntaxError:
             continue
-        nodes = [n for n in body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef,
-                                                   ast.ClassDef))]
+        nodes = [
+            n
+            for n in body
+            if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef))
+        ]
         if nodes:
             kept.append(nbformat.v4.new_code_cell(ast.unparse(ast.Module(nodes, []))))
     return kept
@@ -156,8 +189,12 @@ class Builder:
     def solution(self, exercise) -> str:
         return "\n\n".join(self.book.cells[i].source for i in exercise.solution_cells)
 
-    def notebook(self, answers: dict[str, str], after: dict[str, list[str]] | None = None,
-                 at_end: list[str] = ()):
+    def notebook(
+        self,
+        answers: dict[str, str],
+        after: dict[str, list[str]] | None = None,
+        at_end: list[str] = (),
+    ):
         """The student edition with ``answers`` (label -> source) in the answer cells,
         extra cells after some answers (label -> sources) and at the end."""
         nb = copy.deepcopy(self.student)
@@ -174,16 +211,16 @@ class Builder:
         return {e.label: e.answer_names[0] for e in self.exercises}
 
 
-def build_class(out: Path, chapter_numbers: list[str], copies: int = 1,
-                tiny: bool = False) -> dict:
+def build_class(out: Path, chapter_numbers: list[str], copies: int = 1, tiny: bool = False) -> dict:
     """Write the class into ``out``; returns what each notebook must score. With ``tiny``,
     each notebook keeps only the chapter's imports, definitions and exercises."""
     out.mkdir(parents=True, exist_ok=True)
     expected: dict[str, dict[str, str]] = {}
     book = {p.name[:2]: p for p in chapters()}
 
-    def write(student: str, builder: Builder, nb, outcome: dict[str, str],
-              file_name: str = "") -> None:
+    def write(
+        student: str, builder: Builder, nb, outcome: dict[str, str], file_name: str = ""
+    ) -> None:
         path = out / student / (file_name or builder.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, path)
@@ -192,35 +229,74 @@ def build_class(out: Path, chapter_numbers: list[str], copies: int = 1,
     for number in chapter_numbers:
         b = Builder(book[number], tiny)
         labels, names = [e.label for e in b.exercises], b.names()
-        every = lambda verdict: {label: verdict for label in labels}  # noqa: E731
+
+        def every(verdict: str, labels: list[str] = labels) -> dict[str, str]:
+            return dict.fromkeys(labels, verdict)
+
         first = labels[0]
         for copy_number in range(copies):
             tag = f"{number}-{copy_number}" if copies > 1 else number
             for k in range(3):  # the book's solutions, then idiomatic variants
-                answers = {e.label: _correct(e.label, names[e.label], k, b.solution(e))
-                           for e in b.exercises}
+                answers = {
+                    e.label: _correct(e.label, names[e.label], k, b.solution(e))
+                    for e in b.exercises
+                }
                 write(f"correct{k}-{tag}", b, b.notebook(answers), every("pass"))
             for k in range(2):
                 answers = {label: _wrong(label, names[label], k) for label in labels}
                 write(f"wrong{k}-{tag}", b, b.notebook(answers), every("no credit"))
             write(f"untouched-{tag}", b, b.notebook({}), every("no credit"))
             right = {e.label: b.solution(e) for e in b.exercises}
-            write(f"syntax-{tag}", b, b.notebook({**right, first: "def broken(:\n    pass\n"}),
-                  {**every("pass"), first: "no credit"})
-            write(f"crash-{tag}", b, b.notebook(right, after={first: ["import os\nos._exit(3)"]}),
-                  {**every("no credit"), first: "pass"})
-            write(f"endless-{tag}", b, b.notebook(
-                right, after={first: ["while True:\n    pass"]}), {**every("no credit"),
-                                                                   first: "pass"})
-            write(f"loud-{tag}", b, b.notebook(right, after={first: [
-                "for _ in range(10 ** 7):\n    print('x' * 1000)"]}),
-                {**every("no credit"), first: "pass"})
-            write(f"scratch-{tag}", b, b.notebook(right, after={
-                label: [f"{names[label]} = None  # scratch: reuse the name"] for label in labels}),
-                every("pass"))
-            write(f"swallow-{tag}", b, b.notebook(right, at_end=[
-                "import time\nwhile True:\n    try:\n        time.sleep(1)\n"
-                "    except KeyboardInterrupt:\n        pass"]), every("pass"))
+            write(
+                f"syntax-{tag}",
+                b,
+                b.notebook({**right, first: "def broken(:\n    pass\n"}),
+                {**every("pass"), first: "no credit"},
+            )
+            write(
+                f"crash-{tag}",
+                b,
+                b.notebook(right, after={first: ["import os\nos._exit(3)"]}),
+                {**every("no credit"), first: "pass"},
+            )
+            write(
+                f"endless-{tag}",
+                b,
+                b.notebook(right, after={first: ["while True:\n    pass"]}),
+                {**every("no credit"), first: "pass"},
+            )
+            write(
+                f"loud-{tag}",
+                b,
+                b.notebook(
+                    right, after={first: ["for _ in range(10 ** 7):\n    print('x' * 1000)"]}
+                ),
+                {**every("no credit"), first: "pass"},
+            )
+            write(
+                f"scratch-{tag}",
+                b,
+                b.notebook(
+                    right,
+                    after={
+                        label: [f"{names[label]} = None  # scratch: reuse the name"]
+                        for label in labels
+                    },
+                ),
+                every("pass"),
+            )
+            write(
+                f"swallow-{tag}",
+                b,
+                b.notebook(
+                    right,
+                    at_end=[
+                        "import time\nwhile True:\n    try:\n        time.sleep(1)\n"
+                        "    except KeyboardInterrupt:\n        pass"
+                    ],
+                ),
+                every("pass"),
+            )
     garbage = out / "garbage" / "05_multi_head_attention.ipynb"
     garbage.parent.mkdir(parents=True, exist_ok=True)
     garbage.write_text("this is not a notebook")
@@ -233,61 +309,127 @@ def build_class(out: Path, chapter_numbers: list[str], copies: int = 1,
 
 def _cheats(b: Builder, write) -> None:
     names = b.names()
-    soft, att, causal = (names[label] for label in ("ex-ch04-softmax", "ex-ch04-attention",
-                                                    "ex-ch04-causal"))
+    soft, att, causal = (
+        names[label] for label in ("ex-ch04-softmax", "ex-ch04-attention", "ex-ch04-causal")
+    )
     right = {e.label: b.solution(e) for e in b.exercises}
     wrong = {label: _wrong(label, names[label]) for label in names}
     none = {label: "no credit" for label in names}
     cheats = {
-        "cheat-patch-checks": (wrong, {"ex-ch04-softmax": [
-            "import llmcourse.exercises.ch04 as checks\n"
-            "checks.check_stable_softmax = checks.check_attention = lambda f: None"]}),
-        "cheat-patch-run-checks": (wrong, {"ex-ch04-softmax": [
-            "import llmcourse.exercises as ex\nex.run_checks = lambda *a, **k: None"]}),
-        "cheat-json": (wrong, {"ex-ch04-softmax": [
-            "import json\njson.dumps = lambda *a, **k: '{\"status\": \"pass\"}'"]}),
-        "cheat-transformer": (wrong, {"ex-ch04-softmax": [
-            "def rewrite(lines):\n    return ['pass\\n']\n"
-            "get_ipython().input_transformers_post.append(rewrite)"]}),
-        "cheat-eq": ({label: f"class Yes:\n    def __eq__(self, other):\n        return True\n"
-                             f"    __hash__ = object.__hash__\n\n"
-                             f"def {names[label]}(*args, **kwargs):\n    return Yes()\n"
-                      for label in names}, {}),
-        "cheat-torch-function": ({label: (
-            "class Liar(torch.Tensor):\n    @classmethod\n"
-            "    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
-            "        return True\n\n"
-            f"def {names[label]}(*args, **kwargs):\n    return torch.zeros(3).as_subclass(Liar)\n")
-            for label in names}, {}),
-        "cheat-exec-book": ({label: (
-            "import json, pathlib, llmcourse\n"
-            "book = pathlib.Path(llmcourse.__file__).parent.parent / 'book'\n"
-            "nb = json.load(open(book / '04_self_attention.ipynb'))\n"
-            "for cell in nb['cells']:\n"
-            "    if 'solution' in cell['metadata'].get('tags', []):\n"
-            "        exec(''.join(cell['source']))\n") for label in names}, {}),
-        "cheat-import-package": ({**right, "ex-ch04-softmax":
-                                  f"from llmcourse.attention import softmax as {soft}\n"}, {}),
-        "cheat-package-inside": ({**right, "ex-ch04-softmax":
-                                  f"def {soft}(x):\n    import llmcourse.attention as a\n"
-                                  "    return a.softmax(x)\n"}, {}),
+        "cheat-patch-checks": (
+            wrong,
+            {
+                "ex-ch04-softmax": [
+                    "import llmcourse.exercises.ch04 as checks\n"
+                    "checks.check_stable_softmax = checks.check_attention = lambda f: None"
+                ]
+            },
+        ),
+        "cheat-patch-run-checks": (
+            wrong,
+            {
+                "ex-ch04-softmax": [
+                    "import llmcourse.exercises as ex\nex.run_checks = lambda *a, **k: None"
+                ]
+            },
+        ),
+        "cheat-json": (
+            wrong,
+            {
+                "ex-ch04-softmax": [
+                    'import json\njson.dumps = lambda *a, **k: \'{"status": "pass"}\''
+                ]
+            },
+        ),
+        "cheat-transformer": (
+            wrong,
+            {
+                "ex-ch04-softmax": [
+                    "def rewrite(lines):\n    return ['pass\\n']\n"
+                    "get_ipython().input_transformers_post.append(rewrite)"
+                ]
+            },
+        ),
+        "cheat-eq": (
+            {
+                label: f"class Yes:\n    def __eq__(self, other):\n        return True\n"
+                f"    __hash__ = object.__hash__\n\n"
+                f"def {names[label]}(*args, **kwargs):\n    return Yes()\n"
+                for label in names
+            },
+            {},
+        ),
+        "cheat-torch-function": (
+            {
+                label: (
+                    "class Liar(torch.Tensor):\n    @classmethod\n"
+                    "    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
+                    "        return True\n\n"
+                    f"def {names[label]}(*args, **kwargs):\n"
+                    "    return torch.zeros(3).as_subclass(Liar)\n"
+                )
+                for label in names
+            },
+            {},
+        ),
+        "cheat-exec-book": (
+            {
+                label: (
+                    "import json, pathlib, llmcourse\n"
+                    "book = pathlib.Path(llmcourse.__file__).parent.parent / 'book'\n"
+                    "nb = json.load(open(book / '04_self_attention.ipynb'))\n"
+                    "for cell in nb['cells']:\n"
+                    "    if 'solution' in cell['metadata'].get('tags', []):\n"
+                    "        exec(''.join(cell['source']))\n"
+                )
+                for label in names
+            },
+            {},
+        ),
+        "cheat-import-package": (
+            {**right, "ex-ch04-softmax": f"from llmcourse.attention import softmax as {soft}\n"},
+            {},
+        ),
+        "cheat-package-inside": (
+            {
+                **right,
+                "ex-ch04-softmax": f"def {soft}(x):\n    import llmcourse.attention as a\n"
+                "    return a.softmax(x)\n",
+            },
+            {},
+        ),
         "cheat-alias": ({**right, "ex-ch04-attention": f"{att} = attention\n"}, {}),
-        "cheat-wrapper": ({**right, "ex-ch04-attention":
-                           f"def {att}(Q, K, V):\n    return attention(Q, K, V)\n"}, {}),
-        "cheat-forbidden": ({**right, "ex-ch04-softmax":
-                             f"def {soft}(x):\n    return torch.softmax(x, dim=-1)\n"}, {}),
-        "cheat-getattr": ({**right, "ex-ch04-softmax":
-                           f"def {soft}(x):\n    return getattr(torch, 'soft' + 'max')(x, -1)\n"},
-                          {}),
-        "cheat-alias-elsewhere": ({**right, "ex-ch04-softmax":
-                                   f"def {soft}(x):\n    return sm(x, dim=-1)\n"},
-                                  {"ex-ch04-softmax": []}),
+        "cheat-wrapper": (
+            {**right, "ex-ch04-attention": f"def {att}(Q, K, V):\n    return attention(Q, K, V)\n"},
+            {},
+        ),
+        "cheat-forbidden": (
+            {**right, "ex-ch04-softmax": f"def {soft}(x):\n    return torch.softmax(x, dim=-1)\n"},
+            {},
+        ),
+        "cheat-getattr": (
+            {
+                **right,
+                "ex-ch04-softmax": f"def {soft}(x):\n"
+                "    return getattr(torch, 'soft' + 'max')(x, -1)\n",
+            },
+            {},
+        ),
+        "cheat-alias-elsewhere": (
+            {**right, "ex-ch04-softmax": f"def {soft}(x):\n    return sm(x, dim=-1)\n"},
+            {"ex-ch04-softmax": []},
+        ),
         "cheat-write-teacher": (right, {"ex-ch04-softmax": [WRITE_TEACHER]}),
     }
     for student, (answers, after) in cheats.items():
         outcome = dict(none)
-        if student in ("cheat-import-package", "cheat-package-inside", "cheat-forbidden",
-                       "cheat-getattr", "cheat-alias-elsewhere"):
+        if student in (
+            "cheat-import-package",
+            "cheat-package-inside",
+            "cheat-forbidden",
+            "cheat-getattr",
+            "cheat-alias-elsewhere",
+        ):
             outcome = {**none, "ex-ch04-attention": "pass", "ex-ch04-causal": "pass"}
         if student in ("cheat-alias", "cheat-wrapper"):
             outcome = {**none, "ex-ch04-softmax": "pass", "ex-ch04-causal": "pass"}
@@ -301,8 +443,13 @@ def _cheats(b: Builder, write) -> None:
     del soft, causal
     # One student, two notebooks in one folder: the first writes a fake ./llmcourse/ whose
     # checks pass everything; the second, untouched, must still score nothing.
-    write("cross", b, b.notebook(wrong, after={"ex-ch04-softmax": [FAKE_PACKAGE]}), none,
-          "04_a_first.ipynb")
+    write(
+        "cross",
+        b,
+        b.notebook(wrong, after={"ex-ch04-softmax": [FAKE_PACKAGE]}),
+        none,
+        "04_a_first.ipynb",
+    )
     write("cross", b, b.notebook({}), none, "04_b_second.ipynb")
 
 
@@ -311,8 +458,9 @@ def mismatches(expected: dict, results: dict[str, dict]) -> list[str]:
     got = {}
     for result in results.values():
         path = Path(result["submission"])
-        got[f"{path.parent.name}/{path.name}"] = {e["label"]: e["status"]
-                                                  for e in result["exercises"]}
+        got[f"{path.parent.name}/{path.name}"] = {
+            e["label"]: e["status"] for e in result["exercises"]
+        }
     problems = []
     for name, want in expected.items():
         if name not in got:
@@ -330,16 +478,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--chapters", nargs="+", default=["04", "05"])
     parser.add_argument("--copies", type=int, default=1, help="each kind of student, per chapter")
-    parser.add_argument("--tiny", action="store_true",
-                        help="keep only each chapter's imports, definitions and exercises")
-    parser.add_argument("--measure", type=int, nargs="*", metavar="JOBS",
-                        help="then grade the class with each number of jobs (e.g. 1 2), time "
-                             "it, and check every notebook got what it must")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="keep only each chapter's imports, definitions and exercises",
+    )
+    parser.add_argument(
+        "--measure",
+        type=int,
+        nargs="*",
+        metavar="JOBS",
+        help="then grade the class with each number of jobs (e.g. 1 2), time "
+        "it, and check every notebook got what it must",
+    )
     parser.add_argument("--timeout", type=float, default=120, help="seconds per notebook")
     args = parser.parse_args(argv)
     expected = build_class(args.out / "submissions", args.chapters, args.copies, args.tiny)
-    print(f"wrote {len(expected)} submissions to {args.out / 'submissions'} (expected "
-          f"results: {args.out / 'submissions' / 'expected.json'})")
+    print(
+        f"wrote {len(expected)} submissions to {args.out / 'submissions'} (expected "
+        f"results: {args.out / 'submissions' / 'expected.json'})"
+    )
     failures = 0
     for jobs in args.measure or []:
         out = args.out / f"grades-{jobs}-jobs"
@@ -347,16 +505,33 @@ def main(argv: list[str] | None = None) -> int:
         if not seed.exists():
             seed.write_text("simulated class\n")
         start = time.monotonic()
-        subprocess.run([sys.executable, "-m", "llmcourse.teaching.grade",
-                        str(args.out / "submissions"), "--out", str(out), "--jobs", str(jobs),
-                        "--timeout", str(args.timeout), "--seed-file", str(seed)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "llmcourse.teaching.grade",
+                str(args.out / "submissions"),
+                "--out",
+                str(out),
+                "--jobs",
+                str(jobs),
+                "--timeout",
+                str(args.timeout),
+                "--seed-file",
+                str(seed),
+            ],
+            check=True,
+        )
         seconds = time.monotonic() - start
         from llmcourse.teaching.grade import load_results
 
         problems = mismatches(expected, load_results([out]))
         failures += len(problems)
-        print(f"{jobs} job(s): {len(expected)} notebooks graded in {seconds:.0f} s; "
-              f"{len(problems)} differ from what they must score", flush=True)
+        print(
+            f"{jobs} job(s): {len(expected)} notebooks graded in {seconds:.0f} s; "
+            f"{len(problems)} differ from what they must score",
+            flush=True,
+        )
         for problem in problems:
             print("  " + problem)
     return 1 if failures else 0

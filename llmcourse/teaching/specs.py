@@ -109,8 +109,10 @@ def close(rtol: float = 1e-4, atol: float = 1e-5, kind: str = "") -> Fn:
             return None
         a, w = array.astype(np.float64), want.astype(np.float64)
         if not np.array_equal(np.isnan(a), np.isnan(w)):
-            return "NaN where the right answer has a number (or the reverse): did something " \
-                   "overflow or divide by zero?"
+            return (
+                "NaN where the right answer has a number (or the reverse): did something "
+                "overflow or divide by zero?"
+            )
         scale = float(np.nanmax(np.abs(w))) if w.size and np.isfinite(w).any() else 1.0
         if not np.allclose(a, w, rtol=rtol, atol=atol * max(scale, 1e-12), equal_nan=True):
             error = np.nanmax(np.abs(a - w)) if a.size else 0.0
@@ -142,8 +144,10 @@ def integer(exact_type: bool = False) -> Fn:
         if isinstance(got, bool) or not isinstance(got, (int, float, np.integer, np.floating)):
             return f"expected an integer, got {_what(got)}"
         if exact_type and not isinstance(got, (int, np.integer)):
-            return f"expected an exact int, got {type(got).__name__} {got!r}: use integer " \
-                   "arithmetic (**, not math.pow)"
+            return (
+                f"expected an exact int, got {type(got).__name__} {got!r}: use integer "
+                "arithmetic (**, not math.pow)"
+            )
         if isinstance(got, (float, np.floating)) and not float(got).is_integer():
             return f"expected an integer, got {float(got)!r}"
         if int(got) != want:
@@ -229,7 +233,7 @@ def _rope(x: torch.Tensor, pos: int, base: float = 10000.0) -> torch.Tensor:
     inv_freq = 1.0 / base ** (torch.arange(0, D, 2, dtype=F64) / D)
     angle = (pos * inv_freq).repeat(2)
     x = x.double()
-    return x * angle.cos() + torch.cat([-x[D // 2:], x[: D // 2]]) * angle.sin()
+    return x * angle.cos() + torch.cat([-x[D // 2 :], x[: D // 2]]) * angle.sin()
 
 
 def _pe(pos: int, d_model: int) -> np.ndarray:
@@ -340,7 +344,7 @@ def _split_special(text, specials):
     pieces, start = [], 0
     for match in re.finditer(pattern, text):
         if match.start() > start:
-            pieces.append((text[start:match.start()], False))
+            pieces.append((text[start : match.start()], False))
         pieces.append((match.group(), True))
         start = match.end()
     if start < len(text):
@@ -353,8 +357,10 @@ def _special_case(rng) -> Case:
     a, b = "<|" + _sentence(rng, 2, "xyz") + "|>", "[" + _sentence(rng, 3, "XYZ") + "]"
     specials = [a, a + a, b]
     rng.shuffle(specials)
-    parts = [str(rng.choice([_sentence(rng, _dims(rng, 1, 5), "ab <|>"), a, b, a + a]))
-             for _ in range(_dims(rng, 3, 8))]
+    parts = [
+        str(rng.choice([_sentence(rng, _dims(rng, 1, 5), "ab <|>"), a, b, a + a]))
+        for _ in range(_dims(rng, 3, 8))
+    ]
     return Case(("".join(parts), specials))
 
 
@@ -379,8 +385,9 @@ def _wordpiece_case(rng) -> Case:
     vocab = {_sentence(rng, _dims(rng, 1, 3), letters) for _ in range(8)}
     vocab |= {"##" + _sentence(rng, _dims(rng, 1, 3), letters) for _ in range(10)}
     starts, rests = sorted(v for v in vocab if v[0] != "#"), sorted(v for v in vocab if v[0] == "#")
-    word = str(rng.choice(starts)) + "".join(str(rng.choice(rests))[2:]
-                                             for _ in range(_dims(rng, 0, 3)))
+    word = str(rng.choice(starts)) + "".join(
+        str(rng.choice(rests))[2:] for _ in range(_dims(rng, 0, 3))
+    )
     if rng.random() < 0.3:  # sometimes a letter no piece continues
         word += "e"
     return Case((word, vocab))
@@ -401,7 +408,7 @@ def _layer_norm(x, w, b, eps):
 
 def _gelu_tanh(x):
     x = x.double()
-    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
 def _pre_norm(x, sublayer: Callable, norm: Callable):
@@ -488,9 +495,15 @@ def _tensor_cases(rng, make: Fn, n: int = 2) -> list[Case]:
 
 def _rnn_case(rng, dt) -> Case:
     B, D, H = _dims(rng, 1, 4), _dims(rng, 2, 6), _dims(rng, 3, 7)
-    return Case((_t(rng, B, D, dtype=dt), _t(rng, B, H, dtype=dt),
-                 _t(rng, H, D, dtype=dt, scale=0.5), _t(rng, H, H, dtype=dt, scale=0.5),
-                 _t(rng, H, dtype=dt)))
+    return Case(
+        (
+            _t(rng, B, D, dtype=dt),
+            _t(rng, B, H, dtype=dt),
+            _t(rng, H, D, dtype=dt, scale=0.5),
+            _t(rng, H, H, dtype=dt, scale=0.5),
+            _t(rng, H, dtype=dt),
+        )
+    )
 
 
 def _one_hot_case(rng, dt) -> Case:
@@ -519,8 +532,14 @@ def _split_case(rng, dt) -> Case:
 def _layer_norm_case(rng, dt) -> Case:
     """Small and large spreads, small and large eps: eps outside the root shows."""
     B, C, spread = _dims(rng, 1, 4), _dims(rng, 3, 9), float(rng.choice([0.1, 1.0, 20.0]))
-    return Case((_t(rng, B, C, dtype=dt, scale=spread) + 3, _t(rng, C, dtype=dt),
-                 _t(rng, C, dtype=dt), float(rng.choice([1e-5, 0.05, 0.3]))))
+    return Case(
+        (
+            _t(rng, B, C, dtype=dt, scale=spread) + 3,
+            _t(rng, C, dtype=dt),
+            _t(rng, C, dtype=dt),
+            float(rng.choice([1e-5, 0.05, 0.3])),
+        )
+    )
 
 
 def _mean_pool_case(rng, dt) -> Case:
@@ -532,20 +551,32 @@ def _search_case(rng, dt) -> Case:
     """Rows of different lengths: a dot product without the norms ranks them wrongly."""
     N, D = _dims(rng, 3, 12), _dims(rng, 2, 8)
     lengths = torch.from_numpy(rng.uniform(0.2, 5, size=(N, 1))).to(dt)
-    return Case((_t(rng, D, dtype=dt), _t(rng, N, D, dtype=dt) * lengths,
-                 int(rng.integers(1, N + 1))))
+    return Case(
+        (_t(rng, D, dtype=dt), _t(rng, N, D, dtype=dt) * lengths, int(rng.integers(1, N + 1)))
+    )
 
 
 def _rms_norm_case(rng, dt) -> Case:
     B, C = _dims(rng, 1, 4), _dims(rng, 2, 9)
-    return Case((_t(rng, B, C, dtype=dt, scale=float(rng.choice([0.05, 1.0, 30.0]))),
-                 _t(rng, C, dtype=dt), float(rng.choice([1e-6, 1e-5, 0.1]))))
+    return Case(
+        (
+            _t(rng, B, C, dtype=dt, scale=float(rng.choice([0.05, 1.0, 30.0]))),
+            _t(rng, C, dtype=dt),
+            float(rng.choice([1e-6, 1e-5, 0.1])),
+        )
+    )
 
 
 def _swiglu_case(rng, dt) -> Case:
     B, C, H = _dims(rng, 1, 4), _dims(rng, 2, 8), _dims(rng, 3, 12)
-    return Case((_t(rng, B, C, dtype=dt), _t(rng, H, C, dtype=dt), _t(rng, H, C, dtype=dt),
-                 _t(rng, C, H, dtype=dt)))
+    return Case(
+        (
+            _t(rng, B, C, dtype=dt),
+            _t(rng, H, C, dtype=dt),
+            _t(rng, H, C, dtype=dt),
+            _t(rng, C, H, dtype=dt),
+        )
+    )
 
 
 SPECS: dict[str, Spec] = {}
@@ -556,286 +587,626 @@ def _add(spec: Spec) -> None:
 
 
 # ---- chapter 1 -----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch01-perplexity",
-    lambda rng: [Case((list(np.log(rng.uniform(0.01, 1, size=_dims(rng, 2, 9)))),)),
-                 Case((np.log(rng.uniform(0.01, 1, size=_dims(rng, 2, 9))),)),
-                 Case(([math.log(rng.uniform(0.05, 1))],))],
-    lambda lp: float(np.exp(-np.mean(np.asarray(lp, dtype=float)))),
-    number(rtol=1e-6), chapter={"ngram_perplexity", "perplexity"}))
-_add(Spec(
-    "ex-ch01-add-k",
-    lambda rng: [Case((text, str(text[int(rng.integers(0, len(text) - 1))]),
-                       str(rng.choice(sorted(set(text)))), float(rng.choice([0.1, 0.5, 1, 2]))))
-                 for text in (_sentence(rng, _dims(rng, 8, 30)) for _ in range(4))],
-    _add_k, number(rtol=1e-9), chapter={"add_k_bigram_distribution"}))
-_add(Spec(
-    "ex-ch01-table-size",
-    lambda rng: [Case((int(rng.integers(2, 40)), int(rng.integers(1, 4)))),
-                 Case((int(rng.integers(20_000, 120_000)), int(rng.integers(4, 7)))),
-                 Case((int(rng.integers(2, 9)), 1))],
-    lambda v, n: v ** n, integer(exact_type=True)))
-_add(Spec(
-    "ex-ch01-rnn-step",
-    lambda rng: _tensor_cases(rng, _rnn_case),
-    lambda x, h, Wi, Wh, b: torch.tanh(x.double() @ Wi.double().T + h.double() @ Wh.double().T
-                                       + b.double()),
-    close(), forbid={"RNN", "RNNCell", "rnn_tanh_cell"}, chapter={"ElmanRNN"}))
+_add(
+    Spec(
+        "ex-ch01-perplexity",
+        lambda rng: [
+            Case((list(np.log(rng.uniform(0.01, 1, size=_dims(rng, 2, 9)))),)),
+            Case((np.log(rng.uniform(0.01, 1, size=_dims(rng, 2, 9))),)),
+            Case(([math.log(rng.uniform(0.05, 1))],)),
+        ],
+        lambda lp: float(np.exp(-np.mean(np.asarray(lp, dtype=float)))),
+        number(rtol=1e-6),
+        chapter={"ngram_perplexity", "perplexity"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch01-add-k",
+        lambda rng: [
+            Case(
+                (
+                    text,
+                    str(text[int(rng.integers(0, len(text) - 1))]),
+                    str(rng.choice(sorted(set(text)))),
+                    float(rng.choice([0.1, 0.5, 1, 2])),
+                )
+            )
+            for text in (_sentence(rng, _dims(rng, 8, 30)) for _ in range(4))
+        ],
+        _add_k,
+        number(rtol=1e-9),
+        chapter={"add_k_bigram_distribution"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch01-table-size",
+        lambda rng: [
+            Case((int(rng.integers(2, 40)), int(rng.integers(1, 4)))),
+            Case((int(rng.integers(20_000, 120_000)), int(rng.integers(4, 7)))),
+            Case((int(rng.integers(2, 9)), 1)),
+        ],
+        lambda v, n: v**n,
+        integer(exact_type=True),
+    )
+)
+_add(
+    Spec(
+        "ex-ch01-rnn-step",
+        lambda rng: _tensor_cases(rng, _rnn_case),
+        lambda x, h, Wi, Wh, b: torch.tanh(
+            x.double() @ Wi.double().T + h.double() @ Wh.double().T + b.double()
+        ),
+        close(),
+        forbid={"RNN", "RNNCell", "rnn_tanh_cell"},
+        chapter={"ElmanRNN"},
+    )
+)
 
 # ---- chapter 2 -----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch02-count-pairs",
-    lambda rng: [Case((_word_counts(rng),)) for _ in range(3)],
-    _pairs,
-    equal(lambda got: {tuple(k): int(v) for k, v in got.items() if v}),
-    chapter={"count_pairs", "train_bpe"}))
-_add(Spec(
-    "ex-ch02-merge-pair",
-    lambda rng: [Case(_symbols(rng)) for _ in range(3)] + [Case((["a", "a", "a", "a", "a"],
-                                                                  ("a", "a")))],
-    _merge, equal(list), chapter={"merge_word", "train_bpe", "encode_word"}))
-_add(Spec(
-    "ex-ch02-special-tokens",
-    lambda rng: [_special_case(rng) for _ in range(4)], _split_special,
-    equal(lambda got: [(str(piece), bool(special)) for piece, special in got])))
-_add(Spec(
-    "ex-ch02-wordpiece",
-    lambda rng: [_wordpiece_case(rng) for _ in range(6)], _wordpiece, equal(list),
-    forbid={"tokenize"}))
-_add(Spec(
-    "ex-ch02-one-hot",
-    lambda rng: _tensor_cases(rng, _one_hot_case, n=1),
-    lambda ids, w: w.double()[ids], close(),
-    forbid={"embedding", "Embedding", "index_select", "gather", "take", "embedding_lookup",
-            "one_hot_embedding"},
-    chapter={"embedding_lookup", "one_hot_embedding"}, no_index=1))
-_add(Spec(
-    "ex-ch02-cosine",
-    lambda rng: _tensor_cases(rng, _cosine_case),
-    lambda a, b: float(a.double() @ b.double() / (a.double().norm() * b.double().norm())),
-    number(rtol=1e-4, atol=1e-6), chapter={"cosine_matrix", "cosine_similarity_matrix"}))
+_add(
+    Spec(
+        "ex-ch02-count-pairs",
+        lambda rng: [Case((_word_counts(rng),)) for _ in range(3)],
+        _pairs,
+        equal(lambda got: {tuple(k): int(v) for k, v in got.items() if v}),
+        chapter={"count_pairs", "train_bpe"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch02-merge-pair",
+        lambda rng: (
+            [Case(_symbols(rng)) for _ in range(3)]
+            + [Case((["a", "a", "a", "a", "a"], ("a", "a")))]
+        ),
+        _merge,
+        equal(list),
+        chapter={"merge_word", "train_bpe", "encode_word"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch02-special-tokens",
+        lambda rng: [_special_case(rng) for _ in range(4)],
+        _split_special,
+        equal(lambda got: [(str(piece), bool(special)) for piece, special in got]),
+    )
+)
+_add(
+    Spec(
+        "ex-ch02-wordpiece",
+        lambda rng: [_wordpiece_case(rng) for _ in range(6)],
+        _wordpiece,
+        equal(list),
+        forbid={"tokenize"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch02-one-hot",
+        lambda rng: _tensor_cases(rng, _one_hot_case, n=1),
+        lambda ids, w: w.double()[ids],
+        close(),
+        forbid={
+            "embedding",
+            "Embedding",
+            "index_select",
+            "gather",
+            "take",
+            "embedding_lookup",
+            "one_hot_embedding",
+        },
+        chapter={"embedding_lookup", "one_hot_embedding"},
+        no_index=1,
+    )
+)
+_add(
+    Spec(
+        "ex-ch02-cosine",
+        lambda rng: _tensor_cases(rng, _cosine_case),
+        lambda a, b: float(a.double() @ b.double() / (a.double().norm() * b.double().norm())),
+        number(rtol=1e-4, atol=1e-6),
+        chapter={"cosine_matrix", "cosine_similarity_matrix"},
+    )
+)
 
 # ---- chapter 3 -----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch03-pe-vector",
-    lambda rng: [Case((int(rng.integers(0, 500)), _dims(rng, 2, 40, even=True)))
-                 for _ in range(3)],
-    _pe, close(atol=1e-5), chapter={"sinusoidal", "sinusoidal_loop", "sinusoidal_encoding"}))
-_add(Spec(
-    "ex-ch03-offset-matrix",
-    lambda rng: [Case((int(rng.integers(-50, 200)), _dims(rng, 2, 16, even=True)))
-                 for _ in range(3)],
-    _offset, close(atol=1e-5), chapter={"offset_rotation", "sinusoidal_offset_matrix"}))
-_add(Spec(
-    "ex-ch03-wavelength",
-    lambda rng: [Case((i, d)) for d in (_dims(rng, 8, 1024, even=True) for _ in range(3))
-                 for i in (int(rng.integers(0, d // 2)),)],
-    lambda i, d: 2 * math.pi * 10000 ** (2 * i / d), number(rtol=1e-6)))
-_add(Spec(
-    "ex-ch03-rope-rotate",
-    lambda rng: _tensor_cases(rng, lambda rng, dt: Case(
-        (_t(rng, _dims(rng, 2, 24, even=True), dtype=dt), int(rng.integers(0, 300))))),
-    _rope, close(atol=1e-5), chapter={"rope", "apply_rotary", "rope_score"}))
+_add(
+    Spec(
+        "ex-ch03-pe-vector",
+        lambda rng: [
+            Case((int(rng.integers(0, 500)), _dims(rng, 2, 40, even=True))) for _ in range(3)
+        ],
+        _pe,
+        close(atol=1e-5),
+        chapter={"sinusoidal", "sinusoidal_loop", "sinusoidal_encoding"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch03-offset-matrix",
+        lambda rng: [
+            Case((int(rng.integers(-50, 200)), _dims(rng, 2, 16, even=True))) for _ in range(3)
+        ],
+        _offset,
+        close(atol=1e-5),
+        chapter={"offset_rotation", "sinusoidal_offset_matrix"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch03-wavelength",
+        lambda rng: [
+            Case((i, d))
+            for d in (_dims(rng, 8, 1024, even=True) for _ in range(3))
+            for i in (int(rng.integers(0, d // 2)),)
+        ],
+        lambda i, d: 2 * math.pi * 10000 ** (2 * i / d),
+        number(rtol=1e-6),
+    )
+)
+_add(
+    Spec(
+        "ex-ch03-rope-rotate",
+        lambda rng: _tensor_cases(
+            rng,
+            lambda rng, dt: Case(
+                (_t(rng, _dims(rng, 2, 24, even=True), dtype=dt), int(rng.integers(0, 300)))
+            ),
+        ),
+        _rope,
+        close(atol=1e-5),
+        chapter={"rope", "apply_rotary", "rope_score"},
+    )
+)
 
 # ---- chapter 4 -----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch04-softmax",
-    lambda rng: [Case((_t(rng, *rng.integers(1, 6, size=_dims(rng, 1, 3)), dtype=dt,
-                          scale=float(s)),)) for dt in _dtypes() for s in (3.0, 400.0)],
-    _softmax, close(), forbid={"softmax", "log_softmax", "Softmax", "softmax_np"},
-    chapter={"softmax_np"}))
-_add(Spec(
-    "ex-ch04-attention",
-    lambda rng: _tensor_cases(rng, _attention_case),
-    lambda Q, K, V: _softmax(Q.double() @ K.double().T / math.sqrt(K.shape[-1])) @ V.double(),
-    close(), forbid={"scaled_dot_product_attention", "MultiheadAttention", "attn"},
-    chapter={"attention", "attention_np", "causal_attention_weights"}))
-_add(Spec(
-    "ex-ch04-causal",
-    lambda rng: [Case((int(t),)) for t in rng.choice(np.arange(1, 12), size=3, replace=False)],
-    lambda T: torch.ones(T, T, dtype=torch.bool).tril(), close(kind="b"),
-    chapter={"causal_attention_weights"}))
+_add(
+    Spec(
+        "ex-ch04-softmax",
+        lambda rng: [
+            Case((_t(rng, *rng.integers(1, 6, size=_dims(rng, 1, 3)), dtype=dt, scale=float(s)),))
+            for dt in _dtypes()
+            for s in (3.0, 400.0)
+        ],
+        _softmax,
+        close(),
+        forbid={"softmax", "log_softmax", "Softmax", "softmax_np"},
+        chapter={"softmax_np"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch04-attention",
+        lambda rng: _tensor_cases(rng, _attention_case),
+        lambda Q, K, V: _softmax(Q.double() @ K.double().T / math.sqrt(K.shape[-1])) @ V.double(),
+        close(),
+        forbid={"scaled_dot_product_attention", "MultiheadAttention", "attn"},
+        chapter={"attention", "attention_np", "causal_attention_weights"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch04-causal",
+        lambda rng: [Case((int(t),)) for t in rng.choice(np.arange(1, 12), size=3, replace=False)],
+        lambda T: torch.ones(T, T, dtype=torch.bool).tril(),
+        close(kind="b"),
+        chapter={"causal_attention_weights"},
+    )
+)
 
 # ---- chapter 5 -----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch05-split",
-    lambda rng: _tensor_cases(rng, _split_case, n=1),
-    lambda x, h: x.view(x.shape[0], x.shape[1], h, x.shape[2] // h).transpose(1, 2),
-    close(rtol=0, atol=0), chapter={"split_heads", "multi_head_attention"}))
-_add(Spec(
-    "ex-ch05-params",
-    lambda rng: [Case((h * int(rng.integers(2, 80)), h), {"bias": bool(b)})
-                 for h, b in ((int(rng.integers(1, 17)), True), (int(rng.integers(1, 17)), False),
-                              (int(rng.integers(1, 17)), True))],
-    lambda C, h, bias=True: 4 * C * C + (4 * C if bias else 0), integer(),
-    chapter={"mha_params"}))
-_add(Spec(
-    "ex-ch05-flops",
-    lambda rng: [Case((int(rng.integers(1, 600)), h * int(rng.integers(2, 100)), h))
-                 for h in (int(rng.integers(1, 17)) for _ in range(3))],
-    lambda T, C, h: 8 * T * C * C + 4 * T * T * C, integer(), chapter={"mha_flops"}))
+_add(
+    Spec(
+        "ex-ch05-split",
+        lambda rng: _tensor_cases(rng, _split_case, n=1),
+        lambda x, h: x.view(x.shape[0], x.shape[1], h, x.shape[2] // h).transpose(1, 2),
+        close(rtol=0, atol=0),
+        chapter={"split_heads", "multi_head_attention"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch05-params",
+        lambda rng: [
+            Case((h * int(rng.integers(2, 80)), h), {"bias": bool(b)})
+            for h, b in (
+                (int(rng.integers(1, 17)), True),
+                (int(rng.integers(1, 17)), False),
+                (int(rng.integers(1, 17)), True),
+            )
+        ],
+        lambda C, h, bias=True: 4 * C * C + (4 * C if bias else 0),
+        integer(),
+        chapter={"mha_params"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch05-flops",
+        lambda rng: [
+            Case((int(rng.integers(1, 600)), h * int(rng.integers(2, 100)), h))
+            for h in (int(rng.integers(1, 17)) for _ in range(3))
+        ],
+        lambda T, C, h: 8 * T * C * C + 4 * T * T * C,
+        integer(),
+        chapter={"mha_flops"},
+    )
+)
 
 # ---- chapter 6 -----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch06-layer-norm",
-    lambda rng: _tensor_cases(rng, _layer_norm_case),
-    _layer_norm, close(), forbid={"layer_norm", "LayerNorm", "package_layer_norm",
-                                  "group_norm", "instance_norm", "batch_norm"},
-    chapter={"layer_norm", "annotated_layer_norm", "package_layer_norm"}))
-_add(Spec(
-    "ex-ch06-gelu-tanh",
-    lambda rng: _tensor_cases(rng, lambda rng, dt: Case(
-        (_t(rng, *rng.integers(1, 7, size=_dims(rng, 1, 2)), dtype=dt, scale=3.0),)), n=1),
-    _gelu_tanh, close(), forbid={"gelu", "GELU", "package_gelu"}, chapter={"gelu"}))
-_add(Spec(
-    "ex-ch06-ffn-params",
-    lambda rng: [Case((int(rng.integers(1, 2000)), int(rng.integers(1, 9000))))
-                 for _ in range(3)],
-    lambda d, f: 2 * d * f + d + f, integer()))
-_add(Spec(
-    "ex-ch06-pre-norm",
-    _pre_norm_cases, _pre_norm, close(),
-    forbid={"PreNormBlock", "pre_norm_block"}, chapter={"pre_norm_block", "residual"}))
+_add(
+    Spec(
+        "ex-ch06-layer-norm",
+        lambda rng: _tensor_cases(rng, _layer_norm_case),
+        _layer_norm,
+        close(),
+        forbid={
+            "layer_norm",
+            "LayerNorm",
+            "package_layer_norm",
+            "group_norm",
+            "instance_norm",
+            "batch_norm",
+        },
+        chapter={"layer_norm", "annotated_layer_norm", "package_layer_norm"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch06-gelu-tanh",
+        lambda rng: _tensor_cases(
+            rng,
+            lambda rng, dt: Case(
+                (_t(rng, *rng.integers(1, 7, size=_dims(rng, 1, 2)), dtype=dt, scale=3.0),)
+            ),
+            n=1,
+        ),
+        _gelu_tanh,
+        close(),
+        forbid={"gelu", "GELU", "package_gelu"},
+        chapter={"gelu"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch06-ffn-params",
+        lambda rng: [
+            Case((int(rng.integers(1, 2000)), int(rng.integers(1, 9000)))) for _ in range(3)
+        ],
+        lambda d, f: 2 * d * f + d + f,
+        integer(),
+    )
+)
+_add(
+    Spec(
+        "ex-ch06-pre-norm",
+        _pre_norm_cases,
+        _pre_norm,
+        close(),
+        forbid={"PreNormBlock", "pre_norm_block"},
+        chapter={"pre_norm_block", "residual"},
+    )
+)
 
 # ---- chapter 7 -----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch07-block-params",
-    lambda rng: [Case((int(c),)) for c in rng.integers(1, 3000, size=3)],
-    _block_params, integer(), forbid={"gpt_param_count", "parameters", "numel"},
-    chapter={"count"}))
-_add(Spec(
-    "ex-ch07-masks",
-    lambda rng: [Case((_pad_mask(rng, _dims(rng, 1, 4), _dims(rng, 2, 7)), causal))
-                 for causal in (False, True, True)],
-    _attention_mask, close(kind="b"), chapter={"causal_mask"}))
-_add(Spec(
-    "ex-ch07-mean-pool",
-    lambda rng: _tensor_cases(rng, _mean_pool_case, n=1),
-    _mean_pool, close(), forbid={"mean_pool", "package_mean_pool", "sentence_embeddings"},
-    chapter={"mean_pool", "package_mean_pool", "sentence_embeddings"}))
+_add(
+    Spec(
+        "ex-ch07-block-params",
+        lambda rng: [Case((int(c),)) for c in rng.integers(1, 3000, size=3)],
+        _block_params,
+        integer(),
+        forbid={"gpt_param_count", "parameters", "numel"},
+        chapter={"count"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch07-masks",
+        lambda rng: [
+            Case((_pad_mask(rng, _dims(rng, 1, 4), _dims(rng, 2, 7)), causal))
+            for causal in (False, True, True)
+        ],
+        _attention_mask,
+        close(kind="b"),
+        chapter={"causal_mask"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch07-mean-pool",
+        lambda rng: _tensor_cases(rng, _mean_pool_case, n=1),
+        _mean_pool,
+        close(),
+        forbid={"mean_pool", "package_mean_pool", "sentence_embeddings"},
+        chapter={"mean_pool", "package_mean_pool", "sentence_embeddings"},
+    )
+)
 
 # ---- chapter 8 -----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch08-shift",
-    lambda rng: [Case((torch.from_numpy(rng.integers(0, 90, size=(_dims(rng, 1, 4),
-                                                                    _dims(rng, 2, 10)))),))
-                 for _ in range(2)],
-    lambda w: (w[:, :-1], w[:, 1:]), each(close(kind="i"), close(kind="i")),
-    forbid={"get_batch"}))
-_add(Spec(
-    "ex-ch08-cross-entropy",
-    _ce_cases, _cross_entropy, number(rtol=1e-4, atol=1e-6),
-    forbid={"cross_entropy", "nll_loss", "CrossEntropyLoss", "NLLLoss"},
-    chapter={"next_token_loss_inline", "next_token_loss"}))
-_add(Spec(
-    "ex-ch08-unigram",
-    _unigram_cases, _unigram, number(rtol=1e-6), chapter={"unigram_cross_entropy"}))
-_add(Spec(
-    "ex-ch08-schedule",
-    lambda rng: [Case((int(s), 10 ** float(rng.uniform(-4, -2)), w, t, 1e-5))
-                 for w, t in ((int(rng.integers(2, 30)), int(rng.integers(60, 400))),)
-                 for s in (0, w - 1, w, rng.integers(w, t), t, t + 7)],
-    _lr, number(rtol=1e-6), forbid={"lr_scheduler", "LambdaLR", "CosineAnnealingLR"},
-    chapter={"lr_inline", "lr_schedule"}))
+_add(
+    Spec(
+        "ex-ch08-shift",
+        lambda rng: [
+            Case(
+                (torch.from_numpy(rng.integers(0, 90, size=(_dims(rng, 1, 4), _dims(rng, 2, 10)))),)
+            )
+            for _ in range(2)
+        ],
+        lambda w: (w[:, :-1], w[:, 1:]),
+        each(close(kind="i"), close(kind="i")),
+        forbid={"get_batch"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch08-cross-entropy",
+        _ce_cases,
+        _cross_entropy,
+        number(rtol=1e-4, atol=1e-6),
+        forbid={"cross_entropy", "nll_loss", "CrossEntropyLoss", "NLLLoss"},
+        chapter={"next_token_loss_inline", "next_token_loss"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch08-unigram",
+        _unigram_cases,
+        _unigram,
+        number(rtol=1e-6),
+        chapter={"unigram_cross_entropy"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch08-schedule",
+        lambda rng: [
+            Case((int(s), 10 ** float(rng.uniform(-4, -2)), w, t, 1e-5))
+            for w, t in ((int(rng.integers(2, 30)), int(rng.integers(60, 400))),)
+            for s in (0, w - 1, w, rng.integers(w, t), t, t + 7)
+        ],
+        _lr,
+        number(rtol=1e-6),
+        forbid={"lr_scheduler", "LambdaLR", "CosineAnnealingLR"},
+        chapter={"lr_inline", "lr_schedule"},
+    )
+)
 
 # ---- chapter 9 -----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch09-temperature",
-    lambda rng: [Case((_t(rng, _dims(rng, 3, 12), dtype=dt, scale=2.0), float(T)))
-                 for dt in _dtypes() for T in (rng.uniform(0.2, 0.9), rng.uniform(1.1, 3.0))],
-    lambda logits, T: _softmax(logits.double() / T), close(),
-    chapter={"apply_temperature"}))
-_add(Spec(
-    "ex-ch09-top-k",
-    lambda rng: [Case((_probs(rng, n, dtype=dt), int(rng.integers(1, n + 1))))
-                 for dt in _dtypes() for n in (_dims(rng, 4, 12), _dims(rng, 4, 12))],
-    _top_k, close(), chapter={"top_k_filter"}))
-_add(Spec(
-    "ex-ch09-top-p",
-    _top_p_cases, _top_p, close(), chapter={"top_p_filter"}))
+_add(
+    Spec(
+        "ex-ch09-temperature",
+        lambda rng: [
+            Case((_t(rng, _dims(rng, 3, 12), dtype=dt, scale=2.0), float(T)))
+            for dt in _dtypes()
+            for T in (rng.uniform(0.2, 0.9), rng.uniform(1.1, 3.0))
+        ],
+        lambda logits, T: _softmax(logits.double() / T),
+        close(),
+        chapter={"apply_temperature"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch09-top-k",
+        lambda rng: [
+            Case((_probs(rng, n, dtype=dt), int(rng.integers(1, n + 1))))
+            for dt in _dtypes()
+            for n in (_dims(rng, 4, 12), _dims(rng, 4, 12))
+        ],
+        _top_k,
+        close(),
+        chapter={"top_k_filter"},
+    )
+)
+_add(Spec("ex-ch09-top-p", _top_p_cases, _top_p, close(), chapter={"top_p_filter"}))
 
 # ---- chapter 10 ----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch10-chat-messages",
-    lambda rng: [Case((_sentence(rng, _dims(rng, 3, 20), "xyz .!"),
-                       _sentence(rng, _dims(rng, 3, 20), "pqr ?")))
-                 for _ in range(2)],
-    lambda system, user: [{"role": "system", "content": system},
-                          {"role": "user", "content": user}],
-    equal(lambda got: [dict(m) for m in got]), forbid={"apply_chat_template"}))
-_add(Spec(
-    "ex-ch10-new-tokens",
-    lambda rng: [Case((int(p),), {"max_new_tokens": int(rng.integers(1, 60))})
-                 for p in rng.integers(1, 40, size=1)]
-    + [Case((int(p),), {"max_length": int(p + rng.integers(1, 50))})
-       for p in rng.integers(1, 40, size=1)]
-    + [Case((int(p),), {"max_length": int(rng.integers(60, 90)),
-                        "max_new_tokens": int(rng.integers(1, 30))})
-       for p in rng.integers(1, 40, size=1)]
-    + [Case((int(p),), {"max_length": int(p - rng.integers(0, 5))})
-       for p in rng.integers(10, 40, size=1)],
-    _new_tokens, integer()))
-_add(Spec(
-    "ex-ch10-greedy-step",
-    lambda rng: [Case((torch.from_numpy(rng.integers(0, V, size=(B, T))),
-                       _t(rng, B, T, V, dtype=dt)))
-                 for dt in _dtypes()
-                 for B, T, V in ((_dims(rng, 1, 3), _dims(rng, 1, 6), _dims(rng, 5, 30)),)],
-    lambda ids, logits: torch.cat([ids, logits[:, -1, :].argmax(-1)[:, None]], dim=1),
-    close(kind="i"), forbid={"generate", "greedy_generate"},
-    chapter={"greedy_generate", "generate"}))
-_add(Spec(
-    "ex-ch10-top-k",
-    lambda rng: _tensor_cases(rng, _search_case, n=1),
-    lambda q, corpus, k: [int(i) for i in (corpus.double() @ q.double() / (
-        corpus.double().norm(dim=-1) * q.double().norm())).argsort(descending=True)[:k]],
-    equal(index_list), forbid={"semantic_search"}, chapter={"semantic_search"}))
+_add(
+    Spec(
+        "ex-ch10-chat-messages",
+        lambda rng: [
+            Case(
+                (
+                    _sentence(rng, _dims(rng, 3, 20), "xyz .!"),
+                    _sentence(rng, _dims(rng, 3, 20), "pqr ?"),
+                )
+            )
+            for _ in range(2)
+        ],
+        lambda system, user: [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ],
+        equal(lambda got: [dict(m) for m in got]),
+        forbid={"apply_chat_template"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch10-new-tokens",
+        lambda rng: (
+            [
+                Case((int(p),), {"max_new_tokens": int(rng.integers(1, 60))})
+                for p in rng.integers(1, 40, size=1)
+            ]
+            + [
+                Case((int(p),), {"max_length": int(p + rng.integers(1, 50))})
+                for p in rng.integers(1, 40, size=1)
+            ]
+            + [
+                Case(
+                    (int(p),),
+                    {
+                        "max_length": int(rng.integers(60, 90)),
+                        "max_new_tokens": int(rng.integers(1, 30)),
+                    },
+                )
+                for p in rng.integers(1, 40, size=1)
+            ]
+            + [
+                Case((int(p),), {"max_length": int(p - rng.integers(0, 5))})
+                for p in rng.integers(10, 40, size=1)
+            ]
+        ),
+        _new_tokens,
+        integer(),
+    )
+)
+_add(
+    Spec(
+        "ex-ch10-greedy-step",
+        lambda rng: [
+            Case((torch.from_numpy(rng.integers(0, V, size=(B, T))), _t(rng, B, T, V, dtype=dt)))
+            for dt in _dtypes()
+            for B, T, V in ((_dims(rng, 1, 3), _dims(rng, 1, 6), _dims(rng, 5, 30)),)
+        ],
+        lambda ids, logits: torch.cat([ids, logits[:, -1, :].argmax(-1)[:, None]], dim=1),
+        close(kind="i"),
+        forbid={"generate", "greedy_generate"},
+        chapter={"greedy_generate", "generate"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch10-top-k",
+        lambda rng: _tensor_cases(rng, _search_case, n=1),
+        lambda q, corpus, k: [
+            int(i)
+            for i in (
+                corpus.double() @ q.double() / (corpus.double().norm(dim=-1) * q.double().norm())
+            ).argsort(descending=True)[:k]
+        ],
+        equal(index_list),
+        forbid={"semantic_search"},
+        chapter={"semantic_search"},
+    )
+)
 
 # ---- chapter 11 ----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch11-gpt2-params",
-    lambda rng: [Case((int(rng.integers(1, 40)), int(rng.integers(8, 2000)),
-                       int(rng.integers(100, 60000)), int(rng.integers(16, 4096))))
-                 for _ in range(3)],
-    lambda L, d, V, P: V * d + P * d + L * _block_params(d) + 2 * d, integer(),
-    forbid={"gpt2_param_count", "gpt_param_count", "param_count", "num_parameters",
-            "parameters", "numel"},
-    chapter={"gpt2_param_count", "gpt_param_count", "param_count", "n_params"}))
-_add(Spec(
-    "ex-ch11-params-for-loss",
-    lambda rng: [Case((float(rng.uniform(2, 40)), -float(rng.uniform(0.03, 0.6)),
-                       float(rng.uniform(1.2, 2.0)))) for _ in range(3)],
-    lambda c, a, loss: (loss / c) ** (1 / a), number(rtol=1e-6)))
-_add(Spec(
-    "ex-ch11-chinchilla",
-    lambda rng: [Case((float(10 ** rng.uniform(18, 26)),)) for _ in range(3)],
-    lambda C: (math.sqrt(C / 120), 20 * math.sqrt(C / 120)),
-    each(number(rtol=1e-6), number(rtol=1e-6))))
+_add(
+    Spec(
+        "ex-ch11-gpt2-params",
+        lambda rng: [
+            Case(
+                (
+                    int(rng.integers(1, 40)),
+                    int(rng.integers(8, 2000)),
+                    int(rng.integers(100, 60000)),
+                    int(rng.integers(16, 4096)),
+                )
+            )
+            for _ in range(3)
+        ],
+        lambda L, d, V, P: V * d + P * d + L * _block_params(d) + 2 * d,
+        integer(),
+        forbid={
+            "gpt2_param_count",
+            "gpt_param_count",
+            "param_count",
+            "num_parameters",
+            "parameters",
+            "numel",
+        },
+        chapter={"gpt2_param_count", "gpt_param_count", "param_count", "n_params"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch11-params-for-loss",
+        lambda rng: [
+            Case(
+                (
+                    float(rng.uniform(2, 40)),
+                    -float(rng.uniform(0.03, 0.6)),
+                    float(rng.uniform(1.2, 2.0)),
+                )
+            )
+            for _ in range(3)
+        ],
+        lambda c, a, loss: (loss / c) ** (1 / a),
+        number(rtol=1e-6),
+    )
+)
+_add(
+    Spec(
+        "ex-ch11-chinchilla",
+        lambda rng: [Case((float(10 ** rng.uniform(18, 26)),)) for _ in range(3)],
+        lambda C: (math.sqrt(C / 120), 20 * math.sqrt(C / 120)),
+        each(number(rtol=1e-6), number(rtol=1e-6)),
+    )
+)
 
 # ---- chapter 12 ----------------------------------------------------------------------------
-_add(Spec(
-    "ex-ch12-rms-norm",
-    lambda rng: _tensor_cases(rng, _rms_norm_case),
-    _rms_norm, close(), forbid={"rms_norm", "RMSNorm"}, chapter={"rms_norm"}))
-_add(Spec(
-    "ex-ch12-swiglu",
-    lambda rng: _tensor_cases(rng, _swiglu_case),
-    _swiglu, close(), chapter={"swiglu"}))
-_add(Spec(
-    "ex-ch12-repeat-kv",
-    lambda rng: _tensor_cases(rng, lambda rng, dt: Case(
-        (_t(rng, _dims(rng, 1, 2), _dims(rng, 1, 4), _dims(rng, 1, 5), _dims(rng, 1, 4),
-            dtype=dt), int(rng.integers(1, 5)))), n=1),
-    lambda x, n: x.repeat_interleave(n, dim=1), close(rtol=0, atol=0),
-    chapter={"repeat_kv"}))
-_add(Spec(
-    "ex-ch12-kv-bytes",
-    lambda rng: [Case(tuple(int(v) for v in (rng.integers(1, 80), rng.integers(1, 64),
-                                             rng.choice([32, 64, 128, 256]),
-                                             rng.integers(1, 131072), rng.choice([1, 2, 4]))))
-                 for _ in range(3)],
-    lambda L, K, D, S, b: 2 * L * K * D * S * b, integer(),
-    chapter={"kv_cache_megabytes"}))
+_add(
+    Spec(
+        "ex-ch12-rms-norm",
+        lambda rng: _tensor_cases(rng, _rms_norm_case),
+        _rms_norm,
+        close(),
+        forbid={"rms_norm", "RMSNorm"},
+        chapter={"rms_norm"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch12-swiglu",
+        lambda rng: _tensor_cases(rng, _swiglu_case),
+        _swiglu,
+        close(),
+        chapter={"swiglu"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch12-repeat-kv",
+        lambda rng: _tensor_cases(
+            rng,
+            lambda rng, dt: Case(
+                (
+                    _t(
+                        rng,
+                        _dims(rng, 1, 2),
+                        _dims(rng, 1, 4),
+                        _dims(rng, 1, 5),
+                        _dims(rng, 1, 4),
+                        dtype=dt,
+                    ),
+                    int(rng.integers(1, 5)),
+                )
+            ),
+            n=1,
+        ),
+        lambda x, n: x.repeat_interleave(n, dim=1),
+        close(rtol=0, atol=0),
+        chapter={"repeat_kv"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch12-kv-bytes",
+        lambda rng: [
+            Case(
+                tuple(
+                    int(v)
+                    for v in (
+                        rng.integers(1, 80),
+                        rng.integers(1, 64),
+                        rng.choice([32, 64, 128, 256]),
+                        rng.integers(1, 131072),
+                        rng.choice([1, 2, 4]),
+                    )
+                )
+            )
+            for _ in range(3)
+        ],
+        lambda L, K, D, S, b: 2 * L * K * D * S * b,
+        integer(),
+        chapter={"kv_cache_megabytes"},
+    )
+)
 
 
 class Raises:

@@ -37,20 +37,21 @@ from llmcourse.teaching.layout import (
 )
 
 NOT_YET = "Exercise {label}: not yet answered — write your answer here"
-STUB = '''\
+STUB = """\
 # Exercise {label}: write your answer in this cell, delete the `raise` line,
 # then run the check below.
 from llmcourse.exercises import NotYetAnswered
 
 {assignments}
-raise NotYetAnswered("{message}")'''
+raise NotYetAnswered("{message}")"""
 
 
 def stub_source(exercise: Exercise) -> str:
     """The cell that stands in a student notebook where the solution was."""
     assignments = "".join(f"{name} = None  # your answer\n" for name in exercise.answer_names)
-    return STUB.format(label=exercise.label, assignments=assignments,
-                       message=NOT_YET.format(label=exercise.label))
+    return STUB.format(
+        label=exercise.label, assignments=assignments, message=NOT_YET.format(label=exercise.label)
+    )
 
 
 def strip_solution_markup(text: str) -> str:
@@ -76,8 +77,8 @@ def student_notebook(nb):
             exercise = first_solution[index]
             stub = nbformat.v4.new_code_cell(
                 stub_source(exercise),
-                metadata={"tags": ["answer"], KEY: {"exercise": exercise.label,
-                                                    "role": "answer"}})
+                metadata={"tags": ["answer"], KEY: {"exercise": exercise.label, "role": "answer"}},
+            )
             if cell.get("id"):  # the solution's id: the same edition from the same book
                 stub["id"] = cell["id"]
             out.cells.append(stub)
@@ -114,8 +115,7 @@ def build(paths: list[Path], out_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llmcourse-student",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="llmcourse-student", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every chapter")
     parser.add_argument("--out", type=Path, default=ROOT / "student", help="default: student/")
     args = parser.parse_args(argv)
