@@ -13,6 +13,9 @@ with one tag: ``{"list": [...]}``, ``{"tuple": [...]}``, ``{"dict": [[key, value
 ``{"array": base64, "dtype": "float32", "shape": [2, 3], "kind": "tensor" | "ndarray"}``,
 ``{"callable": name, "args": [...]}`` (inputs only: a function the sandbox builds, such as the
 sub-layer given to a pre-norm block), ``{"unsupported": "TypeName"}``.
+
+``make_driver`` calls an answer on a case; a named driver instead sets up the objects an
+answer acts on (a model, an optimizer) and sends back what the answer did to them.
 """
 
 from __future__ import annotations
@@ -39,6 +42,48 @@ def _callables(torch):
             lambda x: (x - x.mean(dim=-1, keepdim=True)) * g.to(x.dtype) + h.to(x.dtype)
         ),
     }
+
+
+def make_driver():
+    """``drive(name, answer, args, kwargs)``: call an answer on one case, built before any
+    student code runs. Without a name the answer is called on the arguments; with one, a
+    harness sets up the objects the answer acts on and returns what it did to them, as data
+    (for answers that return nothing, such as a training step)."""
+    import torch
+
+    from llmcourse.exercises.ch15 import SyncCounter
+
+    linear, sgd = torch.nn.Linear, torch.optim.SGD
+    no_grad, ones_like, list_ = torch.no_grad, torch.ones_like, list
+
+    def fixed_step(answer, weight, bias, micro_batches):
+        """One step on ``nn.Linear`` with stale gradients, SGD at lr 1, behind a stand-in for
+        DDP: (each forward's all-reduce flag, optimizer steps, the weight and bias after)."""
+        net = linear(weight.shape[1], weight.shape[0]).to(weight.dtype)
+        with no_grad():
+            net.weight.copy_(weight)
+            net.bias.copy_(bias)
+        for p in net.parameters():
+            p.grad = ones_like(p)  # left over from the previous step
+        model, optimizer = SyncCounter(net), sgd(net.parameters(), lr=1.0)
+        steps, step = [0], optimizer.step
+
+        def counted_step(*args, **kwargs):
+            steps[0] += 1
+            return step(*args, **kwargs)
+
+        optimizer.step = counted_step
+        answer(model, list_(micro_batches), optimizer)
+        return list_(model.syncs), steps[0], net.weight.detach().clone(), net.bias.detach().clone()
+
+    drivers = {"fixed_step": fixed_step}
+
+    def drive(name, answer, args, kwargs):
+        if not name:
+            return answer(*args, **kwargs)
+        return drivers[name](answer, *args, **kwargs)
+
+    return drive
 
 
 def make_encoder():

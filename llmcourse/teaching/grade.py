@@ -336,6 +336,7 @@ def grade_submission(path: Path, root: Path, book: dict[str, Chapter], settings:
             {
                 "label": exercise.label,
                 "name": exercise.answer_names[0],
+                "driver": spec.driver,
                 "free": honesty.free_names(source),
                 "cases": [
                     {"args": encode_input(c.args), "kwargs": encode_input(c.kwargs)} for c in drawn

@@ -45,9 +45,9 @@ def main() -> int:
 
     import torch  # noqa: F401  (the encoder holds torch's own methods, taken now)
 
-    from llmcourse.teaching.codec import TooLarge, decode, make_encoder
+    from llmcourse.teaching.codec import TooLarge, decode, make_driver, make_encoder
 
-    encode = make_encoder()
+    encode, drive = make_encoder(), make_driver()
     write, dumps, nonce = os.write, json.dumps, plan["nonce"]
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     function_type, module_type = types.FunctionType, types.ModuleType
@@ -133,7 +133,7 @@ def main() -> int:
             try:
                 set_timer(real_timer, case_s)
                 try:
-                    got = value(*args, **kwargs)
+                    got = drive(spec.get("driver"), value, args, kwargs)
                 finally:
                     set_timer(real_timer, 0)
                 results.append({"value": encode(got)})

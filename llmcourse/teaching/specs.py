@@ -48,6 +48,7 @@ class Spec:
     forbid: set[str] = field(default_factory=set)  # calls by name or attribute: torch.softmax
     chapter: set[str] = field(default_factory=set)  # the chapter's functions, called by name
     no_index: int | None = None  # this argument must not be indexed (ch02 one-hot)
+    driver: str | None = None  # codec.make_driver's harness that calls the answer, if any
 
 
 def _describe(value) -> str:
@@ -1205,6 +1206,203 @@ _add(
         lambda L, K, D, S, b: 2 * L * K * D * S * b,
         integer(),
         chapter={"kv_cache_megabytes"},
+    )
+)
+
+
+# ---- chapter 13 ----------------------------------------------------------------------------
+def _choose_rank(singular_values, keep):
+    s2 = torch.as_tensor(singular_values, dtype=F64).sort(descending=True).values ** 2
+    kept = s2.cumsum(0) / s2.sum()
+    return int((kept < keep - 1e-12).sum().item()) + 1
+
+
+def _choose_rank_cases(rng) -> list[Case]:
+    """Unsorted spectra; ``keep`` at least 1e-3 from every cumulative fraction, so float32
+    rounding cannot move the answer."""
+    cases = []
+    for dt in _dtypes():
+        s = torch.from_numpy(rng.gamma(0.7, 1.0, size=_dims(rng, 3, 40)) + 1e-3).to(dt)
+        kept = (s.double().sort(descending=True).values ** 2).cumsum(0)
+        kept = (kept / kept[-1]).numpy()
+        keep = float(rng.uniform(0.05, 0.99))
+        while np.abs(kept - keep).min() < 1e-3:
+            keep = float(rng.uniform(0.05, 0.99))
+        cases.append(Case((s, keep)))
+    return cases
+
+
+def _masked_sft_loss(logits, input_ids, prompt_lengths, attention_mask):
+    positions = torch.arange(input_ids.shape[1])[None, :]
+    learn = (positions >= torch.as_tensor(prompt_lengths)[:, None]) & attention_mask.bool()
+    labels = input_ids.masked_fill(~learn, -100)
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].double().flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100
+    )
+
+
+def _sft_case(rng, dt) -> Case:
+    """Right-padded rows; each has a prompt of at least one token and an answer after it."""
+    B, T, V = _dims(rng, 2, 5), _dims(rng, 5, 12), _dims(rng, 5, 40)
+    lengths = rng.integers(3, T + 1, size=B)  # tokens before the padding
+    lengths[0] = T
+    prompts = [int(rng.integers(1, n - 1)) for n in lengths]
+    mask = torch.from_numpy((np.arange(T)[None, :] < lengths[:, None]).astype(np.int64))
+    ids = torch.from_numpy(rng.integers(0, V, size=(B, T)))
+    return Case((_t(rng, B, T, V, dtype=dt, scale=2.0), ids, prompts, mask))
+
+
+_add(
+    Spec(
+        "ex-ch13-lora-trainable",
+        lambda rng: [
+            Case(
+                (
+                    [
+                        (int(rng.integers(1, 5000)), int(rng.integers(1, 5000)))
+                        for _ in range(_dims(rng, 1, 8))
+                    ],
+                    int(rng.integers(1, 65)),
+                )
+            )
+            for _ in range(3)
+        ],
+        lambda shapes, r: sum(r * (n_out + n_in) for n_out, n_in in shapes),
+        integer(exact_type=True),
+    )
+)
+_add(
+    Spec(
+        "ex-ch13-choose-rank",
+        _choose_rank_cases,
+        _choose_rank,
+        integer(exact_type=True),
+    )
+)
+_add(
+    Spec(
+        "ex-ch13-masked-sft-loss",
+        lambda rng: _tensor_cases(rng, _sft_case),
+        _masked_sft_loss,
+        close(),
+    )
+)
+
+
+# ---- chapter 15 ----------------------------------------------------------------------------
+def _largest_model(gpu_bytes, n_gpus, stage):
+    """Exact: 2 + 2 + 12 bytes per parameter, the first ``stage`` of (12, 2, 2) split N ways."""
+    from fractions import Fraction
+
+    share = Fraction(1, n_gpus)
+    weights, grads, optimizer = (
+        Fraction(2) * (share if stage >= 3 else 1),
+        Fraction(2) * (share if stage >= 2 else 1),
+        Fraction(12) * (share if stage >= 1 else 1),
+    )
+    return math.floor(Fraction(gpu_bytes) / (weights + grads + optimizer))
+
+
+def _within_one(got, want) -> str | None:
+    """An int within 1 of the exact floor (float division may round the last unit)."""
+    if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
+        return integer(exact_type=True)(got, want) or f"expected an int, got {_what(got)}"
+    if abs(int(got) - want) > 1:
+        return f"expected {want:,} parameters, got {int(got):,}"
+    return None
+
+
+def _shard_indices(n, rank, world_size, epoch, seed):
+    from torch.utils.data import DistributedSampler
+
+    sampler = DistributedSampler(
+        range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed
+    )
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+def _shard_cases(rng) -> list[Case]:
+    cases = []
+    for _ in range(4):
+        world = int(rng.integers(1, 9))
+        n = int(rng.integers(world, 80))
+        cases.append(
+            Case(
+                (
+                    n,
+                    int(rng.integers(0, world)),
+                    world,
+                    int(rng.integers(0, 6)),
+                    int(rng.integers(0, 1000)),
+                )
+            )
+        )
+    return cases
+
+
+def _fixed_step(weight, bias, micro_batches):
+    """What one step on the mean gradient of all micro-batches, all-reduced once on the last,
+    leaves: the forwards' all-reduce flags, one optimizer step, the weight and bias after."""
+    w = weight.double().requires_grad_()
+    b = bias.double().requires_grad_()
+    x = torch.cat([x for x, _ in micro_batches]).double()
+    y = torch.cat([y for _, y in micro_batches]).double()
+    loss = torch.nn.functional.mse_loss(x @ w.T + b, y)
+    grad_w, grad_b = torch.autograd.grad(loss, [w, b])
+    syncs = [False] * (len(micro_batches) - 1) + [True]
+    return syncs, 1, (w - grad_w).detach(), (b - grad_b).detach()
+
+
+def _flags(got) -> list[bool]:
+    if not isinstance(got, list) or not all(isinstance(s, bool) for s in got):
+        raise TypeError("expected a list of True/False")
+    return got
+
+
+def _fixed_step_case(rng, dt) -> Case:
+    n_in, n_out, rows = _dims(rng, 2, 7), _dims(rng, 1, 4), _dims(rng, 1, 5)
+    batches = [
+        (_t(rng, rows, n_in, dtype=dt), _t(rng, rows, n_out, dtype=dt))
+        for _ in range(_dims(rng, 1, 6))
+    ]
+    return Case((_t(rng, n_out, n_in, dtype=dt), _t(rng, n_out, dtype=dt), batches))
+
+
+_add(
+    Spec(
+        "ex-ch15-largest-model",
+        lambda rng: [
+            Case(
+                (
+                    int(rng.integers(4, 200)) * 10**9 + int(rng.integers(0, 10**9)),
+                    int(rng.choice([1, 2, 3, 4, 6, 8, 12, 16, 32, 64, 128, 256])),
+                    stage,
+                )
+            )
+            for stage in (0, 1, 2, 3, 3)
+        ],
+        _largest_model,
+        _within_one,
+        chapter={"zero_bytes_per_gpu"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch15-shard-indices",
+        _shard_cases,
+        _shard_indices,
+        equal(index_list),
+        forbid={"DistributedSampler"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch15-fixed-step",
+        lambda rng: _tensor_cases(rng, _fixed_step_case),
+        _fixed_step,
+        each(equal(_flags), integer(), close(), close()),
+        driver="fixed_step",
     )
 )
 
