@@ -156,6 +156,52 @@ RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
         "        for a, b in zip(w, w[1:]):\n            out[a, b] = out.get((a, b), 0) + n\n"
         "    return out\n"
     ],
+    "ex-ch13-lora-trainable": [
+        "def f(shapes, r):\n    total = 0\n    for o, i in shapes:\n"
+        "        total += r * o + r * i\n    return total\n",
+        "def f(shapes, r):\n    return int(r * np.asarray(shapes).sum())\n",
+    ],
+    "ex-ch13-choose-rank": [
+        "def f(s, keep):\n    s2 = torch.as_tensor(s).float().sort(descending=True).values ** 2\n"
+        "    return int((s2.cumsum(0) / s2.sum() < keep).sum()) + 1\n",
+        "def f(s, keep):\n    s2 = np.sort(np.asarray(s, dtype=np.float64))[::-1] ** 2\n"
+        "    return int(np.searchsorted(np.cumsum(s2) / s2.sum(), keep)) + 1\n",
+    ],
+    "ex-ch13-masked-sft-loss": [
+        "def f(logits, ids, p, m):\n    lp = logits.float().log_softmax(-1)\n    tot, n = 0.0, 0\n"
+        "    for b in range(ids.shape[0]):\n        for t in range(max(p[b], 1), ids.shape[1]):\n"
+        "            if m[b, t]:\n                tot, n = tot - lp[b, t - 1, ids[b, t]], n + 1\n"
+        "    return tot / n\n",
+        "def f(logits, ids, p, m):\n    keep = torch.zeros_like(m, dtype=torch.bool)\n"
+        "    for b, n in enumerate(p):\n        keep[b, n:] = m[b, n:].bool()\n"
+        "    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction='none')\n"
+        "    return nll[keep[:, 1:]].mean()\n",
+    ],
+    "ex-ch15-largest-model": [
+        "def f(gpu, n, stage):\n    per = {0: 16, 1: 4 + 12 / n, 2: 2 + 14 / n, 3: 16 / n}[stage]\n"
+        "    return math.floor(gpu / per)\n",
+        "def f(gpu, n, stage):\n"
+        "    return gpu * n // [16 * n, 4 * n + 12, 2 * n + 14, 16][stage]\n",
+    ],
+    "ex-ch15-shard-indices": [
+        "def f(n, rank, w, epoch, seed):\n    g = torch.Generator()\n"
+        "    g.manual_seed(seed + epoch)\n"
+        "    idx = torch.randperm(n, generator=g).tolist()\n    per = -(-n // w)\n"
+        "    pad = per * w - n\n    idx = idx + (idx * (pad // n + 1))[:pad]\n"
+        "    return torch.tensor(idx[rank::w])\n",
+    ],
+    "ex-ch15-fixed-step": [
+        "def f(model, mb, opt):\n    opt.zero_grad(set_to_none=True)\n    k = len(mb)\n"
+        "    for x, y in mb[:-1]:\n        with model.no_sync():\n"
+        "            (F.mse_loss(model(x), y) / k).backward()\n    x, y = mb[-1]\n"
+        "    (F.mse_loss(model(x), y) / k).backward()\n    opt.step()\n",
+        "import contextlib\n\ndef f(model, mb, opt):\n    for p in model.parameters():\n"
+        "        p.grad = None\n    n = sum(y.numel() for _, y in mb)\n"
+        "    for i, (x, y) in enumerate(mb):\n        with contextlib.ExitStack() as stack:\n"
+        "            if i < len(mb) - 1:\n                stack.enter_context(model.no_sync())\n"
+        "            (F.mse_loss(model(x), y, reduction='sum') / n).backward()\n"
+        "    opt.step()\n",
+    ],
 }
 WRONG = {  # plausible slips, each must fail with a message saying what is wrong
     "ex-ch06-layer-norm": [
@@ -205,6 +251,68 @@ WRONG = {  # plausible slips, each must fail with a message saying what is wrong
         "def f(s, mx, w, t, mn):\n    return mx * s / w if s < w else mn + 0.5 * (mx - mn) * "
         "(1 + math.cos(math.pi * (s - w) / (t - w)))\n",
         "def f(s, mx, w, t, mn):\n    return mx\n",
+    ],
+    "ex-ch13-lora-trainable": [
+        "def f(shapes, r):\n    return sum(r * o * i for o, i in shapes)\n",
+        "def f(shapes, r):\n    return r * (shapes[0][0] + shapes[0][1])\n",
+        "def f(shapes, r):\n    return float(sum(r * (o + i) for o, i in shapes))\n",
+    ],
+    "ex-ch13-choose-rank": [
+        "def f(s, keep):\n    s = torch.as_tensor(s).sort(descending=True).values\n"
+        "    return int((s.cumsum(0) / s.sum() < keep).sum()) + 1\n",
+        "def f(s, keep):\n    s2 = torch.as_tensor(s).sort(descending=True).values ** 2\n"
+        "    return int((s2.cumsum(0) / s2.sum() < keep).sum())\n",
+        "def f(s, keep):\n    s2 = torch.as_tensor(s) ** 2\n"
+        "    return int((s2.cumsum(0) / s2.sum() < keep).sum()) + 1\n",
+    ],
+    "ex-ch13-masked-sft-loss": [
+        "def f(logits, ids, p, m):\n"
+        "    return F.cross_entropy(logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())\n",
+        "def f(logits, ids, p, m):\n    labels = ids.clone()\n    for b, n in enumerate(p):\n"
+        "        labels[b, :n] = -100\n    labels[m == 0] = -100\n"
+        "    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)\n",
+        "def f(logits, ids, p, m):\n    labels = ids.clone()\n    for b, n in enumerate(p):\n"
+        "        labels[b, :n] = -100\n    return F.cross_entropy(logits[:, :-1].flatten(0, 1), "
+        "labels[:, 1:].flatten(), ignore_index=-100)\n",
+        "def f(logits, ids, p, m):\n    out = []\n    for b, n in enumerate(p):\n"
+        "        labels = ids[b].masked_fill((torch.arange(len(ids[b])) < n) | (m[b] == 0), -100)\n"
+        "        out.append(F.cross_entropy(logits[b, :-1], labels[1:], ignore_index=-100))\n"
+        "    return torch.stack(out).mean()\n",
+    ],
+    "ex-ch15-largest-model": [
+        "def f(gpu, n, stage):\n    return int(gpu // (16 if stage == 0 else 16 / n))\n",
+        "def f(gpu, n, stage):\n    per = {0: 16, 1: 4 + 12 / n, 2: 4 + 12 / n, 3: 16 / n}[stage]\n"
+        "    return int(gpu // per)\n",
+        "def f(gpu, n, stage):\n    return gpu * n / [16 * n, 4 * n + 12, 2 * n + 14, 16][stage]\n",
+    ],
+    "ex-ch15-shard-indices": [
+        "def f(n, rank, w, epoch, seed):\n"
+        "    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))"
+        ".tolist()\n    per = -(-n // w)\n    idx = idx + idx[:per * w - n]\n"
+        "    return idx[rank * per:(rank + 1) * per]\n",
+        "def f(n, rank, w, epoch, seed):\n"
+        "    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()\n"
+        "    per = -(-n // w)\n    idx = idx + idx[:per * w - n]\n    return idx[rank::w]\n",
+        "def f(n, rank, w, epoch, seed):\n"
+        "    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))"
+        ".tolist()\n    return idx[rank::w]\n",
+    ],
+    "ex-ch15-fixed-step": [
+        "def f(model, mb, opt):\n    opt.zero_grad()\n    for x, y in mb:\n"
+        "        F.mse_loss(model(x), y).backward()\n    opt.step()\n",
+        "def f(model, mb, opt):\n    for i, (x, y) in enumerate(mb):\n"
+        "        if i < len(mb) - 1:\n            with model.no_sync():\n"
+        "                (F.mse_loss(model(x), y) / len(mb)).backward()\n"
+        "        else:\n            (F.mse_loss(model(x), y) / len(mb)).backward()\n"
+        "    opt.step()\n",
+        "def f(model, mb, opt):\n    opt.zero_grad()\n    with model.no_sync():\n"
+        "        for x, y in mb:\n            (F.mse_loss(model(x), y) / len(mb)).backward()\n"
+        "    opt.step()\n",
+        "def f(model, mb, opt):\n    opt.zero_grad()\n    for i, (x, y) in enumerate(mb):\n"
+        "        if i < len(mb) - 1:\n            with model.no_sync():\n"
+        "                (F.mse_loss(model(x), y) / len(mb)).backward()\n"
+        "        else:\n            (F.mse_loss(model(x), y) / len(mb)).backward()\n"
+        "        opt.step()\n",
     ],
 }
 
