@@ -1,12 +1,14 @@
 """What the grader asks of each exercise: hidden test cases, the reference, the comparison.
 
-One ``Spec`` per exercise of chapters 1-12, keyed by its label. ``cases(rng)`` draws the
+One ``Spec`` per exercise of every chapter, keyed by its label. ``cases(rng)`` draws the
 hidden test cases from the grader's secret seed: shapes, sizes and dtypes the chapters never
 print (float32 and float64 where the answer takes tensors). ``reference`` is the answer
 computed in the grader's own process (in float64 where it matters); ``compare`` decides, on
 plain data only, and says what is wrong. ``forbid`` names calls the prompt rules out (or that
 would be the chapter's own function doing the work), ``chapter`` the chapter's functions an
-answer must not call by name. The tolerances accept float32 rounding (relative 1e-4 and an
+answer must not call by name; ``driver`` names the harness in ``codec.make_driver`` that calls
+an answer returning nothing (a training step) and sends back what it did to the model.
+The tolerances accept float32 rounding (relative 1e-4 and an
 absolute 1e-5 of the result's scale): a float32 answer and a float64 one both pass, and every
 plausible slip (a missing scale, the wrong variance, eps outside the root, GELU's exact form)
 is far larger.
