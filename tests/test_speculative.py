@@ -89,9 +89,9 @@ def test_sampling_matches_the_target_distribution_empirically():
     # Vocabulary of 6, two new tokens: the joint distribution of (token 1, token 2) under
     # speculative sampling must equal the target's own, computed exactly.
     target, draft = _model(0, vocab=6, layers=2), _model(5, vocab=6, layers=1)
-    with torch.no_grad():
-        target.lm_head.weight.div_(10)
-        draft.lm_head.weight.div_(10)
+    with torch.no_grad():  # tied embeddings: this scales the logits by 1/100 of _model's
+        target.lm_head.weight.div_(100)
+        draft.lm_head.weight.div_(100)
     prompt = torch.tensor([[1, 4]])
     with torch.no_grad():
         first = target(prompt)[0, -1].softmax(-1)  # (6,)
