@@ -1291,6 +1291,44 @@ _add(
 )
 
 
+# ---- chapter 14 ----------------------------------------------------------------------------
+def _encode_q4_1(block):
+    b = block.double()
+    low, high = b.min(), b.max()
+    d = (high - low) / 15
+    return d, low, torch.round((b - low) / d).to(torch.uint8)
+
+
+_add(
+    Spec(
+        "ex-ch14-gguf-bytes",
+        lambda rng: [
+            Case((32 * int(rng.integers(1, 10**7)), fmt)) for fmt in ("F32", "Q8_0", "Q4_1")
+        ],
+        lambda n, fmt: n // 32 * {"F32": 128, "Q8_0": 34, "Q4_1": 20}[fmt],
+        integer(),
+    )
+)
+_add(
+    Spec(
+        "ex-ch14-encode-q4-1",
+        lambda rng: _tensor_cases(rng, lambda rng, dt: Case((_t(rng, 32, dtype=dt),))),
+        _encode_q4_1,
+        each(close(), close(), close(kind="i")),
+    )
+)
+_add(
+    Spec(
+        "ex-ch14-tokens-per-pass",
+        lambda rng: [
+            Case((float(rng.uniform(0.05, 0.98)), int(rng.integers(1, 12)))) for _ in range(3)
+        ],
+        lambda alpha, k: sum(alpha**i for i in range(k + 1)),
+        number(rtol=1e-9),
+    )
+)
+
+
 # ---- chapter 15 ----------------------------------------------------------------------------
 def _largest_model(gpu_bytes, n_gpus, stage):
     """Exact: 2 + 2 + 12 bytes per parameter, the first ``stage`` of (12, 2, 2) split N ways."""
