@@ -156,6 +156,17 @@ RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
         "        for a, b in zip(w, w[1:]):\n            out[a, b] = out.get((a, b), 0) + n\n"
         "    return out\n"
     ],
+    "ex-ch14-gguf-bytes": [
+        "def f(n, fmt):\n    per = {'F32': 4.0, 'Q8_0': 34 / 32, 'Q4_1': 20 / 32}[fmt]\n"
+        "    return round(n * per)\n",
+    ],
+    "ex-ch14-encode-q4-1": [
+        "def f(b):\n    lo = b.min()\n    d = (b.max() - lo) / 15\n"
+        "    return d, lo, ((b - lo) / d).round().clamp(0, 15).to(torch.uint8)\n",
+    ],
+    "ex-ch14-tokens-per-pass": [
+        "def f(a, k):\n    return (1 - a ** (k + 1)) / (1 - a)\n",
+    ],
     "ex-ch13-lora-trainable": [
         "def f(shapes, r):\n    total = 0\n    for o, i in shapes:\n"
         "        total += r * o + r * i\n    return total\n",
@@ -251,6 +262,20 @@ WRONG = {  # plausible slips, each must fail with a message saying what is wrong
         "def f(s, mx, w, t, mn):\n    return mx * s / w if s < w else mn + 0.5 * (mx - mn) * "
         "(1 + math.cos(math.pi * (s - w) / (t - w)))\n",
         "def f(s, mx, w, t, mn):\n    return mx\n",
+    ],
+    "ex-ch14-gguf-bytes": [
+        "def f(n, fmt):\n    return n * {'F32': 4, 'Q8_0': 1, 'Q4_1': 0.5}[fmt]\n",
+        "def f(n, fmt):\n    return n // 32 * {'F32': 128, 'Q8_0': 34, 'Q4_1': 18}[fmt]\n",
+    ],
+    "ex-ch14-encode-q4-1": [
+        "def f(b):\n    lo = b.min()\n    d = (b.max() - lo) / 16\n"
+        "    return d, lo, ((b - lo) / d).round().to(torch.uint8)\n",
+        "def f(b):\n    lo = b.min()\n    d = (b.max() - lo) / 15\n"
+        "    return d, lo, ((b - lo) / d).floor().to(torch.uint8)\n",
+    ],
+    "ex-ch14-tokens-per-pass": [
+        "def f(a, k):\n    return sum(a ** i for i in range(1, k + 1))\n",
+        "def f(a, k):\n    return 1 + k * a\n",
     ],
     "ex-ch13-lora-trainable": [
         "def f(shapes, r):\n    return sum(r * o * i for o, i in shapes)\n",
