@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from llmcourse.teaching.codec import Callable, Unsupported
+from llmcourse.tokenization import merge_pair
 
 F32, F64 = torch.float32, torch.float64
 
@@ -260,18 +261,6 @@ def _add_k(text, prev, nxt, k):
     pairs = sum(1 for a, b in zip(text, text[1:]) if (a, b) == (prev, nxt))
     starts = sum(1 for a in text[:-1] if a == prev)
     return (pairs + k) / (starts + k * len(set(text)))
-
-
-def _merge(symbols, pair):
-    out, i = [], 0
-    while i < len(symbols):
-        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == tuple(pair):
-            out.append(symbols[i] + symbols[i + 1])
-            i += 2
-        else:
-            out.append(symbols[i])
-            i += 1
-    return out
 
 
 def _pairs(word_counts):
@@ -664,7 +653,7 @@ _add(
             [Case(_symbols(rng)) for _ in range(3)]
             + [Case((["a", "a", "a", "a", "a"], ("a", "a")))]
         ),
-        _merge,
+        lambda symbols, pair: merge_pair(symbols, tuple(pair)),  # pairs arrive as lists
         equal(list),
         chapter={"merge_word", "train_bpe", "encode_word"},
     )
