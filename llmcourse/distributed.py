@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.distributed as torch_dist
@@ -171,8 +172,8 @@ def launch(module_args: list[str], nproc: int = 2, timeout: float = 300.0,
     """Run ``torchrun --standalone --nproc_per_node=nproc -m <module_args>``; return its output.
 
     ``--standalone`` lets torchrun pick a free port, so two launches on one machine do not
-    collide. The processes run in their own session: if they fail, time out, or the caller is
-    interrupted, the whole group is killed, so no process is left behind. Raises RuntimeError
+    collide. If the processes time out or the caller is interrupted, torchrun and every
+    process below it are killed, so none is left behind. Raises RuntimeError
     with the end of the output if a process fails.
     """
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
@@ -185,12 +186,43 @@ def launch(module_args: list[str], nproc: int = 2, timeout: float = 300.0,
                                text=True, env=env, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout)
-    except BaseException:  # timeout, KeyboardInterrupt, anything: take the whole group down
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+    except BaseException:  # timeout, KeyboardInterrupt, anything: take every process down
+        _kill_process_tree(process.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=30)
         raise
     if process.returncode != 0:
         raise RuntimeError(f"torchrun exited with status {process.returncode}:\n"
                            f"{output[-6000:]}")
     return output
+
+
+def _kill_process_tree(root: int) -> None:
+    """SIGKILL ``root`` and all its descendants, freezing each before looking for its children.
+
+    Killing torchrun's process group is not enough: torchrun starts each worker in a session of
+    its own, and a worker that outlives torchrun keeps the output pipe open, so reading it would
+    wait forever. Stopping a process first means it cannot start a child we have not seen;
+    looking before killing matters because an orphan's parent becomes init.
+    """
+    seen, frontier = set(), [root]
+    while frontier:
+        for pid in frontier:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGSTOP)
+        seen.update(frontier)
+        frontier = [pid for pid in _children(frontier) if pid not in seen]
+    for pid in seen:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _children(parents: list[int]) -> list[int]:
+    """The processes whose parent is in ``parents`` (Linux's /proc; elsewhere, none found)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # the command name, field 2, may hold spaces: the parent id follows its ')'
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) in parents:
+                found.append(int(stat.parent.name))
+    return found
