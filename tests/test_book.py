@@ -18,6 +18,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_BAR = re.compile(r"\d+/\d+ \[[\d:?]+<")  # tqdm's "1500/1500 [00:45<00:00": allowed
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+IGNORE_TAG = "nbval-ignore-output"  # nbval compares every output but those of cells so tagged
 
 
 def toc_files():
@@ -35,7 +36,7 @@ def test_every_chapter_is_in_the_toc_and_the_intro():
     intro = (ROOT / "book" / "intro.md").read_text()
     for path in CHAPTERS:
         assert f"book/{path.stem}" in listed, f"{path.name} is missing from _toc.yml"
-        assert f"({path.name})" in intro, f"{path.name} is missing from book/intro.md"
+        assert f":link: {path.stem}\n" in intro, f"{path.name} has no card in book/intro.md"
     for entry in listed:
         assert list(ROOT.glob(entry + ".*")), f"_toc.yml lists {entry}, which does not exist"
 
@@ -80,3 +81,15 @@ def test_chapter_was_executed_cleanly(path):
             if not (PROGRESS_BAR.search(out.text) or not out.text.strip()):
                 pytest.fail(f"stderr in output of {cell.source[:60]!r}: {out.text[:200]}")
     assert nb.metadata.kernelspec.name == "python3"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_few_outputs_escape_nbval(path):
+    """Outputs nbval does not compare carry the cell tag (not a comment a reader would see),
+    and are at most a tenth of the code cells: the rest of the chapter is proven current."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    comment = [c.source[:60] for c in code if "NBVAL_IGNORE_OUTPUT" in c.source]
+    assert comment == [], f"use the cell tag {IGNORE_TAG!r}, not a comment: {comment}"
+    ignored = [c for c in code if IGNORE_TAG in c.metadata.get("tags", [])]
+    assert len(ignored) <= len(code) / 10, f"{len(ignored)} of {len(code)} cells escape nbval"

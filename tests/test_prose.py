@@ -2,8 +2,8 @@
 
 A measured number in a chapter's markdown or figure captions (a decimal, a percentage, a
 count of 3 or more digits, a number with a scale word such as "1.5 million" or "124M") must
-be printed by one of that chapter's compared outputs (cells not marked
-``# NBVAL_IGNORE_OUTPUT``) or written in its code, possibly rounded ("2.51" for 2.5117;
+be printed by one of that chapter's compared outputs (cells not tagged
+``nbval-ignore-output``) or written in its code, possibly rounded ("2.51" for 2.5117;
 a one-digit number with a scale word, "3 million", only exactly), or be a literature
 figure listed with its citation in ``tests/literature_figures.yml``.
 Not measured figures: years (1900-2039), section, figure, table and chapter numbers, version
@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 LITERATURE = Path(__file__).resolve().parent / "literature_figures.yml"
-IGNORE_OUTPUT = "# NBVAL_IGNORE_OUTPUT"
+IGNORE_TAG = "nbval-ignore-output"
 
 SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12,
           "k": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
@@ -125,7 +125,7 @@ def evidence(nb) -> tuple[list[Decimal], list[Decimal]]:
         if cell.cell_type != "code":
             continue
         texts.append(cell.source)
-        if cell.source.lstrip().startswith(IGNORE_OUTPUT):
+        if IGNORE_TAG in cell.metadata.get("tags", []):
             continue  # not compared by nbval: prose may not quote it
         for out in cell.get("outputs", []):
             if out.output_type == "stream":
@@ -211,7 +211,7 @@ def _chapter(markdown: str, outputs: dict[str, str], ignored: str = "") -> nbfor
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
         nb.cells.append(cell)
     if ignored:
-        cell = nbformat.v4.new_code_cell(IGNORE_OUTPUT + "\nprint(seconds)")
+        cell = nbformat.v4.new_code_cell("print(seconds)", metadata={"tags": [IGNORE_TAG]})
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=ignored)]
         nb.cells.append(cell)
     return nb

@@ -6,9 +6,9 @@ exercise solution opens when clicked, the Colab launch button points at the chap
 notebook, and the search page finds "attention". Screenshots of one chapter at desktop and
 phone widths are saved in _build/screenshots/ (git-ignored).
 
-The browser is kept offline (every host name but 127.0.0.1 fails to resolve), so requests to
-CDNs (MathJax) fail; those are recorded in _build/screenshots/external_requests.txt, not
-counted as errors. Needs Debian's Chromium and its driver:
+The browser is kept offline (every host name but 127.0.0.1 fails to resolve): every formula
+must still render, since MathJax is served by the site itself. Requests that leave 127.0.0.1
+are recorded in _build/screenshots/external_requests.txt, not counted as errors. Needs Debian's Chromium and its driver:
     apt-get install -y chromium chromium-driver
 Without them these tests are skipped.
 """
@@ -132,6 +132,7 @@ def browser():
     service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(60)
+    driver.set_script_timeout(30)
     yield driver
     driver.quit()
 
@@ -169,6 +170,26 @@ def test_page_loads_without_console_errors_and_figures_appear(browser, server, e
         "return [...document.querySelectorAll('main figure img')]"
         ".filter(i => i.complete && i.naturalWidth > 0).length")
     assert figures >= figure_cells(page), f"{page}: {figures} figures shown"
+    math = rendered_math(browser)
+    assert math["errors"] == [], f"{page}: MathJax errors {math['errors']}"
+    assert math["rendered"] == math["formulas"], f"{page}: formulas not rendered: {math}"
+
+
+def rendered_math(browser) -> dict:
+    """Once MathJax has finished: the page's formulas, how many it rendered, its errors."""
+    return browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const count = () => {
+            const formulas = [...document.querySelectorAll('main .math')];
+            done({formulas: formulas.length,
+                  rendered: formulas.filter(f => f.querySelector('mjx-container')).length,
+                  errors: [...document.querySelectorAll('mjx-merror')].map(e => e.textContent)});
+        };
+        if (!document.querySelector('main .math')) count();
+        else if (!(window.MathJax && MathJax.startup)) done({formulas: -1, rendered: 0,
+                                                             errors: ['MathJax did not load']});
+        else MathJax.startup.promise.then(count);
+    """)
 
 
 @pytest.mark.parametrize("page", NOTEBOOKS)
@@ -184,6 +205,13 @@ def test_solution_opens_on_click_and_launch_buttons(browser, server, external, p
     WebDriverWait(browser, 5).until(lambda d: body.is_displayed())
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")]
     colab = [h for h in links if h and h.startswith(COLAB)]
+    chapter = int(Path(page).name[:2])
+    numbers = browser.execute_script(
+        "return [...document.querySelectorAll('main .caption-number, main p.admonition-title')]"
+        ".map(e => e.textContent.trim()).filter(t => /^(Figure|Table|Exercise) /.test(t))")
+    assert numbers, f"{page}: no numbered figure or exercise"
+    wrong = [n for n in numbers if not re.match(rf"(Figure|Table|Exercise) {chapter}\.\d+", n)]
+    assert wrong == [], f"{page}: not numbered within chapter {chapter}: {wrong}"
     assert colab, f"{page}: no Colab launch button"
     assert all(h.endswith(f"/{page}.ipynb") for h in colab), colab
 

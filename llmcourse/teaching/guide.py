@@ -1,4 +1,5 @@
-"""Write book/teacher_guide.md from the chapters themselves and from timings.json.
+"""Write book/teacher_guide.md, and the chapter cards of book/intro.md, from the chapters
+themselves and from timings.json.
 
 Usage: llmcourse-guide [--check]   (or ``make guide``)
 
@@ -9,7 +10,10 @@ imports (a module belongs to the first chapter that imports it) and from the ear
 chapters its prose names; run time and peak memory come from timings.json, written by
 tools/execute_notebooks.py (``make execute``). The page's first part says how to hand out,
 collect and grade the exercises. Re-run this after changing a chapter or re-executing one.
-With --check, write nothing and exit 1 if the page is stale.
+The home page's chapter cards (between the CARDS markers of book/intro.md) come from
+_toc.yml's parts, each chapter's title, the one-line ``summary`` in its notebook metadata
+(``llmcourse.summary``) and its run time.
+With --check, write nothing and exit 1 if either page is stale.
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import yaml
 
 from llmcourse.teaching import BOOK, ROOT
 from llmcourse.teaching.grade import STATUS_HELP
 from llmcourse.teaching.layout import Exercise, chapters, find_exercises
 
 GUIDE = BOOK / "teacher_guide.md"
+INTRO = BOOK / "intro.md"
+CARDS_BEGIN = "<!-- chapter cards: written by llmcourse-guide (make guide), do not edit -->"
+CARDS_END = "<!-- end of chapter cards -->"
 TIMINGS = ROOT / "timings.json"
 # Package modules that are course plumbing, not a chapter's subject.
 PLUMBING = {"notebook", "plotting", "offline", "exercises"}
@@ -41,6 +49,7 @@ class Chapter:
     number: int
     title: str
     objectives: list[str]
+    summary: str  # one line, from the notebook's metadata (llmcourse.summary)
     exercises: list[Exercise]
     modules: set[str]  # llmcourse modules imported by its code
     mentioned: set[int]  # chapter numbers its prose names
@@ -90,11 +99,16 @@ def read_chapter(path: Path) -> Chapter:
     mentioned = {
         int(n) for m in CHAPTER_REF_RE.finditer(markdown) for n in re.findall(r"\d+", m[1])
     }
+    summary = nb.metadata.get("llmcourse", {}).get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        raise ValueError(f"{path.name}: no one-line summary in its notebook metadata "
+                         "(llmcourse.summary), which the home page's chapter card shows")
     return Chapter(
         path,
         int(path.name[:2]),
         title[1].strip(),
         _objectives(markdown),
+        summary.strip(),
         find_exercises(nb),
         set().union(*map(_modules, code)),
         mentioned,
@@ -239,16 +253,46 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def render_cards(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
+    """The home page's chapters: one grid of cards per part of _toc.yml, with run times."""
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    by_file = {f"book/{p.stem}": read_chapter(p) for p in chapters(book)}
+    lines = [CARDS_BEGIN]
+    for part in yaml.safe_load((book.parent / "_toc.yml").read_text())["parts"]:
+        members = [by_file[e["file"]] for e in part["chapters"] if e["file"] in by_file]
+        if not members:
+            continue
+        lines += ["", f"### {part['caption']}", "", "::::{grid} 1 2 2 3", ":gutter: 2", ""]
+        for c in members:
+            record = timings.get(c.path.name)
+            runs = f"runs in {record['seconds']:.0f} s" if record else "run time not measured"
+            lines += [f":::{{grid-item-card}} {c.title}", f":link: {c.path.stem}",
+                      ":link-type: doc", "", c.summary, "+++", runs, ":::", ""]
+        lines.append("::::")
+    lines += ["", CARDS_END]
+    return "\n".join(lines)
+
+
+def render_intro(intro: Path = INTRO, book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
+    """book/intro.md with its chapter cards rewritten."""
+    text = intro.read_text()
+    begin, end = text.find(CARDS_BEGIN), text.find(CARDS_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"{intro.name}: the chapter cards' markers are missing ({CARDS_BEGIN})")
+    return text[:begin] + render_cards(book, timings_path) + text[end + len(CARDS_END):]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    text = render()
+    pages = {GUIDE: render(), INTRO: render_intro()}
     if "--check" in argv:
-        if not GUIDE.exists() or GUIDE.read_text() != text:
-            print(f"stale: {GUIDE.relative_to(ROOT)}; run llmcourse-guide (make guide)")
-            return 1
-        return 0
-    GUIDE.write_text(text)
-    print(f"wrote {GUIDE.relative_to(ROOT)}")
+        stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
+        for page in stale:
+            print(f"stale: {page.relative_to(ROOT)}; run llmcourse-guide (make guide)")
+        return 1 if stale else 0
+    for page, text in pages.items():
+        page.write_text(text)
+        print(f"wrote {page.relative_to(ROOT)}")
     return 0
 
 
