@@ -252,3 +252,24 @@ def test_screenshot_desktop(browser, server, external):
 def test_screenshot_phone_no_sideways_scrolling(browser, server, external):
     overflow = _screenshot(browser, server, external, "phone", (390, 844))
     assert overflow <= 1, f"the page is {overflow} px wider than a 390 px phone screen"
+
+
+@pytest.mark.parametrize("size", [(1400, 900), (390, 844)], ids=["desktop", "phone"])
+def test_home_page_shows_three_ways_in_above_the_fold(browser, server, external, size):
+    browser.set_window_size(*size)
+    try:
+        assert open_page(browser, f"{server}/{PAGES[0]}.html", external) == []
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / f"home_{size[0]}.png"))
+        cards = browser.execute_script(
+            "return [...document.querySelectorAll('main .sd-card')].slice(0, 3).map(c => "
+            "({title: c.querySelector('.sd-card-title').textContent.trim(),"
+            "  bottom: c.getBoundingClientRect().bottom, height: window.innerHeight}))")
+        assert [c["title"] for c in cards] == ["Start reading", "Run it yourself", "Teach with it"]
+        below = [c["title"] for c in cards if c["bottom"] > c["height"]]
+        assert below == [], f"below the fold at {size[0]} px: {below}"
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 1, f"the home page is {overflow} px too wide at {size[0]} px"
+    finally:
+        browser.set_window_size(1280, 900)
