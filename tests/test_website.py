@@ -273,3 +273,22 @@ def test_home_page_shows_three_ways_in_above_the_fold(browser, server, external,
         assert overflow <= 1, f"the home page is {overflow} px too wide at {size[0]} px"
     finally:
         browser.set_window_size(1280, 900)
+
+
+def test_teacher_guide_downloads_are_the_chapters(browser, server, external, tmp_path):
+    import io
+    import urllib.request
+    import zipfile
+
+    open_page(browser, f"{server}/book/teacher_guide.html", external)
+    links = {a.text: a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")
+             if (a.get_attribute("href") or "").endswith(".zip")}
+    assert set(links) == {"the student edition", "the chapters with outputs and solutions"}
+    chapters = sorted(p.name for p in (ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
+    for text, url in links.items():
+        with urllib.request.urlopen(url, timeout=30) as response:
+            archive = zipfile.ZipFile(io.BytesIO(response.read()))
+        assert sorted(archive.namelist()) == chapters, text
+        first = nbformat.reads(archive.read(chapters[0]).decode(), as_version=4)
+        solutions = [c for c in first.cells if "solution" in c.metadata.get("tags", [])]
+        assert bool(solutions) == (text != "the student edition"), text
