@@ -166,6 +166,10 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
         "  metadata tells the grader which exercise it answers).",
         "- `make student-site` builds a **class website without the solutions**, from the",
         "  student edition, in `_build/student-site/`: publish that one, not this book.",
+        "- Or download them from this website, made from the chapters at every build:",
+        '  <a href="../downloads/student-edition.zip">the student edition</a> and',
+        '  <a href="../downloads/notebooks.zip">the chapters with outputs and solutions</a>',
+        "  (zip files of notebooks).",
         "",
         "## Collecting",
         "",
@@ -238,8 +242,8 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
             "checked by the call after it:",
             "",
         ]
-        lines += [
-            f"{i}. {{ref}}`{e.label}` (`{e.check_function}`)"
+        lines += [  # numbered as on the chapter's page (_ext/chapter_numbers.py)
+            f"- Exercise {c.number}.{i}, {{ref}}`{e.label}` (`{e.check_function}`)"
             for i, e in enumerate(c.exercises, start=1)
         ]
         if seconds == "not measured":
