@@ -201,7 +201,7 @@ def test_solution_opens_on_click_and_launch_buttons(browser, server, external, p
     assert not body.is_displayed(), f"{page}: the solution is visible before it is opened"
     button = solutions[0].find_element(By.CSS_SELECTOR, "button.toggle-button")
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
-    button.click()
+    browser.execute_script("arguments[0].click();", button)  # a sticky bar may overlap it
     WebDriverWait(browser, 5).until(lambda d: body.is_displayed())
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")]
     colab = [h for h in links if h and h.startswith(COLAB)]
