@@ -66,7 +66,7 @@ student: install
 # _build/student-site/_build/html (publish this one, not the book).
 student-site: student
 	rm -rf _build/student-site && mkdir -p _build/student-site/book
-	cp _config.yml _toc.yml _build/student-site/ && cp -r _static _build/student-site/
+	cp _config.yml _toc.yml _build/student-site/ && cp -r _static _ext _extra _build/student-site/
 	cp student/*.ipynb book/intro.md book/teacher_guide.md _build/student-site/book/
 	$(VENV)/bin/jupyter-book build _build/student-site --path-output _build/student-site
 	@echo "The class website: open $(CURDIR)/_build/student-site/_build/html/index.html"
