@@ -15,9 +15,10 @@ Shape letters (the same as ``torch.nn.functional.scaled_dot_product_attention``)
 Masks follow PyTorch's ``scaled_dot_product_attention``: a boolean ``attn_mask`` is True
 where a query MAY attend to a key; a float mask is added to the scores (use ``-inf`` to
 forbid). An integer mask (the 0/1 ``attention_mask`` a tokenizer returns) is refused, as
-PyTorch refuses it: added to the scores it would mask nothing; pass ``mask.bool()``. ``is_causal=True`` uses the top-left aligned lower-triangular mask
-``causal_mask(L, S)``. (``torch.nn.MultiheadAttention`` uses the opposite boolean
-convention, True = NOT allowed; see ``llmcourse.multihead``.)
+PyTorch refuses it: added to the scores it would mask nothing; pass ``mask.bool()``.
+``is_causal=True`` uses the top-left aligned lower-triangular mask ``causal_mask(L, S)``.
+(``torch.nn.MultiheadAttention`` uses the opposite boolean convention, True = NOT allowed;
+see ``llmcourse.multihead``.)
 
 Fully masked rows: a query that may attend to no key at all gets all-zero weights and a zero
 output, as PyTorch 2.5+ does here, instead of the NaN that a plain softmax of all ``-inf``

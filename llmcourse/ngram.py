@@ -159,7 +159,10 @@ class AddKNGram(_NGramModel):
         # Use the longest k-gram that fits before each position (shorter at the text's start).
         for k, code in enumerate(codes, start=1):
             c_hw = self.counts.gram(k, code)
-            c_h, _ = self.counts.context(k, code // V) if k > 1 else (self.counts.counts[0].sum(), 0)
+            if k > 1:
+                c_h, _ = self.counts.context(k, code // V)
+            else:
+                c_h = self.counts.counts[0].sum()
             p = (c_hw + self.k) / (c_h + self.k * V)
             probs = p if probs is None else np.where(code >= 0, p, probs)
         return probs

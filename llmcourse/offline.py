@@ -217,7 +217,8 @@ def _unzip(archive: Path, prefix: str, dest: Path) -> None:
 
 
 def minilm_path() -> Path:
-    """Folder of all-MiniLM-L6-v2 (config, tokenizer, safetensors), ready for ``from_pretrained``."""
+    """Folder of all-MiniLM-L6-v2 (config, tokenizer, safetensors), ready for
+    ``from_pretrained``."""
     final = cache_dir() / "all-MiniLM-L6-v2"
     if _cached(final):
         return final

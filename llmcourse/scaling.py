@@ -42,9 +42,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Sequence
 
 __all__ = [
     "load_scaling_results",
@@ -323,4 +323,5 @@ def run_scaling_experiment(train_ids, val_ids, vocab_size: int,
 def load_scaling_results() -> dict:
     """The results of ``scripts/scaling_experiment.py``, saved in the package's data folder
     (``llmcourse/data/scaling_results.json``), so they load wherever the package is installed."""
-    return json.loads(resources.files("llmcourse").joinpath("data/scaling_results.json").read_text())
+    path = resources.files("llmcourse").joinpath("data/scaling_results.json")
+    return json.loads(path.read_text())

@@ -216,7 +216,10 @@ def _data(args):
 
     train_text, val_text = shakespeare_text("train"), shakespeare_text("validation")
     tokenizer = CharTokenizer(train_text)
-    encode = lambda text: np.array(tokenizer.encode(text), dtype=np.int64)
+
+    def encode(text):
+        return np.array(tokenizer.encode(text), dtype=np.int64)
+
     return encode(train_text), encode(val_text), tokenizer.vocab_size
 
 

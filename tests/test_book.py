@@ -23,7 +23,8 @@ IGNORE_TAG = "nbval-ignore-output"  # nbval compares every output but those of c
 
 def toc_files():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    entries = [c for part in toc.get("parts", []) for c in part["chapters"]] + toc.get("chapters", [])
+    entries = ([c for part in toc.get("parts", []) for c in part["chapters"]]
+               + toc.get("chapters", []))
     return [entry["file"] for entry in entries]
 
 
@@ -63,7 +64,8 @@ def test_chapter_structure(path):
         assert f"{{solution-start}} {label}" in text, f"{label} has no solution"
     solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
     assert len(solutions) >= len(labels)
-    checks = [c for c in nb.cells if c.cell_type == "code" and re.search(r"\bcheck_\w+\(", c.source)]
+    checks = [c for c in nb.cells
+              if c.cell_type == "code" and re.search(r"\bcheck_\w+\(", c.source)]
     assert len(checks) >= len(labels), "every exercise needs a check call"
 
 

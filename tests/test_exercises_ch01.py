@@ -7,8 +7,12 @@ import pytest
 import torch
 
 from llmcourse.exercises import ExerciseError, NotYetAnswered
-from llmcourse.exercises.ch01 import (check_add_k_bigram, check_ngram_table_size,
-                                      check_perplexity, check_rnn_step)
+from llmcourse.exercises.ch01 import (
+    check_add_k_bigram,
+    check_ngram_table_size,
+    check_perplexity,
+    check_rnn_step,
+)
 
 
 def test_perplexity_check():
@@ -44,7 +48,8 @@ def test_add_k_check():
         return right(text, prev, nxt, 1.0)
 
     check_add_k_bigram(right)  # raises if the answer is rejected
-    for answer, hint in [(no_kv, "k times the vocabulary size"), (counts_last_char, "last character"),
+    for answer, hint in [(no_kv, "k times the vocabulary size"),
+                         (counts_last_char, "last character"),
                          (fixed_k, "use k as given")]:
         with pytest.raises(ExerciseError, match=hint):
             check_add_k_bigram(answer)
@@ -52,14 +57,17 @@ def test_add_k_check():
 
 def test_table_size_check():
     check_ngram_table_size(lambda v, n: v ** n)  # raises if the answer is rejected
-    for answer, hint in [(lambda v, n: v * n, "8 entries"), (lambda v, n: n ** v, "entries"),
-                         (lambda v, n: int(math.pow(v, n)) if n < 3 else math.pow(v, n), "exact int")]:
+    for answer, hint in [(lambda v, n: v * n, "8 entries"),
+                         (lambda v, n: n ** v, "entries"),
+                         (lambda v, n: int(math.pow(v, n)) if n < 3 else math.pow(v, n),
+                          "exact int")]:
         with pytest.raises(ExerciseError, match=hint):
             check_ngram_table_size(answer)
 
 
 def test_rnn_step_check():
-    check_rnn_step(lambda x, h, W_ih, W_hh, b: torch.tanh(x @ W_ih.T + h @ W_hh.T + b))  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_rnn_step(lambda x, h, W_ih, W_hh, b: torch.tanh(x @ W_ih.T + h @ W_hh.T + b))
     wrong = [
         (lambda x, h, W_ih, W_hh, b: x @ W_ih.T + h @ W_hh.T + b, "tanh"),
         (lambda x, h, W_ih, W_hh, b: torch.tanh(x @ W_ih.T + b), "which the previous state"),

@@ -7,9 +7,14 @@ import torch
 
 from llmcourse.embedding import one_hot_embedding
 from llmcourse.exercises import ExerciseError, NotYetAnswered
-from llmcourse.exercises.ch02 import (check_cosine_similarity, check_count_pairs,
-                                      check_merge_pair, check_one_hot_embedding,
-                                      check_split_special, check_wordpiece)
+from llmcourse.exercises.ch02 import (
+    check_cosine_similarity,
+    check_count_pairs,
+    check_merge_pair,
+    check_one_hot_embedding,
+    check_split_special,
+    check_wordpiece,
+)
 from llmcourse.tokenization import merge_pair
 
 CHECKS = [check_count_pairs, check_merge_pair, check_one_hot_embedding, check_cosine_similarity,
@@ -148,7 +153,8 @@ def test_one_hot_on_first_dimension_is_rejected():
 # --- cosine similarity ----------------------------------------------------------------
 
 def test_cosine_similarity(capsys):
-    check_cosine_similarity(lambda a, b: a @ b / (a.norm() * b.norm()))  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_cosine_similarity(lambda a, b: a @ b / (a.norm() * b.norm()))
     assert "all 4 checks passed" in capsys.readouterr().out
 
 

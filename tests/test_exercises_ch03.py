@@ -25,7 +25,8 @@ def pe_vector(pos, d_model):
 def test_pe_vector_right(capsys):
     check_pe_vector(pe_vector)  # raises if the answer is rejected
     assert "all 4 checks passed" in capsys.readouterr().out
-    check_pe_vector(lambda pos, d: pe_vector(pos, d).tolist())  # a list is fine too  # raises if the answer is rejected
+    # a list is fine too; raises if the answer is rejected
+    check_pe_vector(lambda pos, d: pe_vector(pos, d).tolist())
 
 
 def test_pe_vector_sin_cos_swapped():

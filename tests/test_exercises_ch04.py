@@ -8,7 +8,6 @@ import torch
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch04 import check_attention, check_causal_mask, check_stable_softmax
 
-
 # --- stable softmax ----------------------------------------------------------------------
 
 def stable_softmax(x):
@@ -123,7 +122,8 @@ def test_attention_not_answered():
 # --- causal mask -------------------------------------------------------------------------
 
 def test_causal_mask_right():
-    check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril())  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril())
 
 
 def test_causal_mask_without_diagonal():

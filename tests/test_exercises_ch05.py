@@ -13,7 +13,8 @@ from llmcourse.multihead import split_heads
 
 def test_split_heads_right(capsys):
     check_split_heads(split_heads)  # raises if the answer is rejected
-    check_split_heads(lambda x, h: x.unflatten(-1, (h, -1)).permute(0, 2, 1, 3))  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_split_heads(lambda x, h: x.unflatten(-1, (h, -1)).permute(0, 2, 1, 3))
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
@@ -42,7 +43,8 @@ def test_split_heads_not_answered():
 
 
 def test_parameter_count_right():
-    check_mha_parameter_count(lambda d, h, bias=True: 4 * d * d + (4 * d if bias else 0))  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_mha_parameter_count(lambda d, h, bias=True: 4 * d * d + (4 * d if bias else 0))
 
 
 def test_parameter_count_without_out_proj():
@@ -66,7 +68,8 @@ def test_parameter_count_not_answered():
 
 
 def test_flops_right():
-    check_attention_flops(lambda T, d, h: 8 * T * d * d + 4 * T * T * d)  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_attention_flops(lambda T, d, h: 8 * T * d * d + 4 * T * T * d)
 
 
 def test_flops_multiply_adds_only():

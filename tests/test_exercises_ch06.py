@@ -6,9 +6,12 @@ import pytest
 import torch
 
 from llmcourse.exercises import ExerciseError, NotYetAnswered
-from llmcourse.exercises.ch06 import (check_ffn_param_count, check_gelu_tanh, check_layer_norm,
-                                      check_pre_norm_block)
-
+from llmcourse.exercises.ch06 import (
+    check_ffn_param_count,
+    check_gelu_tanh,
+    check_layer_norm,
+    check_pre_norm_block,
+)
 
 # --- layer norm -----------------------------------------------------------------------------
 
@@ -115,7 +118,8 @@ def test_gelu_tanh_not_answered():
 # --- feed-forward parameter count -----------------------------------------------------------
 
 def test_ffn_param_count_passes():
-    check_ffn_param_count(lambda d_model, d_ff: 2 * d_model * d_ff + d_ff + d_model)  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_ffn_param_count(lambda d_model, d_ff: 2 * d_model * d_ff + d_ff + d_model)
 
 
 @pytest.mark.parametrize("wrong, hint", [
@@ -137,7 +141,8 @@ def test_ffn_param_count_not_answered():
 # --- pre-norm block -------------------------------------------------------------------------
 
 def test_pre_norm_block_passes():
-    check_pre_norm_block(lambda x, sublayer, norm: x + sublayer(norm(x)))  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_pre_norm_block(lambda x, sublayer, norm: x + sublayer(norm(x)))
 
 
 @pytest.mark.parametrize("wrong, hint", [

@@ -33,7 +33,8 @@ def test_rms_norm():
 
     check_rms_norm(right)  # raises if the answer is rejected
     check_rms_norm(in_float32(right))  # a float32 answer passes too
-    check_rms_norm(lambda x, w, eps: llama.rms_norm(x.double(), w.double(), eps))  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_rms_norm(lambda x, w, eps: llama.rms_norm(x.double(), w.double(), eps))
 
     def centred(x, w, eps):
         x = x - x.mean(-1, keepdim=True)
@@ -62,8 +63,13 @@ def test_swiglu():
 
     for answer in (right, right_linear, in_float32(right), in_float32(right_linear)):
         check_swiglu(answer)  # raises if the answer is rejected (float64 and float32 answers)
-    swapped = lambda x, g, u, d: F.silu(x @ u.T) * (x @ g.T) @ d.T
-    geglu = lambda x, g, u, d: F.gelu(x @ g.T) * (x @ u.T) @ d.T
+
+    def swapped(x, g, u, d):
+        return F.silu(x @ u.T) * (x @ g.T) @ d.T
+
+    def geglu(x, g, u, d):
+        return F.gelu(x @ g.T) * (x @ u.T) @ d.T
+
     for wrong, hint in [(in_float32(swapped), "gate and up are swapped"),
                         (in_float32(geglu), "that is GeGLU"),
                         (lambda *a: right(*a).half(), "compute in float32 or float64")]:
@@ -91,7 +97,8 @@ def test_repeat_kv():
 
 
 def test_kv_cache_bytes():
-    check_kv_cache_bytes(lambda L, K, D, T, b: 2 * L * K * D * T * b)  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_kv_cache_bytes(lambda L, K, D, T, b: 2 * L * K * D * T * b)
     for wrong, hint in [(lambda L, K, D, T, b: L * K * D * T * b, "both the keys and the values"),
                         (lambda L, K, D, T, b: 2 * L * 3 * K * D * T * b, "counts 9 heads"),
                         (lambda L, K, D, T, b: 2.0 * L * K * D * T * b, "an int"),

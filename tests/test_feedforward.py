@@ -1,4 +1,5 @@
-"""llmcourse.feedforward against PyTorch: F.gelu, and nn.TransformerEncoderLayer's feed-forward half."""
+"""llmcourse.feedforward against PyTorch: F.gelu, and nn.TransformerEncoderLayer's
+feed-forward half."""
 
 import copy
 
@@ -132,7 +133,8 @@ def test_residual_block_is_identity_plus_sublayer():
 
 def test_feedforward_rejects_bad_input():
     ff = FeedForward(8, 32)
-    with pytest.raises(ValueError, match=r"expected x of shape \(\.\.\., d_model=8\), got \(2, 5, 7\)"):
+    with pytest.raises(ValueError,
+                       match=r"expected x of shape \(\.\.\., d_model=8\), got \(2, 5, 7\)"):
         ff(torch.randn(2, 5, 7))
     with pytest.raises(ValueError, match=r"d_model=8\), got \(\)"):
         ff(torch.tensor(1.0))

@@ -43,7 +43,7 @@ def test_reachable_when_connection_succeeds(monkeypatch):
 
 def test_unreachable_when_connection_fails(monkeypatch):
     def refuse(address, timeout):
-        raise socket.timeout("timed out")
+        raise TimeoutError("timed out")
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(socket, "create_connection", refuse)
@@ -64,7 +64,7 @@ def test_captured_warnings_collects_and_restores(capsys):
     with captured_warnings() as messages:
         logger.warning("from the logger")
         logger.info("too quiet to keep")
-        warnings.warn("from warnings.warn", UserWarning)
+        warnings.warn("from warnings.warn", UserWarning, stacklevel=2)
     assert messages == ["from the logger", "from warnings.warn"]
     assert hf_logging.get_verbosity() == hf_logging.ERROR
     assert "from the logger" not in capsys.readouterr().err

@@ -260,7 +260,8 @@ def test_loading_checks_every_key_and_shape():
     _, hf = twin_models(cfg)
     state = hf.state_dict()
     model = LlamaForCausalLM(cfg)
-    with pytest.raises(ValueError, match=r"lacks 1 tensor\(s\) the model needs, e.g. \['model.norm.weight'\]"):
+    with pytest.raises(ValueError, match=r"lacks 1 tensor\(s\) the model needs, "
+                                         r"e.g. \['model.norm.weight'\]"):
         load_llama_state_dict(model, {k: v for k, v in state.items() if k != "model.norm.weight"})
     with pytest.raises(ValueError, match=r"has 1 tensor\(s\) the model does not"):
         load_llama_state_dict(model, {**state, "model.layers.2.mlp.up_proj.weight": state[

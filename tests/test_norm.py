@@ -89,7 +89,8 @@ def test_differs_from_annotated_transformer_version():
 
 
 def test_rejects_wrong_trailing_dims():
-    with pytest.raises(ValueError, match=r"trailing dimensions are normalized_shape=\(8,\).*\(2, 5, 7\)"):
+    with pytest.raises(ValueError,
+                       match=r"trailing dimensions are normalized_shape=\(8,\).*\(2, 5, 7\)"):
         LayerNorm(8)(torch.randn(2, 5, 7))
     with pytest.raises(ValueError, match=r"normalized_shape=\(3, 4\).*\(2, 4, 3\)"):
         LayerNorm((3, 4))(torch.randn(2, 4, 3))

@@ -15,7 +15,8 @@ def copied_reference(ours: ElmanRNN) -> nn.RNN:
     return ref
 
 
-@pytest.mark.parametrize("batch, time, features, hidden", [(1, 1, 3, 5), (4, 17, 7, 9), (2, 50, 16, 32)])
+@pytest.mark.parametrize("batch, time, features, hidden",
+                         [(1, 1, 3, 5), (4, 17, 7, 9), (2, 50, 16, 32)])
 def test_elman_rnn_equals_torch_rnn(batch, time, features, hidden):
     torch.manual_seed(batch + time)
     ours = ElmanRNN(features, hidden)

@@ -1,4 +1,5 @@
-"""Write the Colab set-up cell, built from _config.yml's repository.url, into every chapter.
+"""Write the Colab set-up cell, built from _config.yml's repository.url, into every chapter,
+and point the home page's "Run it yourself" card at chapter 1 on Colab.
 
 Usage: python tools/sync_colab_cell.py [--check] [book/NN_name.ipynb ...]   (default: every chapter)
 
@@ -11,6 +12,7 @@ With --check, change nothing and exit 1 if any notebook's cell is missing or sta
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -38,8 +40,9 @@ EXTRA_PACKAGES = {"13": ["peft>=0.21,<0.22"]}  # chapter 13 compares its LoRA wi
 
 def colab_cell_source(config_path: Path = ROOT / "_config.yml", extra=()) -> str:
     repo = yaml.safe_load(config_path.read_text())["repository"]
+    extra_lines = "".join(f',\n                    "{package}"' for package in extra)
     return TEMPLATE.format(url=repo["url"].rstrip("/"), branch=repo.get("branch", "main"),
-                           extra="".join(f',\n                    "{package}"' for package in extra))
+                           extra=extra_lines)
 
 
 def sync(path: Path, source: str, check: bool) -> bool:
@@ -58,12 +61,33 @@ def sync(path: Path, source: str, check: bool) -> bool:
     return False
 
 
+COLAB_LINK = re.compile(r"^:link: https://colab\.research\.google\.com/\S+$", re.MULTILINE)
+
+
+def sync_intro(intro: Path, config_path: Path, check: bool) -> bool:
+    """Make the home page's Colab link open chapter 1 from the repository. True if right."""
+    repo = yaml.safe_load(config_path.read_text())["repository"]
+    github = repo["url"].rstrip("/").removeprefix("https://github.com/")
+    link = (f":link: https://colab.research.google.com/github/{github}/blob/"
+            f"{repo.get('branch', 'main')}/book/01_rise_of_llms.ipynb")
+    text = intro.read_text()
+    if len(COLAB_LINK.findall(text)) != 1:
+        raise ValueError(f"{intro.name}: expected one Colab card link (':link: https://colab...')")
+    new = COLAB_LINK.sub(link, text)
+    if new != text and not check:
+        intro.write_text(new)
+    return new == text
+
+
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     paths = [Path(a).resolve() for a in argv if a != "--check"]
     paths = paths or sorted((ROOT / "book").glob("*.ipynb"))
     stale = [p for p in paths
              if not sync(p, colab_cell_source(extra=EXTRA_PACKAGES.get(p.name[:2], ())), check)]
+    intro = ROOT / "book" / "intro.md"
+    if not sync_intro(intro, ROOT / "_config.yml", check):
+        stale.append(intro)
     for path in stale:
         print(f"{'stale' if check else 'updated'}: {path.relative_to(ROOT)}")
     return 1 if check and stale else 0

@@ -10,7 +10,8 @@ mistake; an answer not yet written raises ``NotYetAnswered``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 __all__ = ["ExerciseError", "NotYetAnswered", "run_checks", "expect", "expect_close"]
 
@@ -42,7 +43,8 @@ def expect_close(got: Any, want: float, hint: str, rel: float = 1e-6, abs_: floa
 def run_checks(exercise: str, answer: Any, checks: Sequence[Callable[[Any], None]]) -> None:
     """Run every check on ``answer``; print a pass line or raise with the first failure."""
     if answer is None or answer is Ellipsis:
-        raise NotYetAnswered(f"{exercise}: not yet answered. Write your answer, then run the check.")
+        raise NotYetAnswered(
+            f"{exercise}: not yet answered. Write your answer, then run the check.")
     for number, check in enumerate(checks, start=1):
         try:
             check(answer)

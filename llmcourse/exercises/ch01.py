@@ -108,7 +108,8 @@ def check_ngram_table_size(ngram_table_size) -> None:
         expect(isinstance(got, int) and got == 50_000 ** 3,
                "return an exact int (use **, not math.pow, which rounds to a float)")
 
-    return run_checks("Exercise: n-gram table size", ngram_table_size, [small, exponential, exact_int])
+    return run_checks("Exercise: n-gram table size", ngram_table_size,
+                      [small, exponential, exact_int])
 
 
 def check_rnn_step(rnn_step) -> None:

@@ -22,7 +22,8 @@ def _close(got, want, atol: float) -> bool:
 
 
 def check_layer_norm(layer_norm) -> None:
-    """``layer_norm(x, weight, bias, eps)``: normalize x over its last dimension like nn.LayerNorm."""
+    """``layer_norm(x, weight, bias, eps)``: normalize x over its last dimension, like
+    nn.LayerNorm."""
     gen = torch.Generator().manual_seed(6)
     x = torch.randn(3, 5, 4, generator=gen, dtype=torch.float64) * 2 + 1
     w = torch.randn(4, generator=gen, dtype=torch.float64)
