@@ -22,6 +22,17 @@ The model protocol (``llmcourse.gpt.GPT`` and chapter 12's Llama follow it):
 A model whose forward also accepts ``logits_to_keep`` (as the GPT, the Llama and Hugging
 Face's models do) is asked for the last position's logits only.
 
+Batched prompts of different lengths are padded on the LEFT (new tokens are appended on the
+right) and come with an ``attention_mask`` (B, T), 1 for a real token and 0 for padding. The
+model must then accept two more keyword arguments,
+
+    model(input_ids, kv_cache=..., attention_mask=(B, S) 0/1 over every key so far,
+          position_ids=(B, T) the positions of the new tokens)
+
+so that no real token attends to a pad and each row numbers its tokens from its first real
+one, as if it had no padding (Hugging Face's convention: position = number of real tokens
+before it; pads get position 1). ``HuggingFaceLM`` passes both on to a Hugging Face model.
+
 With a cache, the model appends each layer's new keys and values to it and numbers the new
 tokens from ``len(kv_cache)``; generation then feeds only the newest token at each step.
 
@@ -42,7 +53,7 @@ from torch import Tensor
 from llmcourse.kvcache import KVCache
 
 __all__ = ["apply_repetition_penalty", "apply_temperature", "top_k_filter", "top_p_filter",
-           "process_logits", "generate", "HuggingFaceLM"]
+           "process_logits", "generate", "padding_positions", "beam_search", "HuggingFaceLM"]
 
 
 def _check_logits(logits: Tensor) -> None:
@@ -166,11 +177,43 @@ def _check_generate_args(model, input_ids, max_new_tokens, temperature, top_k, t
                          "(see the protocol in llmcourse.generation)")
 
 
+def _forward_takes(model, name: str) -> bool:
+    return name in inspect.signature(model.forward).parameters
+
+
+def _check_attention_mask(model, input_ids: Tensor, attention_mask) -> None:
+    if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
+        shape = (tuple(attention_mask.shape) if isinstance(attention_mask, Tensor)
+                 else type(attention_mask).__name__)
+        raise ValueError(f"attention_mask must be a tensor of the shape of input_ids, "
+                         f"{tuple(input_ids.shape)}, got {shape}")
+    if not ((attention_mask == 0) | (attention_mask == 1)).all():
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+    mask = attention_mask.long()
+    if (mask[:, -1] == 0).any() or (mask.diff(dim=1) < 0).any():
+        raise ValueError("attention_mask must be left-padded: in each row the 0s (padding) come "
+                         "before the 1s, and the last token is real (tokenizer(..., "
+                         "padding_side='left'))")
+    if (mask == 0).any() and not (_forward_takes(model, "attention_mask")
+                                  and _forward_takes(model, "position_ids")):
+        raise ValueError(f"{type(model).__name__}.forward takes no attention_mask and "
+                         "position_ids, so it cannot skip padding: generate each prompt alone "
+                         "(see the protocol in llmcourse.generation)")
+
+
+def padding_positions(attention_mask: Tensor) -> Tensor:
+    """Position ids (B, S) of a left-padded batch: each real token's position counts the real
+    tokens before it, so padding shifts nothing; pads get 1 (as Hugging Face; never used)."""
+    positions = attention_mask.long().cumsum(dim=-1) - 1
+    return positions.masked_fill(attention_mask == 0, 1)
+
+
 @torch.no_grad()
 def generate(model, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool = False,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              repetition_penalty: float = 1.0, use_cache: bool = True,
-             eos_token_id: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+             eos_token_id: int | None = None, generator: torch.Generator | None = None,
+             attention_mask: Tensor | None = None) -> Tensor:
     """Extend ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens; returns (B, T + n).
 
     Greedy (``do_sample=False``) picks the most likely token; sampling draws from the
@@ -179,19 +222,34 @@ def generate(model, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool =
     one token per step (see ``llmcourse.kvcache``); the tokens are the same either way. Rows that
     produced ``eos_token_id`` are padded with it; generation stops when every row has.
     The model runs in eval mode (no dropout) and is put back in its previous mode afterwards.
+
+    ``attention_mask`` (B, T), 1 for real tokens and 0 for padding, lets a batch hold prompts
+    of different lengths, padded on the left: the mask and each row's positions go to the model
+    (see the protocol above), so each row gets the tokens it would get alone. (As in Hugging
+    Face, the repetition penalty counts the pad tokens as seen.)
     """
     _check_generate_args(model, input_ids, max_new_tokens, temperature, top_k, top_p,
                          repetition_penalty, eos_token_id, use_cache)
+    if attention_mask is not None:
+        _check_attention_mask(model, input_ids, attention_mask)
+        if not _forward_takes(model, "attention_mask"):
+            attention_mask = None  # all ones: nothing to skip
+        else:
+            attention_mask = attention_mask.long()
     was_training = model.training
     model.eval()
     try:
         cache = KVCache(model.num_layers) if use_cache else None
         unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         step_input = input_ids
-        last_only = ({"logits_to_keep": 1}
-                     if "logits_to_keep" in inspect.signature(model.forward).parameters else {})
+        last_only = {"logits_to_keep": 1} if _forward_takes(model, "logits_to_keep") else {}
         for _ in range(max_new_tokens):
-            logits = model(step_input, kv_cache=cache, **last_only)[:, -1].float()  # (B, V)
+            padding = {}
+            if attention_mask is not None:  # the mask over every key; the new tokens' positions
+                positions = padding_positions(attention_mask)[:, -step_input.shape[1]:]
+                padding = {"attention_mask": attention_mask, "position_ids": positions}
+            logits = model(step_input, kv_cache=cache, **last_only,
+                           **padding)[:, -1].float()  # (B, V)
             logits = process_logits(logits, input_ids, do_sample=do_sample,
                                     temperature=temperature, top_k=top_k, top_p=top_p,
                                     repetition_penalty=repetition_penalty)
@@ -203,10 +261,110 @@ def generate(model, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool =
                 next_ids = torch.where(unfinished, next_ids, eos_token_id)
                 unfinished &= next_ids != eos_token_id
             input_ids = torch.cat([input_ids, next_ids[:, None]], dim=1)  # (B, T + 1)
+            if attention_mask is not None:
+                attention_mask = torch.cat([attention_mask, attention_mask.new_ones(
+                    attention_mask.shape[0], 1)], dim=1)  # the new token is real
             step_input = next_ids[:, None] if use_cache else input_ids
             if eos_token_id is not None and not unfinished.any():
                 break
         return input_ids
+    finally:
+        model.train(was_training)
+
+
+def _check_beam_args(input_ids, num_beams, max_new_tokens, length_penalty, eos_token_id,
+                     early_stopping):
+    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.shape[0] != 1 \
+            or input_ids.shape[1] == 0 or input_ids.dtype.is_floating_point \
+            or input_ids.dtype == torch.bool:
+        shape = (f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, Tensor)
+                 else type(input_ids).__name__)
+        raise ValueError(f"beam_search expects integer input_ids of shape (1, seq), one prompt "
+                         f"with seq >= 1, got {shape}")
+    if not isinstance(num_beams, int) or isinstance(num_beams, bool) or num_beams < 1:
+        raise ValueError(f"num_beams must be an int >= 1, got {num_beams!r}")
+    if (not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool)
+            or max_new_tokens < 0):
+        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    if not isinstance(length_penalty, (int, float)) or isinstance(length_penalty, bool) \
+            or not math.isfinite(length_penalty):
+        raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
+    if eos_token_id is not None and (not isinstance(eos_token_id, int)
+                                     or isinstance(eos_token_id, bool) or eos_token_id < 0):
+        raise ValueError(f"eos_token_id must be a non-negative int or None, got {eos_token_id!r}")
+    if not isinstance(early_stopping, bool):
+        raise ValueError(f"early_stopping must be True or False, got {early_stopping!r}")
+
+
+@torch.no_grad()
+def beam_search(model, input_ids: Tensor, num_beams: int, max_new_tokens: int, *,
+                length_penalty: float = 1.0, eos_token_id: int | None = None,
+                early_stopping: bool = False, return_score: bool = False):
+    """Beam search (as Hugging Face ``generate(num_beams=..., do_sample=False)``): the one prompt
+    ``input_ids`` (1, T) extended by up to ``max_new_tokens`` tokens, (1, T + n).
+
+    Keep the ``num_beams`` best partial sequences ("beams"), scored by the sum of their tokens'
+    log-probabilities. Each step extends every beam by every token, keeps the
+    ``2 * num_beams`` best candidates, and:
+
+    - a candidate among the best ``num_beams`` that ends in ``eos_token_id``, or that reaches
+      ``max_new_tokens``, is *finished*: it joins the finished hypotheses with the score
+      ``sum of log-probs / (new tokens) ** length_penalty`` (the eos counted), and the
+      ``num_beams`` best finished ones are kept (``length_penalty`` > 0 favours longer ones);
+    - the best ``num_beams`` candidates that do not end in eos are the next beams.
+
+    It stops when ``num_beams`` hypotheses are finished and either ``early_stopping`` is True,
+    or the best beam's score divided by its current length ** length_penalty cannot beat the
+    worst finished one (Hugging Face's heuristic for ``early_stopping=False``), or after
+    ``max_new_tokens`` steps. It returns the best finished hypothesis, and with
+    ``return_score`` also its score. For clarity each step re-runs the model on every beam
+    (no KV cache); ``num_beams=1`` is greedy decoding.
+    """
+    _check_beam_args(input_ids, num_beams, max_new_tokens, length_penalty, eos_token_id,
+                     early_stopping)
+    if max_new_tokens == 0:
+        return (input_ids, 0.0) if return_score else input_ids
+    was_training = model.training
+    model.eval()
+    try:
+        prompt_len = input_ids.shape[1]
+        last_only = {"logits_to_keep": 1} if _forward_takes(model, "logits_to_keep") else {}
+        beams = input_ids                                   # (n, L): one beam to start with
+        beam_scores = torch.zeros(1, device=input_ids.device)  # (n,) sums of log-probs
+        finished: list[tuple[float, Tensor]] = []           # (normalised score, sequence)
+        can_improve = True
+        for step in range(1, max_new_tokens + 1):
+            logits = model(beams, **last_only)[:, -1].float()          # (n, V)
+            scores = logits.log_softmax(dim=-1) + beam_scores[:, None]  # (n, V) every extension
+            V = scores.shape[1]
+            top_scores, top_index = scores.flatten().topk(min(2 * num_beams, scores.numel()))
+            parent, token = top_index // V, top_index % V               # which beam, which token
+            candidates = torch.cat([beams[parent], token[:, None]], dim=1)
+            ends = (token == eos_token_id if eos_token_id is not None
+                    else torch.zeros_like(token, dtype=torch.bool))
+            if step == max_new_tokens:
+                ends = torch.ones_like(ends)                           # out of tokens: all end
+            # 1. finished hypotheses: only candidates ranked among the best num_beams count
+            full = len(finished) == num_beams
+            if can_improve and not (full and early_stopping):
+                for rank in range(num_beams):
+                    if rank < len(ends) and ends[rank]:
+                        finished.append((float(top_scores[rank] / step ** length_penalty),
+                                         candidates[rank]))
+                finished = sorted(finished, key=lambda h: h[0], reverse=True)[:num_beams]
+            # 2. the next beams: the best candidates that did not end
+            alive = (~ends).nonzero()[:num_beams, 0]
+            if len(alive) == 0:
+                break
+            beams, beam_scores = candidates[alive], top_scores[alive]
+            # 3. stop when no open beam can beat the worst finished hypothesis
+            if len(finished) == num_beams:
+                best_possible = float(beam_scores[0] / step ** length_penalty)
+                can_improve = can_improve and best_possible > finished[-1][0]
+                if not can_improve or early_stopping:
+                    break
+        score, best = finished[0]
+        return (best[None], score) if return_score else best[None]
     finally:
         model.train(was_training)
 
@@ -222,7 +380,9 @@ class HuggingFaceLM(torch.nn.Module):
         self.train(model.training)  # a new Module is in training mode: take the model's mode
 
     def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None,
-                logits_to_keep: int = 0) -> Tensor:
+                logits_to_keep: int = 0, attention_mask: Tensor | None = None,
+                position_ids: Tensor | None = None) -> Tensor:
         if kv_cache is not None:
             raise ValueError("HuggingFaceLM keeps no KVCache: call generate(..., use_cache=False)")
-        return self.model(input_ids, logits_to_keep=logits_to_keep).logits
+        return self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                          logits_to_keep=logits_to_keep, use_cache=False).logits

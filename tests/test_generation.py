@@ -7,8 +7,12 @@ from transformers.generation.logits_process import (RepetitionPenaltyLogitsProce
                                                     TemperatureLogitsWarper, TopKLogitsWarper,
                                                     TopPLogitsWarper)
 
+import inspect
+import itertools
+
 from llmcourse.generation import (HuggingFaceLM, apply_repetition_penalty, apply_temperature,
-                                  generate, process_logits, top_k_filter, top_p_filter)
+                                  beam_search, generate, padding_positions, process_logits,
+                                  top_k_filter, top_p_filter)
 from llmcourse.gpt import GPT
 from llmcourse.kvcache import KVCache
 
@@ -215,3 +219,217 @@ def test_hugging_face_models_run_through_the_same_loop():
         generate(HuggingFaceLM(hf), prompt, 2)
     with pytest.raises(ValueError, match="use_cache=False"):
         HuggingFaceLM(hf)(prompt, kv_cache=KVCache(2))
+
+
+# ---- beam search ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def beam_models():
+    """A twin whose every weight matrix is drawn with std 0.6: its text does not collapse into
+    one repeated token (as ``models``' does), so beam search often disagrees with greedy and a
+    chosen end-of-sequence token ends hypotheses at many different lengths."""
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=64, n_embd=16, n_layer=2,
+                                    n_head=2, bos_token_id=None, eos_token_id=None)).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.6)
+    return GPT.from_hf(hf), hf
+
+
+def beam_prompt(seed):
+    return torch.randint(0, V, (1, 3 + seed), generator=torch.Generator().manual_seed(seed))
+
+
+def hf_beams(hf, prompt, num_beams, n, eos=None, **settings):
+    return hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,
+                       num_beams=num_beams, do_sample=False, eos_token_id=eos,
+                       pad_token_id=0 if eos is None else eos, **settings)
+
+
+@pytest.mark.parametrize("num_beams", [2, 4])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_beam_search_equals_hf(beam_models, num_beams, seed):
+    ours, hf = beam_models
+    prompt = beam_prompt(seed)
+    no_eos = beam_search(ours, prompt, num_beams, 12)
+    eos = int(no_eos[0, prompt.shape[1] + 4])  # a token the best beam holds: it can end beams
+    for length_penalty, early_stopping, with_eos in itertools.product(
+            (1.0, 0.5, 2.0), (False, True), (False, True)):
+        e = eos if with_eos else None
+        want = hf_beams(hf, prompt, num_beams, 12, e, length_penalty=length_penalty,
+                        early_stopping=early_stopping)
+        got = beam_search(ours, prompt, num_beams, 12, length_penalty=length_penalty,
+                          eos_token_id=e, early_stopping=early_stopping)
+        assert torch.equal(got, want), (length_penalty, early_stopping, e)
+
+
+def test_beam_search_cases_are_not_trivial(beam_models):
+    """The comparisons above cover beams that beat greedy and hypotheses ended early by eos."""
+    ours, _ = beam_models
+    differs, lengths = 0, set()
+    for seed, num_beams in itertools.product(range(4), (2, 4)):
+        prompt = beam_prompt(seed)
+        no_eos = beam_search(ours, prompt, num_beams, 12)
+        differs += not torch.equal(no_eos, generate(ours, prompt, 12))
+        eos = int(no_eos[0, prompt.shape[1] + 4])
+        for length_penalty in (1.0, 0.5):
+            lengths.add(beam_search(ours, prompt, num_beams, 12, eos_token_id=eos,
+                                    length_penalty=length_penalty).shape[1] - prompt.shape[1])
+    assert differs >= 3
+    assert len(lengths - {1, 12}) >= 2  # stopped early, at two lengths at least
+
+
+def sequence_log_prob(model, ids, prompt_len):
+    with torch.no_grad():
+        logp = model(ids).log_softmax(-1)[0, prompt_len - 1:-1]  # predictions of the new tokens
+    return float(logp.gather(1, ids[0, prompt_len:, None]).sum())
+
+
+@pytest.mark.parametrize("length_penalty", [1.0, 0.0, 2.0])
+def test_beam_search_score_is_the_normalised_log_prob(beam_models, length_penalty):
+    ours, _ = beam_models
+    prompt = beam_prompt(2)
+    best, score = beam_search(ours, prompt, 3, 9, length_penalty=length_penalty,
+                              return_score=True)
+    n = best.shape[1] - prompt.shape[1]
+    want = sequence_log_prob(ours, best, prompt.shape[1]) / n ** length_penalty
+    assert score == pytest.approx(want, abs=1e-4)
+    greedy = generate(ours, prompt, 9)
+    assert sequence_log_prob(ours, best, prompt.shape[1]) >= \
+        sequence_log_prob(ours, greedy, prompt.shape[1]) - 1e-5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_beam_is_greedy(beam_models, seed):
+    ours, _ = beam_models
+    prompt = beam_prompt(seed)
+    greedy = generate(ours, prompt, 10)
+    assert torch.equal(beam_search(ours, prompt, 1, 10), greedy)
+    eos = int(greedy[0, prompt.shape[1] + 3])
+    greedy_eos = generate(ours, prompt, 10, eos_token_id=eos)
+    stop = (greedy_eos[0, prompt.shape[1]:] == eos).nonzero()[0, 0] + 1 + prompt.shape[1]
+    assert torch.equal(beam_search(ours, prompt, 1, 10, eos_token_id=eos), greedy_eos[:, :stop])
+
+
+def test_beam_search_edges_and_mode(beam_models):
+    ours, _ = beam_models
+    prompt = beam_prompt(0)
+    assert torch.equal(beam_search(ours, prompt, 2, 0), prompt)
+    assert beam_search(ours, prompt, 8, 3).shape == (1, prompt.shape[1] + 3)
+    ours.train()
+    beam_search(ours, prompt, 2, 2)
+    assert ours.training
+    ours.eval()
+
+
+def test_beam_search_validation(beam_models):
+    ours, _ = beam_models
+    prompt = beam_prompt(0)
+    with pytest.raises(ValueError, match=r"one prompt"):
+        beam_search(ours, prompt.repeat(2, 1), 2, 3)
+    with pytest.raises(ValueError, match=r"integer input_ids of shape \(1, seq\)"):
+        beam_search(ours, prompt.float(), 2, 3)
+    with pytest.raises(ValueError, match="num_beams must be an int >= 1, got 0"):
+        beam_search(ours, prompt, 0, 3)
+    with pytest.raises(ValueError, match="num_beams must be an int >= 1, got 2.0"):
+        beam_search(ours, prompt, 2.0, 3)
+    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 0"):
+        beam_search(ours, prompt, 2, -1)
+    with pytest.raises(ValueError, match="length_penalty must be a finite number"):
+        beam_search(ours, prompt, 2, 3, length_penalty=float("nan"))
+    with pytest.raises(ValueError, match="eos_token_id must be a non-negative int"):
+        beam_search(ours, prompt, 2, 3, eos_token_id=-1)
+    with pytest.raises(ValueError, match="early_stopping must be True or False"):
+        beam_search(ours, prompt, 2, 3, early_stopping="never")
+
+
+# ---- batched generation with left padding ---------------------------------------------------
+
+PROMPTS = [[5, 6, 7, 8, 9, 10], [11, 12], [3, 0, 4]]
+
+
+def left_padded(prompts, pad=0):
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    return ids, mask
+
+
+def test_padding_positions():
+    _, mask = left_padded(PROMPTS)
+    assert padding_positions(mask).tolist() == [[0, 1, 2, 3, 4, 5], [1, 1, 1, 1, 0, 1],
+                                                [1, 1, 1, 0, 1, 2]]
+
+
+@pytest.mark.parametrize("pad", [0, 17])
+def test_left_padded_batch_equals_hf_and_each_prompt_alone(beam_models, pad):
+    """Our loop with the mask and the positions, run on Hugging Face's model: equal to its own
+    batched ``generate``, and each row to that prompt generated alone."""
+    _, hf = beam_models
+    ids, mask = left_padded(PROMPTS, pad)
+    width = ids.shape[1]
+    want = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False,
+                       pad_token_id=pad)
+    got = generate(HuggingFaceLM(hf), ids, 10, attention_mask=mask, use_cache=False)
+    assert torch.equal(got, want)
+    for row, p in zip(got, PROMPTS):
+        alone = generate(HuggingFaceLM(hf), torch.tensor([p]), 10, use_cache=False)
+        assert torch.equal(row[width:], alone[0, len(p):])
+    # without the mask the padding changes the short rows' tokens: the test can fail
+    unmasked = generate(HuggingFaceLM(hf), ids, 10, use_cache=False)
+    assert not torch.equal(unmasked[1:], got[1:])
+    torch.manual_seed(5)
+    want = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=True, top_k=0,
+                       pad_token_id=pad)
+    torch.manual_seed(5)
+    got = generate(HuggingFaceLM(hf), ids, 10, attention_mask=mask, use_cache=False,
+                   do_sample=True)
+    assert torch.equal(got, want)
+
+
+GPT_TAKES_MASK = "attention_mask" in inspect.signature(GPT.forward).parameters
+
+
+@pytest.mark.skipif(not GPT_TAKES_MASK, reason="llmcourse.gpt.GPT.forward takes no "
+                    "attention_mask / position_ids yet")
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_left_padded_batch_with_our_gpt(beam_models, use_cache):
+    ours, hf = beam_models
+    ids, mask = left_padded(PROMPTS)
+    width = ids.shape[1]
+    want = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False,
+                       pad_token_id=0)
+    got = generate(ours, ids, 10, attention_mask=mask, use_cache=use_cache)
+    assert torch.equal(got, want)
+    for row, p in zip(got, PROMPTS):
+        assert torch.equal(row[width:], generate(ours, torch.tensor([p]), 10)[0, len(p):])
+    torch.manual_seed(8)
+    want = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=True, top_k=0,
+                       pad_token_id=0)
+    torch.manual_seed(8)
+    got = generate(ours, ids, 10, attention_mask=mask, use_cache=use_cache, do_sample=True)
+    assert torch.equal(got, want)
+
+
+def test_attention_mask_validation(beam_models):
+    ours, hf = beam_models
+    ids, mask = left_padded(PROMPTS)
+    model = HuggingFaceLM(hf)
+    with pytest.raises(ValueError, match="must be left-padded"):
+        generate(model, ids, 2, attention_mask=mask.flip(1), use_cache=False)
+    with pytest.raises(ValueError, match="only 0 .padding. and 1"):
+        generate(model, ids, 2, attention_mask=mask * 2, use_cache=False)
+    with pytest.raises(ValueError, match=r"the shape of input_ids, \(3, 6\), got \(3, 5\)"):
+        generate(model, ids, 2, attention_mask=mask[:, 1:], use_cache=False)
+
+    class NoMask(torch.nn.Module):
+        def forward(self, input_ids, kv_cache=None):
+            return torch.zeros(*input_ids.shape, V)
+
+    with pytest.raises(ValueError, match="NoMask.forward takes no attention_mask"):
+        generate(NoMask(), ids, 2, attention_mask=mask, use_cache=False)
+    # an all-ones mask has nothing to skip: any model will do
+    assert generate(NoMask(), ids, 2, attention_mask=torch.ones_like(ids),
+                    use_cache=False).shape == (3, 8)
