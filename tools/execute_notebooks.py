@@ -19,7 +19,8 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
-# The same notebook metadata for every chapter (no editor or machine details).
+# The same notebook metadata for every chapter (no editor or machine details), besides the
+# course's own ("llmcourse": the exercise layout and the home page's one-line summary).
 METADATA = {
     "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
     "language_info": {"name": "python", "pygments_lexer": "ipython3",
@@ -41,7 +42,8 @@ def execute(path: Path) -> dict:
         nb.cells.append(probe)
         client.execute_cell(probe, len(nb.cells) - 1)
         nb.cells.pop()
-    nb.metadata = nbformat.from_dict(METADATA)
+    course = nb.metadata.get("llmcourse")  # the course's own: exercise layout, summary
+    nb.metadata = nbformat.from_dict(METADATA | ({"llmcourse": course} if course else {}))
     nbformat.write(nb, path)
     peak_kb = int(probe.outputs[0]["text"])
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak_kb / 1024)}
