@@ -39,7 +39,8 @@ PROMPT = "Explain how attention mechanism works in Transformers."
 
 def load_models(random_weights: bool):
     """(ours, Hugging Face's, prompt ids), the two models holding the same weights."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig as HFConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import LlamaConfig as HFConfig
     from transformers import LlamaForCausalLM as HFLlama
 
     if random_weights:  # SmolLM2's shapes, random values: speed does not depend on them

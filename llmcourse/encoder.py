@@ -64,12 +64,12 @@ class EncoderConfig:
                              f"num_attention_heads={self.num_attention_heads}")
 
     @classmethod
-    def minilm(cls) -> "EncoderConfig":
+    def minilm(cls) -> EncoderConfig:
         """all-MiniLM-L6-v2: 6 layers, width 384, 12 heads (22.7M parameters)."""
         return cls()
 
     @classmethod
-    def from_hf(cls, hf_config) -> "EncoderConfig":
+    def from_hf(cls, hf_config) -> EncoderConfig:
         """The same architecture as a ``transformers.BertConfig``."""
         if hf_config.hidden_act != "gelu":
             raise ValueError(f"only the exact GELU is supported, got {hf_config.hidden_act!r}")
@@ -225,7 +225,7 @@ class Encoder(nn.Module):
         return attention_mask, token_type_ids
 
     @classmethod
-    def from_hf(cls, hf_model) -> "Encoder":
+    def from_hf(cls, hf_model) -> Encoder:
         """A copy of a ``transformers.BertModel``'s weights, key by key (pooler excluded)."""
         from transformers import BertModel
 

@@ -43,9 +43,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from llmcourse import norm
+from llmcourse.attention import causal_mask
 from llmcourse.checkpoints import copy_weights
 from llmcourse.kvcache import KVCache, check_decoder_input
-from llmcourse.attention import causal_mask
 from llmcourse.multihead import merge_heads, split_heads
 
 __all__ = ["GPTConfig", "GPT", "gpt_param_count", "CausalSelfAttention", "MLP", "Block",
@@ -79,33 +79,33 @@ class GPTConfig:
 
     # Named presets; keyword arguments override fields, e.g. GPTConfig.tiny(vocab_size=65).
     @classmethod
-    def tiny(cls, **overrides) -> "GPTConfig":
+    def tiny(cls, **overrides) -> GPTConfig:
         """A few hundred thousand parameters at most: for tests and seconds-long CPU training."""
         return replace(cls(vocab_size=256, block_size=64, n_layer=2, n_head=2, n_embd=32),
                        **overrides)
 
     @classmethod
-    def gpt2(cls, **overrides) -> "GPTConfig":
+    def gpt2(cls, **overrides) -> GPTConfig:
         """GPT-2 small, 124M parameters (Radford et al., 2019)."""
         return replace(cls(), **overrides)
 
     @classmethod
-    def gpt2_medium(cls, **overrides) -> "GPTConfig":
+    def gpt2_medium(cls, **overrides) -> GPTConfig:
         """GPT-2 medium, 355M parameters."""
         return replace(cls(n_layer=24, n_head=16, n_embd=1024), **overrides)
 
     @classmethod
-    def gpt2_large(cls, **overrides) -> "GPTConfig":
+    def gpt2_large(cls, **overrides) -> GPTConfig:
         """GPT-2 large, 774M parameters."""
         return replace(cls(n_layer=36, n_head=20, n_embd=1280), **overrides)
 
     @classmethod
-    def gpt2_xl(cls, **overrides) -> "GPTConfig":
+    def gpt2_xl(cls, **overrides) -> GPTConfig:
         """GPT-2 XL, 1.5B parameters."""
         return replace(cls(n_layer=48, n_head=25, n_embd=1600), **overrides)
 
     @classmethod
-    def from_hf(cls, hf_config) -> "GPTConfig":
+    def from_hf(cls, hf_config) -> GPTConfig:
         """The same architecture as a ``transformers.GPT2Config``."""
         if hf_config.n_inner not in (None, 4 * hf_config.n_embd):
             raise ValueError(f"only n_inner = 4 * n_embd is supported, got {hf_config.n_inner}")
@@ -262,7 +262,7 @@ class GPT(nn.Module):
     _CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
     @classmethod
-    def from_hf(cls, hf_model) -> "GPT":
+    def from_hf(cls, hf_model) -> GPT:
         """A copy of a ``transformers.GPT2LMHeadModel``'s weights, key by key."""
         from transformers import GPT2LMHeadModel
 

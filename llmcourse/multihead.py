@@ -136,7 +136,7 @@ class MultiHeadAttention(nn.Module):
         return attn_mask.masked_fill(~keep, float("-inf"))
 
     @classmethod
-    def from_torch(cls, mha: nn.MultiheadAttention) -> "MultiHeadAttention":
+    def from_torch(cls, mha: nn.MultiheadAttention) -> MultiHeadAttention:
         """A copy of an ``nn.MultiheadAttention``'s weights (its fused ``in_proj`` split in 3)."""
         if not isinstance(mha, nn.MultiheadAttention):
             raise ValueError(f"expected a torch.nn.MultiheadAttention, got {type(mha).__name__}")

@@ -16,7 +16,7 @@ Letters: B batch, T sequence length, C model width (d_model); N the number of no
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -27,9 +27,9 @@ from __future__ import annotations
 import heapq
 import json
 from collections import Counter
-from functools import lru_cache
+from collections.abc import Iterable, Iterator
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import regex
 
@@ -165,7 +165,7 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-@lru_cache(maxsize=None)
+@cache
 def bytes_to_unicode() -> dict[int, str]:
     """GPT-2's table from the 256 byte values to 256 printable characters.
 
@@ -343,7 +343,7 @@ class BPETokenizer:
 
     @classmethod
     def from_merges(cls, vocab, merges, *, pattern: str = PRETOKENIZE_PATTERN,
-                    special_tokens: Iterable[str] = ()) -> "BPETokenizer":
+                    special_tokens: Iterable[str] = ()) -> BPETokenizer:
         """A tokenizer from a vocabulary and a merge list, as GPT-2's files give them.
 
         ``vocab`` is a list of token strings in id order, or a dict {token: id} whose ids are
@@ -385,7 +385,7 @@ class BPETokenizer:
 
     @classmethod
     def from_files(cls, vocab_file, merges_file, *, pattern: str = GPT2_PATTERN,
-                   special_tokens: Iterable[str] = (ENDOFTEXT,)) -> "BPETokenizer":
+                   special_tokens: Iterable[str] = (ENDOFTEXT,)) -> BPETokenizer:
         """Load GPT-2-style ``vocab.json`` ({token: id}) and ``merges.txt`` (one pair a line,
         after a ``#version`` header)."""
         vocab = json.loads(Path(vocab_file).read_text(encoding="utf-8"))
@@ -404,7 +404,7 @@ class BPETokenizer:
         return path
 
     @classmethod
-    def load(cls, path) -> "BPETokenizer":
+    def load(cls, path) -> BPETokenizer:
         """Read a tokenizer written by :meth:`save`."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("format") != cls.FORMAT:

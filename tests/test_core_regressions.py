@@ -18,7 +18,6 @@ from llmcourse.kvcache import KVCache
 from llmcourse.llama import LlamaConfig, LlamaForCausalLM
 from llmcourse.multihead import MultiHeadAttention
 
-
 # --- an integer 0/1 mask must never be added to the scores -------------------------------
 
 @pytest.mark.parametrize("dtype", [torch.long, torch.int32, torch.uint8])

@@ -5,8 +5,13 @@ import torch
 from torch import nn
 from torch.testing import assert_close
 
-from llmcourse.embedding import (TokenEmbedding, cosine_similarity_matrix, embedding_lookup,
-                                 one_hot, one_hot_embedding)
+from llmcourse.embedding import (
+    TokenEmbedding,
+    cosine_similarity_matrix,
+    embedding_lookup,
+    one_hot,
+    one_hot_embedding,
+)
 
 
 def test_one_hot_equals_torch():

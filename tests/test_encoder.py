@@ -5,8 +5,7 @@ import torch
 from torch.nn import functional as F
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
 
-from llmcourse.encoder import (Encoder, EncoderConfig, mean_pool, padding_mask,
-                               sentence_embeddings)
+from llmcourse.encoder import Encoder, EncoderConfig, mean_pool, padding_mask, sentence_embeddings
 from llmcourse.offline import minilm_path
 
 

@@ -6,8 +6,12 @@ import pytest
 import torch
 
 from llmcourse.exercises import ExerciseError, NotYetAnswered
-from llmcourse.exercises.ch08 import (check_cross_entropy, check_learning_rate, check_shift,
-                                      check_unigram_baseline)
+from llmcourse.exercises.ch08 import (
+    check_cross_entropy,
+    check_learning_rate,
+    check_shift,
+    check_unigram_baseline,
+)
 
 # --- shifted targets ------------------------------------------------------------------------
 

@@ -4,8 +4,12 @@ import pytest
 import torch
 
 from llmcourse.exercises import ExerciseError, NotYetAnswered
-from llmcourse.exercises.ch10 import (check_chat_messages, check_greedy_step,
-                                      check_new_token_count, check_top_k_search)
+from llmcourse.exercises.ch10 import (
+    check_chat_messages,
+    check_greedy_step,
+    check_new_token_count,
+    check_top_k_search,
+)
 
 # --- chat messages --------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ import pytest
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch11 import check_chinchilla, check_gpt2_param_count, check_params_for_loss
 
-
 # --- GPT-2's parameter count ----------------------------------------------------------------
 
 def gpt2_params(n_layer, d_model, vocab_size, n_positions):

@@ -8,9 +8,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from llmcourse.training import (History, TrainConfig, configure_optimizer, estimate_loss,
-                                fixed_batches, get_batch, lr_schedule, next_token_loss,
-                                sequence_log_probs, train, unigram_cross_entropy)
+from llmcourse.training import (
+    History,
+    TrainConfig,
+    configure_optimizer,
+    estimate_loss,
+    fixed_batches,
+    get_batch,
+    lr_schedule,
+    next_token_loss,
+    sequence_log_probs,
+    train,
+    unigram_cross_entropy,
+)
 
 
 class Bigram(nn.Module):

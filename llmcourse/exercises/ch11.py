@@ -10,8 +10,13 @@ from __future__ import annotations
 import math
 
 from llmcourse.exercises import ExerciseError, expect, expect_close, run_checks
-from llmcourse.scaling import (KAPLAN_ALPHA_N, KAPLAN_N_C, PowerLaw, chinchilla_optimal,
-                               gpt2_param_count)
+from llmcourse.scaling import (
+    KAPLAN_ALPHA_N,
+    KAPLAN_N_C,
+    PowerLaw,
+    chinchilla_optimal,
+    gpt2_param_count,
+)
 
 __all__ = ["check_gpt2_param_count", "check_params_for_loss", "check_chinchilla"]
 
