@@ -94,3 +94,54 @@ def test_not_yet_answered():
     for check in (check_temperature, check_top_k, check_top_p):
         with pytest.raises(NotYetAnswered):
             check(None)
+
+
+def sequence_log_prob(logits, ids, prompt_len):
+    logp = logits.log_softmax(-1)[prompt_len - 1:-1]
+    return logp.gather(1, ids[prompt_len:, None]).sum()
+
+
+def sequence_log_prob_loop(logits, ids, prompt_len):  # a second right answer, as a loop
+    total = 0.0
+    for t in range(prompt_len, len(ids)):
+        total += torch.log_softmax(logits[t - 1], dim=-1)[ids[t]].item()
+    return total
+
+
+def test_sequence_log_prob_right_answers(capsys):
+    from llmcourse.exercises.ch09 import check_sequence_log_prob
+
+    check_sequence_log_prob(sequence_log_prob)
+    check_sequence_log_prob(sequence_log_prob_loop)
+    assert capsys.readouterr().out.count("checks passed") == 2
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (lambda z, ids, p: z[p - 1:-1].gather(1, ids[p:, None]).sum(), "log_softmax"),
+    (lambda z, ids, p: z.softmax(-1)[p - 1:-1].gather(1, ids[p:, None]).sum(),
+     "returned probabilities"),
+    (lambda z, ids, p: z.log_softmax(-1)[p:].gather(1, ids[p:, None]).sum(),
+     "predict token t \\+ 1"),
+    (lambda z, ids, p: z.log_softmax(-1)[p - 1:-1].gather(1, ids[p:, None]).mean(),
+     "you averaged"),
+    (lambda z, ids, p: z.log_softmax(-1)[:-1].gather(1, ids[1:, None]).sum(),
+     "scored the prompt's tokens"),
+    (lambda z, ids, p: [1.0], "return one number"),
+])
+def test_sequence_log_prob_wrong(wrong, hint):
+    from llmcourse.exercises.ch09 import check_sequence_log_prob
+
+    with pytest.raises(ExerciseError, match=hint):
+        check_sequence_log_prob(wrong)
+
+
+def test_sequence_log_prob_not_answered():
+    from llmcourse.exercises.ch09 import check_sequence_log_prob
+
+    def todo(logits, ids, prompt_len):
+        raise NotImplementedError
+
+    with pytest.raises(NotYetAnswered):
+        check_sequence_log_prob(todo)
+    with pytest.raises(NotYetAnswered):
+        check_sequence_log_prob(None)

@@ -3,6 +3,7 @@
     check_temperature(temperature_probs)    softmax(logits / T)
     check_top_k(top_k_probs)                keep the k most likely tokens, renormalise
     check_top_p(top_p_probs)                nucleus: smallest top set with mass >= p, renormalise
+    check_sequence_log_prob(sequence_log_prob)  log p(new tokens | prompt) from the logits
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 
 from llmcourse.exercises import expect, run_checks
 
-__all__ = ["check_temperature", "check_top_k", "check_top_p"]
+__all__ = ["check_temperature", "check_top_k", "check_top_p", "check_sequence_log_prob"]
 
 _PROBS = torch.tensor([0.05, 0.30, 0.10, 0.40, 0.15], dtype=torch.float64)
 
@@ -102,3 +103,60 @@ def check_top_p(top_p_probs) -> None:
 
     return run_checks("Exercise: top-p (nucleus)", top_p_probs, [crossing_token, edges,
                                                                  renormalised])
+
+
+def _log_prob_case(seed: int, T: int = 7, V: int = 11):
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(T, V, generator=gen, dtype=torch.float64) * 2
+    ids = torch.randint(0, V, (T,), generator=gen)
+    return logits, ids
+
+
+def _reference_log_prob(logits, ids, prompt_len) -> float:
+    logp = logits.double().log_softmax(-1)[prompt_len - 1:-1]  # rows predicting the new tokens
+    return float(logp.gather(1, ids[prompt_len:, None]).sum())
+
+
+def check_sequence_log_prob(sequence_log_prob) -> None:
+    """``sequence_log_prob(logits, ids, prompt_len)``: logits (T, V) of the sequence ``ids``
+    (T,); the sum of log p(ids[t] | ids[:t]) over the new tokens t = prompt_len..T-1."""
+
+    def value(f, logits, ids, prompt_len):
+        got = f(logits.clone(), ids.clone(), prompt_len)
+        try:
+            got = float(got)
+        except (TypeError, ValueError, RuntimeError):
+            expect(False, f"return one number (a float or a 0-d tensor), got {type(got).__name__}")
+        return got
+
+    def is_a_log_prob(f):
+        logits, ids = _log_prob_case(0)
+        got = value(f, logits, ids, 3)
+        probs = logits.softmax(-1)[2:-1].gather(1, ids[3:, None])
+        expect(abs(got - float(probs.sum())) > 1e-6 and abs(got - float(probs.prod())) > 1e-9,
+               "you returned probabilities: sum the LOG-probabilities")
+        expect(got <= 0, f"got {got:.3f} > 0: a log-probability is never positive; take the "
+               "log_softmax of the logits, not the raw logits")
+
+    def aligned(f):
+        logits, ids = _log_prob_case(1)
+        got, want = value(f, logits, ids, 3), _reference_log_prob(logits, ids, 3)
+        same_position = float(logits.log_softmax(-1)[3:].gather(1, ids[3:, None]).sum())
+        expect(abs(got - same_position) > 1e-6 or abs(got - want) < 1e-6,
+               "the logits at position t predict token t + 1: score token t with row t - 1")
+        new = len(ids) - 3
+        expect(abs(got - want / new) > 1e-6, "you averaged: return the SUM over the new tokens")
+        expect(abs(got - _reference_log_prob(logits, ids, 1)) > 1e-6,
+               "you scored the prompt's tokens too: only tokens prompt_len.. count")
+        expect(abs(got - want) < 1e-6, f"expected {want:.4f}, got {got:.4f}")
+
+    def prompt_lengths(f):
+        for seed, prompt_len in ((2, 1), (3, 4), (4, 6)):
+            logits, ids = _log_prob_case(seed)
+            want = _reference_log_prob(logits, ids, prompt_len)
+            got = value(f, logits, ids, prompt_len)
+            expect(abs(got - want) < 1e-6,
+                   f"for prompt_len={prompt_len} expected {want:.4f}, got {got:.4f}")
+
+    return run_checks("Exercise: sequence log-probability", sequence_log_prob,
+                      [is_a_log_prob, aligned, prompt_lengths])
