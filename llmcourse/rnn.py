@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ElmanRNN", "CharRNN", "train_char_rnn", "rnn_log_probs"]
+__all__ = ["ElmanRNN", "CharRNN", "train_char_rnn", "train_char_rnn_tbptt", "rnn_log_probs"]
 
 
 class ElmanRNN(nn.Module):
@@ -108,6 +108,59 @@ def train_char_rnn(model: CharRNN, ids, *, steps: int, batch_size: int = 32, seq
             running = 0.0
             if max_seconds is not None and time.perf_counter() - start > max_seconds:
                 break
+    model.eval()
+    return history
+
+
+def train_char_rnn_tbptt(model: CharRNN, ids, *, steps: int, batch_size: int = 32,
+                         seq_len: int = 64, lr: float = 3e-3, clip: float = 1.0,
+                         log_every: int = 100) -> list[tuple[int, float]]:
+    """Truncated backpropagation through time (Williams & Peng, 1990) with Adam and clipping.
+
+    ``ids`` is cut into ``batch_size`` consecutive streams, read side by side ``seq_len``
+    characters at a time. The hidden state is carried from one window to the next, so the
+    model learns to use context longer than a window, but it is detached, so gradients flow
+    back through at most ``seq_len`` steps. The gradient norm is clipped to ``clip``
+    (Pascanu et al., 2013), and the learning rate falls linearly from ``lr`` to zero over the
+    ``steps``. After the last full window of the streams the state restarts
+    from zero at their beginning. Returns ``[(step, mean training loss over the last
+    log_every steps), ...]``; deterministic (no random sampling).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.ndim != 1:
+        raise ValueError(f"ids must be a 1-D sequence, got shape {ids.shape}")
+    stream_len = (len(ids) - 1) // batch_size
+    if stream_len < seq_len:
+        raise ValueError(f"need at least batch_size * seq_len + 1 = {batch_size * seq_len + 1} "
+                         f"ids, got {len(ids)}")
+    if steps < 1 or log_every < 1 or clip <= 0:
+        raise ValueError("steps and log_every must be >= 1 and clip > 0")
+    data = torch.from_numpy(ids)
+    inputs = data[:batch_size * stream_len].view(batch_size, stream_len)
+    targets = data[1:batch_size * stream_len + 1].view(batch_size, stream_len)
+    windows = stream_len // seq_len
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history, running, h = [], 0.0, None
+    model.train()
+    for step in range(1, steps + 1):
+        w = (step - 1) % windows
+        if w == 0:
+            h = None  # back at the start of the streams: a fresh zero state
+        for group in optimizer.param_groups:  # the learning rate falls linearly to zero
+            group["lr"] = lr * (1 - (step - 1) / steps)
+        x = inputs[:, w * seq_len:(w + 1) * seq_len]
+        y = targets[:, w * seq_len:(w + 1) * seq_len]
+        logits, h = model(x, h)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        h = h.detach()  # keep the state's value, cut its gradient path
+        running += loss.item()
+        if step % log_every == 0:
+            history.append((step, running / log_every))
+            running = 0.0
     model.eval()
     return history
 

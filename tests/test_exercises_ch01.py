@@ -9,6 +9,7 @@ import torch
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch01 import (
     check_add_k_bigram,
+    check_count_gradient,
     check_ngram_table_size,
     check_perplexity,
     check_rnn_step,
@@ -95,3 +96,55 @@ def test_stub_and_crashing_answers():
         check_perplexity(stub)
     with pytest.raises(ExerciseError, match="raised ZeroDivisionError"):
         check_perplexity(lambda lp: 1 / 0)
+
+
+def test_count_gradient_check():
+    def by_formula(W, counts):
+        return (counts.sum(dim=1, keepdim=True) * torch.softmax(W, dim=-1) - counts) / counts.sum()
+
+    def by_pairs(W, counts):  # expand the counts back into pairs, average softmax - one-hot
+        V = W.shape[0]
+        a, b = torch.nonzero(counts, as_tuple=True)
+        reps = counts[a, b].long()
+        x, y = a.repeat_interleave(reps), b.repeat_interleave(reps)
+        per_pair = torch.softmax(W[x], dim=-1) - torch.nn.functional.one_hot(y, V).to(W.dtype)
+        return torch.zeros_like(W).index_add_(0, x, per_pair) / len(x)
+
+    def numpy_answer(W, counts):
+        W, c = np.asarray(W, dtype=np.float64), np.asarray(counts, dtype=np.float64)
+        p = np.exp(W - W.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        return (c.sum(axis=1, keepdims=True) * p - c) / c.sum()
+
+    for right in (by_formula, by_pairs, numpy_answer):
+        check_count_gradient(right)  # raises if a correct answer is rejected
+
+    def flipped(W, counts):
+        return -by_formula(W, counts)
+
+    def summed(W, counts):
+        return by_formula(W, counts) * counts.sum()
+
+    def per_row(W, counts):  # divides each row by its own count: NaN for an empty row
+        rows = counts.sum(dim=1, keepdim=True)
+        return (rows * torch.softmax(W, dim=-1) - counts) / rows
+
+    def per_row_guarded(W, counts):  # the same, with the empty row patched
+        rows = counts.sum(dim=1, keepdim=True).clamp(min=1)
+        return (rows * torch.softmax(W, dim=-1) - counts) / rows
+
+    def no_row_weight(W, counts):  # softmax not weighted by c(a)
+        return (torch.softmax(W, dim=-1) - counts) / counts.sum()
+
+    def log_softmax(W, counts):  # the log-probabilities instead of the probabilities
+        rows = counts.sum(dim=1, keepdim=True)
+        return (rows * torch.log_softmax(W, dim=-1) - counts) / counts.sum()
+
+    wrong = [(flipped, "sign is flipped"), (summed, "divide the summed gradient by N"),
+             (per_row, "must not give NaN"), (per_row_guarded, "no gradient"),
+             (no_row_weight, "no gradient"), (log_softmax, r"c\(a\) softmax")]
+    for answer, hint in wrong:
+        with pytest.raises(ExerciseError, match=hint):
+            check_count_gradient(answer)
+    with pytest.raises(NotYetAnswered):
+        check_count_gradient(None)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from llmcourse.ngram import perplexity
-from llmcourse.rnn import CharRNN, ElmanRNN, rnn_log_probs, train_char_rnn
+from llmcourse.rnn import CharRNN, ElmanRNN, rnn_log_probs, train_char_rnn, train_char_rnn_tbptt
 
 
 def copied_reference(ours: ElmanRNN) -> nn.RNN:
@@ -75,3 +75,52 @@ def test_training_is_deterministic():
         runs.append(train_char_rnn(model, ids, steps=20, batch_size=4, seq_len=8, seed=5,
                                    log_every=10))
     assert runs[0] == runs[1]
+
+
+def test_tbptt_learns_a_pattern_longer_than_its_window():
+    # Period 12 with windows of 4: only a state carried across windows can predict it all.
+    rng = np.random.default_rng(0)
+    pattern = rng.integers(0, 4, size=12)
+    ids = np.tile(pattern, 400)
+    torch.manual_seed(0)
+    model = CharRNN(4, embed_size=8, hidden_size=32)
+    history = train_char_rnn_tbptt(model, ids, steps=400, batch_size=4, seq_len=4, lr=1e-2,
+                                   log_every=100)
+    assert history[-1][1] < 0.1 < history[0][1]
+
+
+def test_tbptt_carries_the_state_and_cuts_the_gradient():
+    ids = np.random.default_rng(1).integers(0, 6, size=2 * 3 * 5 + 1)  # 2 streams, 3 windows
+    torch.manual_seed(0)
+    model = CharRNN(6, embed_size=4, hidden_size=8)
+    seen = []
+    original = model.forward
+
+    def spy(x, h=None):
+        carried = None if h is None else h.clone()
+        seen.append((x.clone(), carried, h is not None and h.requires_grad))
+        return original(x, h)
+
+    model.forward = spy
+    train_char_rnn_tbptt(model, ids, steps=4, batch_size=2, seq_len=5, log_every=1)
+    streams = torch.from_numpy(ids[:30]).view(2, 15)
+    assert [s[1] is None for s in seen] == [True, False, False, True]  # restart after 3 windows
+    assert not any(s[2] for s in seen)  # the carried state is detached
+    for step, (x, _, _) in enumerate(seen):
+        w = step % 3
+        assert torch.equal(x, streams[:, 5 * w:5 * w + 5])
+
+
+def test_tbptt_is_deterministic_and_rejects_bad_input():
+    ids = np.random.default_rng(1).integers(0, 6, size=500)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = CharRNN(6, embed_size=4, hidden_size=8)
+        runs.append(train_char_rnn_tbptt(model, ids, steps=20, batch_size=4, seq_len=8,
+                                         log_every=10))
+    assert runs[0] == runs[1]
+    with pytest.raises(ValueError, match="need at least"):
+        train_char_rnn_tbptt(CharRNN(6), ids[:20], steps=1, batch_size=4, seq_len=8)
+    with pytest.raises(ValueError, match="1-D"):
+        train_char_rnn_tbptt(CharRNN(6), ids.reshape(2, -1), steps=1)

@@ -4,6 +4,7 @@
     check_add_k_bigram(add_k_bigram)              an add-k smoothed bigram probability
     check_ngram_table_size(ngram_table_size)      how big an n-gram table can get
     check_rnn_step(rnn_step)                      one step of an Elman RNN
+    check_count_gradient(count_gradient)          the bigram loss's gradient, from the counts
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 
 from llmcourse.exercises import expect, expect_close, run_checks
 
-__all__ = ["check_perplexity", "check_add_k_bigram", "check_ngram_table_size", "check_rnn_step"]
+__all__ = ["check_perplexity", "check_add_k_bigram", "check_ngram_table_size", "check_rnn_step",
+           "check_count_gradient"]
 
 
 def check_perplexity(perplexity) -> None:
@@ -142,3 +144,68 @@ def check_rnn_step(rnn_step) -> None:
                "the result must depend on the previous hidden state h")
 
     return run_checks("Exercise: RNN step", rnn_step, [shape, squashed, values, uses_state])
+
+
+def _autograd_count_gradient(W: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    W = W.detach().clone().requires_grad_(True)
+    loss = -(counts * torch.log_softmax(W, dim=-1)).sum() / counts.sum()
+    loss.backward()
+    return W.grad
+
+
+def check_count_gradient(count_gradient) -> None:
+    """``count_gradient(W, counts)``: dL/dW for L = -(1/N) sum_ab c(ab) log softmax(W_a)_b."""
+    gen = torch.Generator().manual_seed(2)
+    counts = torch.randint(0, 6, (5, 5), generator=gen).double()
+    counts[3] = 0  # a character that never starts a pair
+    counts[1, 2] = 40  # one frequent pair, so the rows' weights differ
+    W = torch.randn(5, 5, generator=gen, dtype=torch.float64)
+    want = _autograd_count_gradient(W, counts)
+
+    def as_tensor(got, dtype=torch.float64):
+        got = torch.as_tensor(np.asarray(got.detach() if isinstance(got, torch.Tensor) else got))
+        expect(tuple(got.shape) == (5, 5),
+               f"return a V x V table like W: expected shape (5, 5), got {tuple(got.shape)}")
+        return got.to(dtype)
+
+    def finite(f):
+        got = as_tensor(f(W.clone(), counts.clone()))
+        expect(bool(torch.isfinite(got).all()),
+               "a character with no counts must not give NaN: weight each row by its count "
+               "c(a) and divide by the total N, not by each row's own count")
+        expect(torch.allclose(got[3], torch.zeros(5, dtype=torch.float64)),
+               "a row whose character never starts a pair gets no gradient: every term of "
+               "the loss that involves it has count zero")
+
+    def direction(f):
+        got = as_tensor(f(W.clone(), counts.clone()))
+        expect(not torch.allclose(got, -want, atol=1e-9),
+               "the sign is flipped: the gradient is softmax minus one-hot (it points uphill, "
+               "and the optimiser subtracts it)")
+
+    def scale(f):
+        got = as_tensor(f(W.clone(), counts.clone()))
+        expect(not torch.allclose(got, want * counts.sum(), atol=1e-9),
+               "the loss is a mean over the N pairs: divide the summed gradient by "
+               "N = counts.sum()")
+
+    def values(f):
+        got = as_tensor(f(W.clone(), counts.clone()))
+        expect(torch.allclose(got, want, atol=1e-10, rtol=1e-8),
+               "every pair starting with a adds softmax(W_a) - one-hot(b) to row a: row a gets "
+               "c(a) softmax(W_a) - counts[a], all divided by N")
+
+    def float32(f):
+        got = f(W.float(), counts.float())
+        expect(torch.allclose(as_tensor(got), want, atol=1e-6, rtol=1e-4),
+               "it should also work on float32 tensors")
+
+    def at_zero(f):
+        # At W = 0 every row is uniform: the gradient is (c(a) / V - c(ab)) / N.
+        got = as_tensor(f(torch.zeros(5, 5, dtype=torch.float64), counts.clone()))
+        by_hand = (counts.sum(1, keepdim=True) / 5 - counts) / counts.sum()
+        expect(torch.allclose(got, by_hand, atol=1e-12), "at W = 0 the gradient should be "
+               "(c(a) / V - c(ab)) / N")
+
+    return run_checks("Exercise: bigram gradient from counts", count_gradient,
+                      [finite, direction, scale, values, float32, at_zero])
