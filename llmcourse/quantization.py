@@ -157,15 +157,23 @@ def unpermute_rope_rows(weight: Tensor, n_heads: int) -> Tensor:
     return weight.reshape(n_heads, half, 2, -1).transpose(1, 2).reshape(weight.shape)
 
 
-def read_gguf_llama(path) -> tuple[dict[str, Tensor], dict[str, str]]:
+def read_gguf_llama(source) -> tuple[dict[str, Tensor], dict[str, str]]:
     """Read a Llama GGUF file: (Hugging Face state dict in float32, GGUF type of each tensor).
 
-    Q4_1 and Q8_0 tensors are dequantised by ``decode_q4_1`` and ``decode_q8_0``, float32 ones
-    copied; any other type is refused. Query and key rows are put back into Hugging Face's order.
+    ``source`` is the file's path, or a ``gguf.GGUFReader`` already open on it (parsing the
+    header and its 100,000 tokenizer strings takes seconds: open it once). Q4_1 and Q8_0
+    tensors are dequantised by ``decode_q4_1`` and ``decode_q8_0``, float32 ones copied; any
+    other type is refused. Query and key rows are put back into Hugging Face's order.
     """
     from gguf import GGMLQuantizationType, GGUFReader
 
-    reader = GGUFReader(str(path))
+    if isinstance(source, GGUFReader):
+        reader = source
+    elif isinstance(source, (str, Path)):
+        reader = GGUFReader(str(source))
+    else:
+        raise ValueError(f"expected a path to a GGUF file or a gguf.GGUFReader, got "
+                         f"{type(source).__name__}")
     heads = int(reader.fields["llama.attention.head_count"].contents())
     kv_heads = int(reader.fields["llama.attention.head_count_kv"].contents())
     state, types = {}, {}

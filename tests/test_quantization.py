@@ -95,7 +95,8 @@ def test_blockwise_rejects_bad_input(args, match):
 
 def test_quantize_model_weights_counts_tied_matrix_once():
     torch.manual_seed(0)
-    model = llama.LlamaForCausalLM(llama.LlamaConfig.tiny(vocab_size=64, hidden_size=32, intermediate_size=64))
+    config = llama.LlamaConfig.tiny(vocab_size=64, hidden_size=32, intermediate_size=64)
+    model = llama.LlamaForCausalLM(config)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     size = Q.quantize_model_weights(model, "absmax", bits=4, block=32)
     matrices = sum(p.numel() for p in model.parameters() if p.ndim == 2)
@@ -108,9 +109,57 @@ def test_quantize_model_weights_counts_tied_matrix_once():
     w = before["model.layers.0.mlp.up_proj.weight"]
     want = Q.dequantize_blockwise(*Q.quantize_blockwise(w, 4, 32))
     assert torch.equal(after["model.layers.0.mlp.up_proj.weight"], want)
-    per_row = llama.LlamaForCausalLM(llama.LlamaConfig.tiny(vocab_size=64, hidden_size=32, intermediate_size=64))
+    per_row = llama.LlamaForCausalLM(config)
     size = Q.quantize_model_weights(per_row, "absmax", bits=8, block=None)
     rows = sum(p.shape[0] for p in per_row.parameters() if p.ndim == 2)
     assert size.bits == 8 * matrices + 16 * rows
     with pytest.raises(ValueError, match="method must be"):
         Q.quantize_model_weights(model, "int4")
+
+
+def _write_tiny_gguf(path):
+    """A GGUF file with one Llama block's worth of tensor kinds: Q4_1, Q8_0 and F32."""
+    from gguf import GGUFWriter
+
+    rng = np.random.default_rng(1)
+    tensors = {"blk.0.attn_q.weight": (rng.normal(size=(8, 64)), GGMLQuantizationType.Q4_1),
+               "blk.0.attn_k.weight": (rng.normal(size=(4, 64)), GGMLQuantizationType.Q8_0),
+               "blk.0.ffn_up.weight": (rng.normal(size=(3, 64)), GGMLQuantizationType.Q4_1),
+               "blk.0.attn_norm.weight": (rng.normal(size=64), None)}
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_head_count(2)
+    writer.add_head_count_kv(1)
+    for name, (w, kind) in tensors.items():
+        w = w.astype(np.float32)
+        if kind is None:
+            writer.add_tensor(name, w)
+        else:
+            writer.add_tensor(name, quantize(w, kind), raw_dtype=kind)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return {name: (w.astype(np.float32), kind) for name, (w, kind) in tensors.items()}
+
+
+def test_read_gguf_llama_from_a_path_or_an_open_reader(tmp_path):
+    from gguf import GGUFReader
+
+    path = tmp_path / "tiny.gguf"
+    written = _write_tiny_gguf(path)
+    state, types = Q.read_gguf_llama(path)
+    again, _ = Q.read_gguf_llama(GGUFReader(str(path)))  # the same, without re-parsing
+    assert sorted(state) == sorted(again) == sorted(Q.gguf_to_hf_name(n) for n in written)
+    assert all(torch.equal(state[k], again[k]) for k in state)
+    for name, (w, kind) in written.items():
+        hf = Q.gguf_to_hf_name(name)
+        want = w if kind is None else dequantize(quantize(w, kind), kind)
+        want = torch.from_numpy(want)
+        if name == "blk.0.attn_q.weight":  # 2 heads: rows put back in Hugging Face's order
+            want = Q.unpermute_rope_rows(want, 2)
+        elif name == "blk.0.attn_k.weight":  # 1 key-value head
+            want = Q.unpermute_rope_rows(want, 1)
+        assert torch.equal(state[hf], want), name
+        assert types[hf] == ("F32" if kind is None else kind.name)
+    with pytest.raises(ValueError, match="path to a GGUF file or a gguf.GGUFReader"):
+        Q.read_gguf_llama(42)

@@ -124,3 +124,37 @@ def test_bad_arguments_are_named(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         speculative_generate(target, target, **args)
+
+
+class _Counting(torch.nn.Module):
+    """Wraps a model and counts its forward passes and the positions fed to it."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls, self.positions = model, 0, 0
+
+    @property
+    def num_layers(self):
+        return self.model.num_layers
+
+    def forward(self, input_ids, kv_cache=None, logits_to_keep=0):
+        self.calls += 1
+        self.positions += input_ids.shape[1]
+        return self.model(input_ids, kv_cache=kv_cache, logits_to_keep=logits_to_keep)
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_work_is_linear_in_the_tokens(k):
+    # A cost guard: every round feeds each model only what its cache lacks (the prompt once,
+    # then the last kept token and the drafts), and every round adds at least one token. A
+    # cache that is not used or not cropped, or a loop that stalls, breaks these bounds.
+    target, draft = _Counting(_model(0)), _Counting(_model(1))
+    prompt = torch.tensor([[3, 5, 7, 11, 13]])
+    n_new = 23
+    ids, stats = speculative_generate(target, draft, prompt, n_new, k=k)
+    assert ids.shape == (1, 5 + n_new) and torch.equal(ids, generate(target.model, prompt, n_new))
+    assert target.calls == stats.target_passes <= n_new
+    assert draft.calls == stats.drafted <= k * stats.target_passes
+    assert stats.accepted == n_new - stats.target_passes  # each pass: its accepted drafts + 1
+    assert target.positions == 5 + stats.drafted + stats.target_passes - 1
+    assert draft.positions <= 5 + stats.drafted + stats.target_passes
