@@ -327,7 +327,6 @@ def beam_search(model, input_ids: Tensor, num_beams: int, max_new_tokens: int, *
     was_training = model.training
     model.eval()
     try:
-        prompt_len = input_ids.shape[1]
         last_only = {"logits_to_keep": 1} if _forward_takes(model, "logits_to_keep") else {}
         beams = input_ids                                   # (n, L): one beam to start with
         beam_scores = torch.zeros(1, device=input_ids.device)  # (n,) sums of log-probs

@@ -1,18 +1,29 @@
 """llmcourse.generation against Hugging Face: the same processors, the same generated tokens."""
 
-import pytest
-import torch
-from transformers import GPT2Config, GPT2LMHeadModel
-from transformers.generation.logits_process import (RepetitionPenaltyLogitsProcessor,
-                                                    TemperatureLogitsWarper, TopKLogitsWarper,
-                                                    TopPLogitsWarper)
-
 import inspect
 import itertools
 
-from llmcourse.generation import (HuggingFaceLM, apply_repetition_penalty, apply_temperature,
-                                  beam_search, generate, padding_positions, process_logits,
-                                  top_k_filter, top_p_filter)
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+from transformers.generation.logits_process import (
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from llmcourse.generation import (
+    HuggingFaceLM,
+    apply_repetition_penalty,
+    apply_temperature,
+    beam_search,
+    generate,
+    padding_positions,
+    process_logits,
+    top_k_filter,
+    top_p_filter,
+)
 from llmcourse.gpt import GPT
 from llmcourse.kvcache import KVCache
 
@@ -104,8 +115,8 @@ def test_processor_order_equals_hf():
 def test_greedy_equals_hf(models, use_cache, penalty):
     ours, hf = models
     prompt = torch.randint(0, V, (2, 5), generator=torch.Generator().manual_seed(3))
-    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=20, do_sample=False, repetition_penalty=penalty,
-                       pad_token_id=0)
+    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=20,
+                       do_sample=False, repetition_penalty=penalty, pad_token_id=0)
     got = generate(ours, prompt, 20, repetition_penalty=penalty, use_cache=use_cache)
     assert torch.equal(got, want)
 
@@ -119,7 +130,8 @@ def test_sampling_equals_hf(models, settings):
     hf_settings = dict(settings)
     hf_settings.setdefault("top_k", 0)  # HF samples with top_k=50 unless told otherwise
     torch.manual_seed(123)
-    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=15, do_sample=True, pad_token_id=0, **hf_settings)
+    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=15,
+                       do_sample=True, pad_token_id=0, **hf_settings)
     for use_cache in (True, False):
         torch.manual_seed(123)
         got = generate(ours, prompt, 15, do_sample=True, use_cache=use_cache, **settings)
@@ -131,8 +143,8 @@ def test_eos_stops_and_pads_like_hf(models):
     prompt = torch.randint(0, V, (2, 3), generator=torch.Generator().manual_seed(7))
     free = generate(ours, prompt, 12)
     eos = int(free[0, 6])  # a token the first row produces at its 4th step
-    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12, do_sample=False, eos_token_id=eos,
-                       pad_token_id=eos)
+    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12,
+                       do_sample=False, eos_token_id=eos, pad_token_id=eos)
     got = generate(ours, prompt, 12, eos_token_id=eos)
     assert torch.equal(got, want)
     assert (got[0, 7:] == eos).all()
