@@ -292,3 +292,82 @@ def test_teacher_guide_downloads_are_the_chapters(browser, server, external, tmp
         first = nbformat.reads(archive.read(chapters[0]).decode(), as_version=4)
         solutions = [c for c in first.cells if "solution" in c.metadata.get("tags", [])]
         assert bool(solutions) == (text != "the student edition"), text
+
+
+# The interactive explorers (llmcourse.explorers) on chapters 4 and 10: they answer input in
+# the offline browser, and the pages stay small.
+
+EXPLORER_PAGES = {"04_": "div.llmc-attn", "10_": "div.llmc-samp"}
+
+
+def _explorer(browser, server, external, prefix: str):
+    page = next(p for p in NOTEBOOKS if Path(p).name.startswith(prefix))
+    assert open_page(browser, f"{server}/{page}.html", external) == []
+    roots = browser.find_elements(By.CSS_SELECTOR, EXPLORER_PAGES[prefix])
+    assert len(roots) == 1, f"{page}: {len(roots)} explorers"
+    WebDriverWait(browser, 10).until(lambda d: roots[0].get_attribute("data-ready") == "1")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", roots[0])
+    return roots[0]
+
+
+def test_attention_explorer_04_self_attention_responds_offline(browser, server, external):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    root = _explorer(browser, server, external, "04_")
+
+    def shown():
+        return [e.text for e in root.find_elements(By.CSS_SELECTOR, ".llmc-tok .llmc-w")]
+
+    first = shown()
+    assert len(first) > 3 and any(w not in ("", "\u00b7") for w in first)
+    head = Select(root.find_element(By.CSS_SELECTOR, 'select[data-llmc="head"]'))
+    other = "0" if head.first_selected_option.get_attribute("value") != "0" else "1"
+    head.select_by_value(other)
+    assert shown() != first, "choosing another head changed nothing"
+    layer = Select(root.find_element(By.CSS_SELECTOR, 'select[data-llmc="layer"]'))
+    before = shown()
+    layer.select_by_value("0")
+    assert shown() != before, "choosing another layer changed nothing"
+    tokens = root.find_elements(By.CSS_SELECTOR, ".llmc-tok")
+    before = shown()
+    ActionChains(browser).move_to_element(tokens[-1]).perform()  # hover: a new query
+    assert "llmc-q" in tokens[-1].get_attribute("class")
+    assert shown() != before, "hovering over another token changed nothing"
+    caption = root.find_element(By.CSS_SELECTOR, '[data-llmc="caption"]').text
+    assert caption.startswith(f"Layer 0, head {other}.")
+
+
+def test_sampling_explorer_10_hugging_face_responds_offline(browser, server, external):
+    from selenium.webdriver.common.keys import Keys
+
+    root = _explorer(browser, server, external, "10_")
+    summary = root.find_element(By.CSS_SELECTOR, '[data-llmc="summary"]')
+
+    def shown():
+        return summary.text, [r.text for r in root.find_elements(By.CSS_SELECTOR, "tr[data-rank]")]
+
+    first = shown()
+    assert re.match(r"\d+ of the 40 tokens survive", first[0]), first[0]
+    root.find_element(By.CSS_SELECTOR, 'input[data-llmc="temperature"]').send_keys(Keys.HOME)
+    assert root.find_element(By.CSS_SELECTOR, 'output[data-llmc="temperature"]').text == "0.10"
+    second = shown()
+    assert second != first, "moving the temperature slider changed nothing"
+    root.find_element(By.CSS_SELECTOR, 'input[data-llmc="top_p"]').send_keys(Keys.END)
+    root.find_element(By.CSS_SELECTOR, 'input[data-llmc="top_k"]').send_keys(Keys.HOME)
+    assert shown()[0].startswith("1 of the 40 tokens survive"), shown()[0]
+    assert "1.000" in shown()[1][0]  # the one survivor gets all the probability
+
+
+@pytest.mark.parametrize("prefix", sorted(EXPLORER_PAGES))
+def test_explorer_pages_stay_under_2_mb(site, prefix):
+    """A page's own content: its HTML and the images it shows (not the shared theme)."""
+    page = next(p for p in NOTEBOOKS if Path(p).name.startswith(prefix))
+    html_file = site / f"{page}.html"
+    text = html_file.read_text()
+    images = {src for src in re.findall(r'<img[^>]+src="([^"]+)"', text)
+              if not src.startswith(("http:", "https:", "data:"))}
+    size = html_file.stat().st_size + sum((html_file.parent / src).stat().st_size
+                                          for src in images)
+    assert size < 2_000_000, f"{page}: {size:,} bytes"
+    print(f"{page}: {size:,} bytes of its own ({html_file.stat().st_size:,} of HTML)")
