@@ -636,6 +636,33 @@ _add(
     )
 )
 
+
+
+def _count_gradient_case(rng, dt) -> Case:
+    V = _dims(rng, 3, 8)
+    counts = rng.integers(0, 6, size=(V, V)).astype(float)
+    counts[int(rng.integers(0, V))] = 0  # a character that starts no pair
+    counts[0, 0] += 1  # at least one pair
+    return Case((_t(rng, V, V, dtype=dt), torch.from_numpy(counts).to(dt)))
+
+
+def _count_gradient(W, counts):
+    """d mean NLL / d W for a bigram logit table: (row count * softmax - counts) / pairs."""
+    c = counts.double()
+    return (c.sum(dim=1, keepdim=True) * torch.softmax(W.double(), dim=-1) - c) / c.sum()
+
+
+_add(
+    Spec(
+        "ex-ch01-count-gradient",
+        lambda rng: _tensor_cases(rng, _count_gradient_case),
+        _count_gradient,
+        close(),
+        forbid={"backward", "grad"},
+        chapter={"count_loss"},
+    )
+)
+
 # ---- chapter 2 -----------------------------------------------------------------------------
 _add(
     Spec(
