@@ -155,7 +155,9 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(C, C, bias=config.bias)       # the output projection W^O
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:
+    def forward(self, x: Tensor, kv_cache: KVCache | None = None,
+                key_padding_mask: Tensor | None = None) -> Tensor:
+        """``key_padding_mask`` (B, S) bool, False at padding keys (left-padded batches)."""
         q, k, v = self.c_attn(x).chunk(3, dim=-1)             # (B, T, 3C) -> 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # -> (B, h, T, d)
         if kv_cache is not None:
@@ -164,7 +166,13 @@ class CausalSelfAttention(nn.Module):
         # New query i sits at position P + i and may see keys 0..P + i: a causal mask aligned to
         # the bottom-right. One new token (the usual cached step) may see every key: no mask.
         mask = None if T == 1 or T == S else causal_mask(T, S, past=S - T, device=x.device)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=(T == S and T > 1),
+        if key_padding_mask is not None:  # no query sees a pad; each sees itself (no empty row)
+            causal = causal_mask(T, S, past=S - T, device=x.device)
+            itself = torch.zeros(T, S, dtype=torch.bool, device=x.device)
+            itself[torch.arange(T), torch.arange(S - T, S)] = True
+            mask = (causal & key_padding_mask[:, None, None, :]) | itself  # (B, 1, T, S)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           is_causal=(T == S and T > 1 and mask is None),
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, h, T, d) -> (B, T, C)
 
@@ -196,8 +204,9 @@ class Block(nn.Module):
         self.ln_2 = LayerNorm(config.n_embd, eps=eps, bias=bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, kv_cache: KVCache | None = None) -> Tensor:
-        x = x + self.attn(self.ln_1(x), kv_cache)
+    def forward(self, x: Tensor, kv_cache: KVCache | None = None,
+                key_padding_mask: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.ln_1(x), kv_cache, key_padding_mask)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -243,17 +252,32 @@ class GPT(nn.Module):
         return self.config.n_layer
 
     def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None,
-                logits_to_keep: int = 0) -> Tensor:
+                logits_to_keep: int = 0, attention_mask: Tensor | None = None,
+                position_ids: Tensor | None = None) -> Tensor:
         """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V),
-        which is all generation needs (the read-out is the model's largest matrix product)."""
+        which is all generation needs (the read-out is the model's largest matrix product).
+
+        For a left-padded batch: ``attention_mask`` (B, P + T), 1 for real tokens and 0 for
+        padding, over the cached and the new tokens; ``position_ids`` (B, T) the new tokens'
+        positions (``llmcourse.generation.padding_positions``)."""
         past = check_decoder_input(input_ids, self.config.vocab_size, kv_cache,
                                    self.config.n_layer, logits_to_keep, self.config.block_size)
-        T = input_ids.shape[1]
-        positions = torch.arange(past, past + T, device=input_ids.device)  # (T,)
+        B, T = input_ids.shape
+        if attention_mask is not None and tuple(attention_mask.shape) != (B, past + T):
+            raise ValueError(f"attention_mask must have shape (batch, cached + new) = "
+                             f"{(B, past + T)}, got {tuple(attention_mask.shape)}")
+        if position_ids is not None and (tuple(position_ids.shape) != (B, T) or not
+                                         0 <= int(position_ids.min())
+                                         <= int(position_ids.max()) < self.config.block_size):
+            raise ValueError(f"position_ids must have shape (batch, seq) = {(B, T)} with values "
+                             f"in 0..{self.config.block_size - 1}")
+        positions = (position_ids if position_ids is not None
+                     else torch.arange(past, past + T, device=input_ids.device))  # (B, T) or (T,)
         x = self.transformer.wte(input_ids) + self.transformer.wpe(positions)  # (B, T, C)
         x = self.transformer.drop(x)
+        key_padding_mask = attention_mask.bool() if attention_mask is not None else None
         for block in self.transformer.h:
-            x = block(x, kv_cache)
+            x = block(x, kv_cache, key_padding_mask)
         x = self.transformer.ln_f(x)[:, -logits_to_keep:]  # (B, T or n, C); -0: keep all
         return self.lm_head(x)  # (B, T or n, C) -> (B, T or n, V)
 

@@ -1,6 +1,5 @@
 """llmcourse.generation against Hugging Face: the same processors, the same generated tokens."""
 
-import inspect
 import itertools
 
 import pytest
@@ -401,11 +400,6 @@ def test_left_padded_batch_equals_hf_and_each_prompt_alone(beam_models, pad):
     assert torch.equal(got, want)
 
 
-GPT_TAKES_MASK = "attention_mask" in inspect.signature(GPT.forward).parameters
-
-
-@pytest.mark.skipif(not GPT_TAKES_MASK, reason="llmcourse.gpt.GPT.forward takes no "
-                    "attention_mask / position_ids yet")
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_left_padded_batch_with_our_gpt(beam_models, use_cache):
     ours, hf = beam_models

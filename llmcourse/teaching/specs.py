@@ -1024,6 +1024,32 @@ _add(
 )
 _add(Spec("ex-ch09-top-p", _top_p_cases, _top_p, close(), chapter={"top_p_filter"}))
 
+
+def _sequence_log_prob(logits, ids, prompt_len):
+    log_probs = torch.log_softmax(logits.double(), dim=-1)[prompt_len - 1 : -1]
+    return float(log_probs.gather(1, ids[prompt_len:, None].long()).sum())
+
+
+def _sequence_log_prob_cases(rng):
+    cases = []
+    for dt in _dtypes():
+        for _ in range(2):
+            T, V = _dims(rng, 4, 12), _dims(rng, 5, 40)
+            ids = torch.from_numpy(rng.integers(0, V, T))
+            logits = _t(rng, T, V, dtype=dt, scale=2.0)
+            cases.append(Case((logits, ids, int(rng.integers(1, T)))))
+    return cases
+
+
+_add(
+    Spec(
+        "ex-ch09-sequence-log-prob",
+        _sequence_log_prob_cases,
+        _sequence_log_prob,
+        number(rtol=1e-4, atol=1e-5),
+    )
+)
+
 # ---- chapter 10 ----------------------------------------------------------------------------
 _add(
     Spec(
