@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-from torch.nn import functional as F
 from torch.testing import assert_close
 
 from llmcourse import alignment as al

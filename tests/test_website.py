@@ -8,7 +8,8 @@ phone widths are saved in _build/screenshots/ (git-ignored).
 
 The browser is kept offline (every host name but 127.0.0.1 fails to resolve): every formula
 must still render, since MathJax is served by the site itself. Requests that leave 127.0.0.1
-are recorded in _build/screenshots/external_requests.txt, not counted as errors. Needs Debian's Chromium and its driver:
+are recorded in _build/screenshots/external_requests.txt, not counted as errors. Needs
+Debian's Chromium and its driver:
     apt-get install -y chromium chromium-driver
 Without them these tests are skipped.
 """

@@ -55,8 +55,9 @@ def check_choose_rank(choose_rank) -> None:
     def squares(f):
         got = f(spectrum, 0.8)
         not_squared = _reference_rank(spectrum.sqrt(), 0.8)  # the rank if σ, not σ², is summed
-        expect(got != not_squared, "you summed the singular values themselves; the squared norm that a "
-                         "rank-r approximation keeps is the sum of the squared singular values")
+        expect(got != not_squared,
+               "you summed the singular values themselves; the squared norm that a rank-r "
+               "approximation keeps is the sum of the squared singular values")
         expect(got != 1, "the top 2 values are needed, and you returned 1: return the rank, a "
                          "count from 1, not an index from 0")
         expect(got == 2, f"σ² = 16, 4, 1, 1, 0.25, 0.25 sum to 22.5: the top 2 keep 20 / 22.5 = "
