@@ -29,8 +29,10 @@ book: install
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
 
-# Every test: unit tests, nbval over every chapter (all outputs compared), the -W build.
+# Every test: lint, unit tests, nbval over every chapter (all outputs compared), the -W build.
 test: data
+	@echo "== lint (ruff, rules in pyproject.toml) =="
+	$(VENV)/bin/ruff check llmcourse tests tools benchmarks scripts _ext
 	@echo "== unit tests (with the Colab-like fresh environment) =="
 	LLMCOURSE_COLAB_TEST=1 $(PY) -m pytest tests
 	@echo "== nbval: every chapter re-executed, every output compared =="
