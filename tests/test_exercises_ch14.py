@@ -88,7 +88,8 @@ def test_encode_q4_1():
 
 
 def test_expected_tokens_per_pass():
-    check_expected_tokens_per_pass(lambda a, k: sum(a ** i for i in range(k + 1)))  # raises if rejected
+    # raises if rejected
+    check_expected_tokens_per_pass(lambda a, k: sum(a ** i for i in range(k + 1)))
     check_expected_tokens_per_pass(  # the closed form, with alpha = 1 handled; raises if rejected
         lambda a, k: k + 1.0 if a == 1 else (1 - a ** (k + 1)) / (1 - a))
     for wrong, hint in [
