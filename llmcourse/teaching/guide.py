@@ -269,9 +269,9 @@ def render_cards(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
         lines += ["", f"### {part['caption']}", "", "::::{grid} 1 2 2 3", ":gutter: 2", ""]
         for c in members:
             record = timings.get(c.path.name)
-            runs = f"runs in {record['seconds']:.0f} s" if record else "run time not measured"
+            runs = f"Runs in {record['seconds']:.0f} s." if record else "Run time not measured."
             lines += [f":::{{grid-item-card}} {c.title}", f":link: {c.path.stem}",
-                      ":link-type: doc", "", c.summary, "+++", runs, ":::", ""]
+                      ":link-type: doc", "", c.summary, "", f"*{runs}*", ":::", ""]
         lines.append("::::")
     lines += ["", CARDS_END]
     return "\n".join(lines)
