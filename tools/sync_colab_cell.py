@@ -80,6 +80,11 @@ def sync_intro(intro: Path, config_path: Path, check: bool) -> bool:
 
 
 def main(argv: list[str]) -> int:
+    unknown = [a for a in argv if a.startswith("-") and a != "--check"]
+    if unknown:  # --help included: the usage is the module's docstring
+        usage = next(line for line in __doc__.splitlines() if line.startswith("Usage:"))
+        print(__doc__.strip() if unknown == ["--help"] else f"unknown option {unknown[0]}; {usage}")
+        return 0 if unknown == ["--help"] else 2
     check = "--check" in argv
     paths = [Path(a).resolve() for a in argv if a != "--check"]
     paths = paths or sorted((ROOT / "book").glob("*.ipynb"))
