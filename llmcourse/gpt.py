@@ -165,8 +165,9 @@ class CausalSelfAttention(nn.Module):
         T, S = q.shape[2], k.shape[2]
         # New query i sits at position P + i and may see keys 0..P + i: a causal mask aligned to
         # the bottom-right. One new token (the usual cached step) may see every key: no mask.
-        mask = None if T == 1 or T == S else causal_mask(T, S, past=S - T, device=x.device)
-        if key_padding_mask is not None:  # no query sees a pad; each sees itself (no empty row)
+        if key_padding_mask is None:
+            mask = None if T == 1 or T == S else causal_mask(T, S, past=S - T, device=x.device)
+        else:  # no query sees a pad; each sees itself (no empty row)
             causal = causal_mask(T, S, past=S - T, device=x.device)
             itself = torch.zeros(T, S, dtype=torch.bool, device=x.device)
             itself[torch.arange(T), torch.arange(S - T, S)] = True
