@@ -23,9 +23,10 @@ def write_downloads(app, exception) -> None:
     book = Path(app.srcdir) / "book"
     out = Path(app.outdir) / "downloads"
     out.mkdir(parents=True, exist_ok=True)
+    notebooks = chapters(book)
     with tempfile.TemporaryDirectory() as tmp:
-        students = build(chapters(book), Path(tmp))
-        for name, files in (("notebooks.zip", chapters(book)), ("student-edition.zip", students)):
+        students = build(notebooks, Path(tmp))
+        for name, files in (("notebooks.zip", notebooks), ("student-edition.zip", students)):
             partial = out / (name + ".partial")
             with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
                 for path in files:

@@ -215,6 +215,8 @@ def _kill_process_tree(root: int) -> None:
     for pid in seen:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # where /proc is missing,
+        os.killpg(root, signal.SIGKILL)  # at least the processes of torchrun's own session
 
 
 def _children(parents: list[int]) -> list[int]:
