@@ -7,6 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 export HF_HUB_OFFLINE := 1
+# Everything ruff checks and formats: the package, its tests and tools, and the chapters' code.
+CODE   := llmcourse tests tools benchmarks scripts _ext book
 
 .PHONY: install data book test lab execute benchmark scaling clean student student-site grade \
         grade-merge guide layout test-site test-colab
@@ -31,8 +33,9 @@ book: install
 
 # Every test: lint, unit tests, nbval over every chapter (all outputs compared), the -W build.
 test: data
-	@echo "== lint (ruff, rules in pyproject.toml) =="
-	$(VENV)/bin/ruff check llmcourse tests tools benchmarks scripts _ext
+	@echo "== lint and format (ruff: pyproject.toml; book/ruff.toml keeps chapters to 84 columns) =="
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 	@echo "== unit tests (with the Colab-like fresh environment) =="
 	LLMCOURSE_COLAB_TEST=1 $(PY) -m pytest tests
 	@echo "== nbval: every chapter re-executed, every output compared =="

@@ -37,12 +37,17 @@ NAIVE_MERGES = 20
 
 def train_hf(text: str, num_merges: int):
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    trainer = trainers.BpeTrainer(vocab_size=256 + num_merges, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=256 + num_merges,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator([text], trainer=trainer)
     return [tuple(m) for m in json.loads(tok.to_str())["model"]["merges"]]
 
@@ -79,21 +84,26 @@ def main() -> dict:
     assert ours == theirs, "our trainer and tokenizers' learned different merges"
     assert naive == ours[:NAIVE_MERGES]
     result = {
-        "corpus": "shakespeare_text('train')", "characters": len(text),
-        "num_merges": NUM_MERGES, "same_merges": ours == theirs,
+        "corpus": "shakespeare_text('train')",
+        "characters": len(text),
+        "num_merges": NUM_MERGES,
+        "same_merges": ours == theirs,
         "llmcourse_seconds": round(ours_s, 2),
         "llmcourse_merges_per_s": round(NUM_MERGES / ours_s, 1),
         "tokenizers_seconds": round(theirs_s, 2),
         "tokenizers_merges_per_s": round(NUM_MERGES / theirs_s, 1),
         "tokenizers_speedup": round(ours_s / theirs_s, 1),
-        "naive_merges": NAIVE_MERGES, "naive_seconds": round(naive_s, 2),
+        "naive_merges": NAIVE_MERGES,
+        "naive_seconds": round(naive_s, 2),
         "naive_merges_per_s": round(NAIVE_MERGES / naive_s, 2),
         "machine": f"{platform.machine()}, {platform.python_version()}",
     }
     print(f"{'trainer':<28}{'merges':>8}{'seconds':>10}{'merges/s':>11}")
-    for name, key, n in [("llmcourse (incremental)", "llmcourse", NUM_MERGES),
-                         ("tokenizers (Rust)", "tokenizers", NUM_MERGES),
-                         ("chapter 2 (recount all)", "naive", NAIVE_MERGES)]:
+    for name, key, n in [
+        ("llmcourse (incremental)", "llmcourse", NUM_MERGES),
+        ("tokenizers (Rust)", "tokenizers", NUM_MERGES),
+        ("chapter 2 (recount all)", "naive", NAIVE_MERGES),
+    ]:
         print(f"{name:<28}{n:>8}{result[key + '_seconds']:>10}{result[key + '_merges_per_s']:>11}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

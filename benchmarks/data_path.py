@@ -78,18 +78,22 @@ def main() -> dict:
         text_file.write_text(shakespeare_text("train"), encoding="utf-8")
         start = time.perf_counter()
         with open(text_file, encoding="utf-8") as f:
-            stream_peak = peak_added_memory(lambda: write_token_file(
-                tokenizer.encode_iterable(f), Path(tmp) / "once.bin"))
+            stream_peak = peak_added_memory(
+                lambda: write_token_file(tokenizer.encode_iterable(f), Path(tmp) / "once.bin")
+            )
         encode_s = time.perf_counter() - start
         play_ids = np.memmap(Path(tmp) / "once.bin", dtype=np.uint16, mode="r")
         # Spot check: the streamed ids begin with encode's ids of the first 200,000 or so
         # characters, cut where a line ends after a word and the next begins with a letter
         # (so the cut changes no piece).
         text = shakespeare_text("train")
-        cut = next(k for k in range(200_000, len(text)) if text[k] == "\n"
-                   and not text[k - 1].isspace() and text[k + 1].isalpha())
-        head_ids = tokenizer.encode(text[:cut + 1])
-        assert np.array_equal(play_ids[:len(head_ids)], head_ids)
+        cut = next(
+            k
+            for k in range(200_000, len(text))
+            if text[k] == "\n" and not text[k - 1].isspace() and text[k + 1].isalpha()
+        )
+        head_ids = tokenizer.encode(text[: cut + 1])
+        assert np.array_equal(play_ids[: len(head_ids)], head_ids)
 
         # Flat memory: a fresh tokenizer (empty word cache) streams three copies of the text.
         triple = Path(tmp) / "train3.txt"
@@ -109,18 +113,19 @@ def main() -> dict:
         assert torch.equal(x, x_ref) and torch.equal(y, y_ref)
 
         new_s = time_batches(get_batch, ids, 200)
-        new_mem = peak_added_memory(
-            lambda: [get_batch(ids, BATCH, BLOCK) for _ in range(100)])
+        new_mem = peak_added_memory(lambda: [get_batch(ids, BATCH, BLOCK) for _ in range(100)])
         old_s = time_batches(get_batch_before, ids, 3)
         old_mem = peak_added_memory(lambda: get_batch_before(ids, BATCH, BLOCK))
         result = {
             "tokenizer": "GPT-2 (llmcourse.tokenization.gpt2_tokenizer)",
-            "text_bytes": text_file.stat().st_size, "text_tokens": int(len(play_ids)),
+            "text_bytes": text_file.stat().st_size,
+            "text_tokens": int(len(play_ids)),
             "encode_iterable_seconds": round(encode_s, 1),
             "encode_iterable_peak_added_MiB": round(stream_peak / MiB, 2),
             "encode_iterable_3x_text_bytes": triple.stat().st_size,
             "encode_iterable_3x_peak_added_MiB": round(triple_peak / MiB, 2),
-            "corpus_tokens": int(len(ids)), "corpus_copies": copies,
+            "corpus_tokens": int(len(ids)),
+            "corpus_copies": copies,
             "token_file_MiB": round(big.stat().st_size / MiB, 1),
             "batch": [BATCH, BLOCK],
             "get_batch_ms": round(1000 * new_s, 3),

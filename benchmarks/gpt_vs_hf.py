@@ -35,8 +35,9 @@ def best_time(fn, repeats: int) -> float:
 
 
 @torch.no_grad()
-def run(config: GPTConfig, prompt_len: int = 32, new_tokens: int = 16, repeats: int = 3,
-        seed: int = 0) -> dict:
+def run(
+    config: GPTConfig, prompt_len: int = 32, new_tokens: int = 16, repeats: int = 3, seed: int = 0
+) -> dict:
     """Time both models on one random prompt; returns seconds, ratios and tokens/s."""
     torch.manual_seed(seed)
     ours = GPT(config).eval()
@@ -46,13 +47,22 @@ def run(config: GPTConfig, prompt_len: int = 32, new_tokens: int = 16, repeats: 
     mask = torch.ones_like(ids)  # pad_token_id is 0, a real token here: say nothing is padding
     tasks = {
         "forward": (lambda: ours(ids), lambda: hf(ids).logits),
-        "generate_cached": (lambda: generate(ours, ids, new_tokens, use_cache=True),
-                            lambda: hf.generate(ids, attention_mask=mask, max_new_tokens=new_tokens,
-                                                do_sample=False, use_cache=True)),
-        "generate_uncached": (lambda: generate(ours, ids, new_tokens, use_cache=False),
-                              lambda: hf.generate(ids, attention_mask=mask,
-                                                  max_new_tokens=new_tokens, do_sample=False,
-                                                  use_cache=False)),
+        "generate_cached": (
+            lambda: generate(ours, ids, new_tokens, use_cache=True),
+            lambda: hf.generate(
+                ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False, use_cache=True
+            ),
+        ),
+        "generate_uncached": (
+            lambda: generate(ours, ids, new_tokens, use_cache=False),
+            lambda: hf.generate(
+                ids,
+                attention_mask=mask,
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                use_cache=False,
+            ),
+        ),
     }
     result = {}
     for name, (ours_fn, hf_fn) in tasks.items():
@@ -65,14 +75,25 @@ def run(config: GPTConfig, prompt_len: int = 32, new_tokens: int = 16, repeats: 
         if name.startswith("generate"):
             row.update(ours_tokens_per_s=new_tokens / t_ours, hf_tokens_per_s=new_tokens / t_hf)
         result[name] = row
-    result["same_tokens"] = bool(torch.equal(
-        generate(ours, ids, new_tokens),
-        hf.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False)))
-    result["setup"] = dict(n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd,
-                           vocab_size=config.vocab_size, parameters=gpt_param_count(config),
-                           prompt_len=prompt_len, new_tokens=new_tokens, repeats=repeats,
-                           threads=torch.get_num_threads(), torch=torch.__version__,
-                           machine=platform.machine())
+    result["same_tokens"] = bool(
+        torch.equal(
+            generate(ours, ids, new_tokens),
+            hf.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False),
+        )
+    )
+    result["setup"] = dict(
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        n_embd=config.n_embd,
+        vocab_size=config.vocab_size,
+        parameters=gpt_param_count(config),
+        prompt_len=prompt_len,
+        new_tokens=new_tokens,
+        repeats=repeats,
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        machine=platform.machine(),
+    )
     return result
 
 
@@ -83,8 +104,10 @@ def main() -> None:
     result = run(GPTConfig.gpt2(), prompt_len=32, new_tokens=16, repeats=3)
     result["setup"]["transformers"] = transformers.__version__
     result["command"] = "python benchmarks/gpt_vs_hf.py"
-    print(f"GPT-2 small ({result['setup']['parameters']:,} parameters), "
-          f"{torch.get_num_threads()} threads, best of {result['setup']['repeats']}")
+    print(
+        f"GPT-2 small ({result['setup']['parameters']:,} parameters), "
+        f"{torch.get_num_threads()} threads, best of {result['setup']['repeats']}"
+    )
     print(f"{'task':<20}{'ours (s)':>10}{'HF (s)':>10}{'ours/HF':>9}")
     for name in ("forward", "generate_cached", "generate_uncached"):
         row = result[name]

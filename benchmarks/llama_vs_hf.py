@@ -46,13 +46,20 @@ def load_models(random_weights: bool):
     if random_weights:  # SmolLM2's shapes, random values: speed does not depend on them
         torch.manual_seed(0)
         cfg = LlamaConfig()
-        hf = HFLlama(HFConfig(
-            vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
-            intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_hidden_layers,
-            num_attention_heads=cfg.num_attention_heads,
-            num_key_value_heads=cfg.num_key_value_heads, head_dim=cfg.head_dim,
-            rms_norm_eps=cfg.rms_norm_eps, rope_theta=cfg.rope_theta,
-            tie_word_embeddings=True)).eval()
+        hf = HFLlama(
+            HFConfig(
+                vocab_size=cfg.vocab_size,
+                hidden_size=cfg.hidden_size,
+                intermediate_size=cfg.intermediate_size,
+                num_hidden_layers=cfg.num_hidden_layers,
+                num_attention_heads=cfg.num_attention_heads,
+                num_key_value_heads=cfg.num_key_value_heads,
+                head_dim=cfg.head_dim,
+                rms_norm_eps=cfg.rms_norm_eps,
+                rope_theta=cfg.rope_theta,
+                tie_word_embeddings=True,
+            )
+        ).eval()
         ours = LlamaForCausalLM(cfg).eval()
         load_llama_state_dict(ours, hf.state_dict())
         ids = torch.randint(0, cfg.vocab_size, (1, 39))
@@ -63,9 +70,12 @@ def load_models(random_weights: bool):
     ours = LlamaForCausalLM.from_pretrained(path)
     hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": PROMPT}],
-                                        add_generation_prompt=True, return_tensors="pt",
-                                        return_dict=True)["input_ids"]
+    ids = tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )["input_ids"]
     return ours, hf, ids
 
 
@@ -79,8 +89,9 @@ def run(new_tokens: int = 32, repeats: int = 5, random_weights: bool = False) ->
         return generate(ours, ids, new_tokens, use_cache=True)
 
     def hf_fn():
-        return hf.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False,
-                           use_cache=True)
+        return hf.generate(
+            ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False, use_cache=True
+        )
 
     want = hf_fn()  # the warm-up runs double as the check that both produce the same tokens
     same = bool(torch.equal(ours_fn(), want))
@@ -90,17 +101,28 @@ def run(new_tokens: int = 32, repeats: int = 5, random_weights: bool = False) ->
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    result = {name: {"median_s": statistics.median(t), "times_s": t,
-                     "tokens_per_s": new_tokens / statistics.median(t)}
-              for name, t in times.items()}
+    result = {
+        name: {
+            "median_s": statistics.median(t),
+            "times_s": t,
+            "tokens_per_s": new_tokens / statistics.median(t),
+        }
+        for name, t in times.items()
+    }
     result["ratio"] = result["ours"]["tokens_per_s"] / result["hf"]["tokens_per_s"]
     result["same_tokens"] = same
-    result["setup"] = dict(model="SmolLM2-135M-Instruct", random_weights=random_weights,
-                           prompt_tokens=ids.shape[1], new_tokens=new_tokens, repeats=repeats,
-                           threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
-                           load_average_1min=[round(load_before, 1),
-                                              round(os.getloadavg()[0], 1)],
-                           torch=torch.__version__, machine=platform.machine())
+    result["setup"] = dict(
+        model="SmolLM2-135M-Instruct",
+        random_weights=random_weights,
+        prompt_tokens=ids.shape[1],
+        new_tokens=new_tokens,
+        repeats=repeats,
+        threads=torch.get_num_threads(),
+        cpu_count=os.cpu_count(),
+        load_average_1min=[round(load_before, 1), round(os.getloadavg()[0], 1)],
+        torch=torch.__version__,
+        machine=platform.machine(),
+    )
     return result
 
 
@@ -108,8 +130,11 @@ def main() -> None:
     import transformers
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--random-weights", action="store_true",
-                        help="SmolLM2's shapes with random weights (no model files needed)")
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="SmolLM2's shapes with random weights (no model files needed)",
+    )
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -117,20 +142,25 @@ def main() -> None:
     transformers.logging.disable_progress_bar()
     result = run(args.new_tokens, args.repeats, args.random_weights)
     result["setup"]["transformers"] = transformers.__version__
-    result["command"] = "python benchmarks/llama_vs_hf.py" + (
-        " --random-weights" if args.random_weights else "") + (
-        f" --new-tokens {args.new_tokens}" if args.new_tokens != 32 else "") + (
-        f" --repeats {args.repeats}" if args.repeats != 5 else "")
+    result["command"] = (
+        "python benchmarks/llama_vs_hf.py"
+        + (" --random-weights" if args.random_weights else "")
+        + (f" --new-tokens {args.new_tokens}" if args.new_tokens != 32 else "")
+        + (f" --repeats {args.repeats}" if args.repeats != 5 else "")
+    )
     s = result["setup"]
-    print(f"SmolLM2-135M, greedy with KV cache, {s['prompt_tokens']} prompt tokens + "
-          f"{s['new_tokens']} new, {s['threads']} threads, median of {s['repeats']}; load "
-          f"average {s['load_average_1min'][0]} -> {s['load_average_1min'][1]} on "
-          f"{s['cpu_count']} CPUs")
+    print(
+        f"SmolLM2-135M, greedy with KV cache, {s['prompt_tokens']} prompt tokens + "
+        f"{s['new_tokens']} new, {s['threads']} threads, median of {s['repeats']}; load "
+        f"average {s['load_average_1min'][0]} -> {s['load_average_1min'][1]} on "
+        f"{s['cpu_count']} CPUs"
+    )
     for name, label in (("ours", "llmcourse.llama"), ("hf", "transformers")):
         row = result[name]
         print(f"{label:<17}{row['median_s']:>8.2f} s {row['tokens_per_s']:>8.1f} tokens/s")
-    print(f"ours / HF tokens per second: {result['ratio']:.2f}   same tokens: "
-          f"{result['same_tokens']}")
+    print(
+        f"ours / HF tokens per second: {result['ratio']:.2f}   same tokens: {result['same_tokens']}"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to benchmarks/results/{RESULTS.name}")

@@ -24,8 +24,18 @@ import json
 import torch
 from torch.nn import functional as F
 
-__all__ = ["IGNORE_INDEX", "sft_example", "pad_examples", "sft_loss", "response_log_probs",
-           "dpo_loss", "json_answer", "follows_format", "FORMAT_TRAIN", "FORMAT_HELD_OUT"]
+__all__ = [
+    "IGNORE_INDEX",
+    "sft_example",
+    "pad_examples",
+    "sft_loss",
+    "response_log_probs",
+    "dpo_loss",
+    "json_answer",
+    "follows_format",
+    "FORMAT_TRAIN",
+    "FORMAT_HELD_OUT",
+]
 
 IGNORE_INDEX = -100  # the label of a position that the loss skips
 
@@ -41,16 +51,22 @@ def sft_example(tokenizer, messages) -> tuple[list[int], list[int]]:
     if not messages or not isinstance(messages, (list, tuple)):
         raise ValueError("messages must be a non-empty list of {'role', 'content'} dicts")
     if messages[-1].get("role") != "assistant":
-        raise ValueError(f"the last message must be the assistant's answer, got role "
-                         f"{messages[-1].get('role')!r}")
-    prompt = tokenizer.apply_chat_template(list(messages[:-1]), add_generation_prompt=True,
-                                           tokenize=True, return_dict=True)["input_ids"]
-    full = tokenizer.apply_chat_template(list(messages), tokenize=True,
-                                         return_dict=True)["input_ids"]
-    if full[:len(prompt)] != prompt:
-        raise ValueError("the chat template renders the prompt differently inside the full "
-                         "conversation, so the prompt tokens cannot be found by position")
-    return full, [IGNORE_INDEX] * len(prompt) + full[len(prompt):]
+        raise ValueError(
+            f"the last message must be the assistant's answer, got role "
+            f"{messages[-1].get('role')!r}"
+        )
+    prompt = tokenizer.apply_chat_template(
+        list(messages[:-1]), add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
+    full = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True)[
+        "input_ids"
+    ]
+    if full[: len(prompt)] != prompt:
+        raise ValueError(
+            "the chat template renders the prompt differently inside the full "
+            "conversation, so the prompt tokens cannot be found by position"
+        )
+    return full, [IGNORE_INDEX] * len(prompt) + full[len(prompt) :]
 
 
 def pad_examples(examples, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -67,9 +83,9 @@ def pad_examples(examples, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, tor
     for row, (ids, labs) in enumerate(examples):
         if len(ids) != len(labs):
             raise ValueError(f"example {row}: {len(ids)} ids but {len(labs)} labels")
-        input_ids[row, :len(ids)] = torch.tensor(ids)
-        labels[row, :len(ids)] = torch.tensor(labs)
-        mask[row, :len(ids)] = 1
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(ids)] = torch.tensor(labs)
+        mask[row, : len(ids)] = 1
     return input_ids, labels, mask
 
 
@@ -77,8 +93,10 @@ def _check_logits_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
     if logits.dim() != 3:
         raise ValueError(f"expected logits of shape (batch, seq, vocab), got {tuple(logits.shape)}")
     if labels.shape != logits.shape[:2]:
-        raise ValueError(f"expected labels of shape {tuple(logits.shape[:2])} (batch, seq), "
-                         f"got {tuple(labels.shape)}")
+        raise ValueError(
+            f"expected labels of shape {tuple(logits.shape[:2])} (batch, seq), "
+            f"got {tuple(labels.shape)}"
+        )
 
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -91,8 +109,9 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     targets = labels[:, 1:]  # (B, T - 1): the token each position must predict
     if (targets == IGNORE_INDEX).all():
         raise ValueError("every label is masked: there is no assistant token to learn")
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1), targets.flatten(),
-                           ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX
+    )
 
 
 def response_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -105,8 +124,13 @@ def response_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return (picked * keep).sum(dim=-1)
 
 
-def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
-             ref_chosen: torch.Tensor, ref_rejected: torch.Tensor, beta: float = 0.1):
+def dpo_loss(
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: float = 0.1,
+):
     """The DPO loss of each pair, and the implicit rewards of the chosen and rejected answers.
 
     Inputs are summed log-probabilities, shape (B,). Returns ``(losses, chosen_rewards,
@@ -116,8 +140,10 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
     if not all(isinstance(t, torch.Tensor) for t in tensors):
         raise TypeError("the four log-probabilities must be tensors")
     if len({t.shape for t in tensors}) != 1 or policy_chosen.dim() != 1:
-        raise ValueError(f"expected four log-probability tensors of one shape (B,), got "
-                         f"{[tuple(t.shape) for t in tensors]}")
+        raise ValueError(
+            f"expected four log-probability tensors of one shape (B,), got "
+            f"{[tuple(t.shape) for t in tensors]}"
+        )
     if not isinstance(beta, (int, float)) or isinstance(beta, bool) or beta <= 0:
         raise ValueError(f"beta must be a positive number, got {beta!r}")
     chosen_rewards = beta * (policy_chosen - ref_chosen)
@@ -137,23 +163,38 @@ FORMAT_TRAIN = [
     ("What is 7 times 6?", "42", "Seven times six is 42."),
     ("Which planet is known as the Red Planet?", "Mars", "Mars is known as the Red Planet."),
     ("What do bees make?", "honey", "Bees make honey."),
-    ("What is the largest ocean on Earth?", "the Pacific Ocean",
-     "The largest ocean on Earth is the Pacific."),
+    (
+        "What is the largest ocean on Earth?",
+        "the Pacific Ocean",
+        "The largest ocean on Earth is the Pacific.",
+    ),
     ("How many days are in a week?", "7", "There are seven days in a week."),
-    ("What is the freezing point of water in Celsius?", "0 degrees",
-     "Water freezes at 0 degrees Celsius."),
+    (
+        "What is the freezing point of water in Celsius?",
+        "0 degrees",
+        "Water freezes at 0 degrees Celsius.",
+    ),
     ("What language is spoken in Spain?", "Spanish", "People in Spain speak Spanish."),
     ("What is the opposite of hot?", "cold", "The opposite of hot is cold."),
-    ("Which animal is known as the king of the jungle?", "the lion",
-     "The lion is known as the king of the jungle."),
+    (
+        "Which animal is known as the king of the jungle?",
+        "the lion",
+        "The lion is known as the king of the jungle.",
+    ),
     ("How many continents are there?", "7", "There are seven continents."),
-    ("What gas do plants absorb from the air?", "carbon dioxide",
-     "Plants absorb carbon dioxide from the air."),
+    (
+        "What gas do plants absorb from the air?",
+        "carbon dioxide",
+        "Plants absorb carbon dioxide from the air.",
+    ),
     ("What is the capital of Japan?", "Tokyo", "The capital of Japan is Tokyo."),
     ("How many hours are in a day?", "24", "A day has twenty-four hours."),
     ("What is the chemical symbol for gold?", "Au", "The chemical symbol for gold is Au."),
-    ("Who painted the Mona Lisa?", "Leonardo da Vinci",
-     "The Mona Lisa was painted by Leonardo da Vinci."),
+    (
+        "Who painted the Mona Lisa?",
+        "Leonardo da Vinci",
+        "The Mona Lisa was painted by Leonardo da Vinci.",
+    ),
     ("What is the tallest animal?", "the giraffe", "The giraffe is the tallest animal."),
     ("What is 15 minus 9?", "6", "Fifteen minus nine is six."),
     ("Which season comes after winter?", "spring", "Spring comes after winter."),
@@ -164,16 +205,25 @@ FORMAT_HELD_OUT = [
     ("What is the capital of Germany?", "Berlin", "The capital of Germany is Berlin."),
     ("How many wheels does a bicycle have?", "2", "A bicycle has two wheels."),
     ("What colour is grass?", "green", "Grass is green."),
-    ("Who wrote Romeo and Juliet?", "William Shakespeare",
-     "Romeo and Juliet was written by William Shakespeare."),
+    (
+        "Who wrote Romeo and Juliet?",
+        "William Shakespeare",
+        "Romeo and Juliet was written by William Shakespeare.",
+    ),
     ("What is 9 plus 10?", "19", "Nine plus ten is nineteen."),
     ("Which planet is closest to the Sun?", "Mercury", "Mercury is closest to the Sun."),
     ("What do cows drink?", "water", "Cows drink water."),
-    ("What is the largest planet in the solar system?", "Jupiter",
-     "The largest planet in the solar system is Jupiter."),
+    (
+        "What is the largest planet in the solar system?",
+        "Jupiter",
+        "The largest planet in the solar system is Jupiter.",
+    ),
     ("How many months are in a year?", "12", "There are twelve months in a year."),
-    ("What is the boiling point of water in Celsius?", "100 degrees",
-     "Water boils at 100 degrees Celsius."),
+    (
+        "What is the boiling point of water in Celsius?",
+        "100 degrees",
+        "Water boils at 100 degrees Celsius.",
+    ),
     ("What language is spoken in Brazil?", "Portuguese", "People in Brazil speak Portuguese."),
     ("What is the opposite of up?", "down", "The opposite of up is down."),
 ]
@@ -190,5 +240,9 @@ def follows_format(text: str) -> bool:
         parsed = json.loads(text.strip())
     except json.JSONDecodeError:
         return False
-    return (isinstance(parsed, dict) and list(parsed) == ["answer"]
-            and isinstance(parsed["answer"], str) and parsed["answer"].strip() != "")
+    return (
+        isinstance(parsed, dict)
+        and list(parsed) == ["answer"]
+        and isinstance(parsed["answer"], str)
+        and parsed["answer"].strip() != ""
+    )

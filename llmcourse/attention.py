@@ -49,8 +49,9 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     if not -x.ndim <= dim < x.ndim:
         raise ValueError(f"dim={dim} is out of range for x with {x.ndim} dimensions")
     if x.shape[dim] == 0:
-        raise ValueError(f"softmax over an empty dimension: x has shape {tuple(x.shape)}, "
-                         f"dim={dim}")
+        raise ValueError(
+            f"softmax over an empty dimension: x has shape {tuple(x.shape)}, dim={dim}"
+        )
     shifted = x - x.amax(dim=dim, keepdim=True)
     exps = shifted.exp()
     return exps / exps.sum(dim=dim, keepdim=True)
@@ -79,14 +80,20 @@ def _check_inputs(query: Tensor, key: Tensor, value: Tensor | None) -> None:
         if not isinstance(t, Tensor):
             raise ValueError(f"expected {name} to be a torch.Tensor, got {type(t).__name__}")
         if t.ndim < 2:
-            raise ValueError(f"expected {name} of shape (..., length, features) with at least "
-                             f"2 dimensions, got shape {tuple(t.shape)}")
+            raise ValueError(
+                f"expected {name} of shape (..., length, features) with at least "
+                f"2 dimensions, got shape {tuple(t.shape)}"
+            )
     if query.shape[-1] != key.shape[-1]:
-        raise ValueError(f"query and key must have the same last dimension E, got "
-                         f"query {tuple(query.shape)} and key {tuple(key.shape)}")
+        raise ValueError(
+            f"query and key must have the same last dimension E, got "
+            f"query {tuple(query.shape)} and key {tuple(key.shape)}"
+        )
     if value is not None and value.shape[-2] != key.shape[-2]:
-        raise ValueError(f"key and value must have the same length S, got "
-                         f"key {tuple(key.shape)} and value {tuple(value.shape)}")
+        raise ValueError(
+            f"key and value must have the same length S, got "
+            f"key {tuple(key.shape)} and value {tuple(value.shape)}"
+        )
     if key.shape[-2] == 0:
         raise ValueError(f"expected at least one key (S >= 1), got key {tuple(key.shape)}")
 
@@ -107,18 +114,27 @@ def _masked_scores(query, key, attn_mask, is_causal, scale):
     try:
         torch.broadcast_shapes(attn_mask.shape, scores.shape)
     except RuntimeError:
-        raise ValueError(f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
-                         f"the scores' shape (..., L, S) = {tuple(scores.shape)}") from None
+        raise ValueError(
+            f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
+            f"the scores' shape (..., L, S) = {tuple(scores.shape)}"
+        ) from None
     if attn_mask.dtype == torch.bool:
         return scores.masked_fill(~attn_mask, float("-inf"))
     if not attn_mask.dtype.is_floating_point:
-        raise ValueError(f"attn_mask must be boolean (True = may attend) or float (added to the "
-                         f"scores), got {attn_mask.dtype}; for a 0/1 mask pass mask.bool()")
+        raise ValueError(
+            f"attn_mask must be boolean (True = may attend) or float (added to the "
+            f"scores), got {attn_mask.dtype}; for a 0/1 mask pass mask.bool()"
+        )
     return scores + attn_mask
 
 
-def attention_weights(query: Tensor, key: Tensor, attn_mask: Tensor | None = None,
-                      is_causal: bool = False, scale: float | None = None) -> Tensor:
+def attention_weights(
+    query: Tensor,
+    key: Tensor,
+    attn_mask: Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> Tensor:
     """The attention weights ``softmax(Q K^T / sqrt(E) + mask)``, shape (..., L, S).
 
     Each row sums to 1, except fully masked rows, which are all zeros.
@@ -130,9 +146,14 @@ def attention_weights(query: Tensor, key: Tensor, attn_mask: Tensor | None = Non
     return weights.masked_fill(blocked, 0.0)
 
 
-def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
-                                 attn_mask: Tensor | None = None, is_causal: bool = False,
-                                 scale: float | None = None) -> Tensor:
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+) -> Tensor:
     """``softmax(Q K^T / sqrt(E) + mask) V``.
 
     Shapes: (..., L, E), (..., S, E), (..., S, Ev) -> (..., L, Ev).

@@ -18,9 +18,14 @@ from torch import Tensor, nn
 __all__ = ["copy_weights"]
 
 
-def copy_weights(target: nn.Module, source: Mapping[str, Tensor], *,
-                 transposed: Iterable[str] = (), optional: Iterable[str] = (),
-                 ignored: Iterable[str] = ()) -> None:
+def copy_weights(
+    target: nn.Module,
+    source: Mapping[str, Tensor],
+    *,
+    transposed: Iterable[str] = (),
+    optional: Iterable[str] = (),
+    ignored: Iterable[str] = (),
+) -> None:
     """Copy ``source[key]`` into ``target``'s parameter or buffer ``key``, for every key.
 
     ``transposed``: key suffixes whose source tensor is stored transposed (GPT-2's Conv1D
@@ -33,17 +38,23 @@ def copy_weights(target: nn.Module, source: Mapping[str, Tensor], *,
     transposed, optional, ignored = tuple(transposed), set(optional), set(ignored)
     expected = set(ours) - (optional - set(source))
     if missing := sorted(expected - set(source)):
-        raise ValueError(f"the source lacks {len(missing)} tensor(s) the model needs, "
-                         f"e.g. {missing[:3]}: does the config match the checkpoint?")
+        raise ValueError(
+            f"the source lacks {len(missing)} tensor(s) the model needs, "
+            f"e.g. {missing[:3]}: does the config match the checkpoint?"
+        )
     if unused := sorted(set(source) - set(ours) - ignored):
-        raise ValueError(f"the source has {len(unused)} tensor(s) the model does not, "
-                         f"e.g. {unused[:3]}: does the config match the checkpoint?")
+        raise ValueError(
+            f"the source has {len(unused)} tensor(s) the model does not, "
+            f"e.g. {unused[:3]}: does the config match the checkpoint?"
+        )
     with torch.no_grad():
         for key in sorted(expected):
             tensor = source[key]
             if transposed and key.endswith(transposed):
                 tensor = tensor.t()
             if tensor.shape != ours[key].shape:
-                raise ValueError(f"{key}: the source's tensor has shape {tuple(tensor.shape)}, "
-                                 f"the model expects {tuple(ours[key].shape)}")
+                raise ValueError(
+                    f"{key}: the source's tensor has shape {tuple(tensor.shape)}, "
+                    f"the model expects {tuple(ours[key].shape)}"
+                )
             ours[key].copy_(tensor)

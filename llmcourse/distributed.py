@@ -79,8 +79,10 @@ def init_distributed(device: str = "auto") -> Dist:
     if device == "cuda":
         torch.cuda.set_device(dev)
     if world_size > 1 and not torch_dist.is_initialized():
-        torch_dist.init_process_group(backend="nccl" if device == "cuda" else "gloo",
-                                      device_id=dev if device == "cuda" else None)
+        torch_dist.init_process_group(
+            backend="nccl" if device == "cuda" else "gloo",
+            device_id=dev if device == "cuda" else None,
+        )
     return Dist(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
 
 
@@ -94,8 +96,10 @@ def rank_rows(batch: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
     if not 0 <= rank < world_size:
         raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
     if batch.shape[0] % world_size:
-        raise ValueError(f"a global batch of {batch.shape[0]} rows does not split evenly over "
-                         f"{world_size} ranks: make the batch size a multiple of the world size")
+        raise ValueError(
+            f"a global batch of {batch.shape[0]} rows does not split evenly over "
+            f"{world_size} ranks: make the batch size a multiple of the world size"
+        )
     return batch[rank::world_size]
 
 
@@ -167,8 +171,9 @@ def accumulate_gradients(model: nn.Module, micro_batches, loss_fn, autocast=None
     return total
 
 
-def launch(module_args: list[str], nproc: int = 2, timeout: float = 300.0,
-           threads_per_process: int = 1) -> str:
+def launch(
+    module_args: list[str], nproc: int = 2, timeout: float = 300.0, threads_per_process: int = 1
+) -> str:
     """Run ``torchrun --standalone --nproc_per_node=nproc -m <module_args>``; return its output.
 
     ``--standalone`` lets torchrun pick a free port, so two launches on one machine do not
@@ -178,12 +183,24 @@ def launch(module_args: list[str], nproc: int = 2, timeout: float = 300.0,
     """
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"nproc must be a positive int, got {nproc!r}")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", "-m", *module_args]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process),
-           "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, env=env, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        *module_args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_process), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         output, _ = process.communicate(timeout=timeout)
     except BaseException:  # timeout, KeyboardInterrupt, anything: take every process down
@@ -192,8 +209,7 @@ def launch(module_args: list[str], nproc: int = 2, timeout: float = 300.0,
             process.communicate(timeout=30)
         raise
     if process.returncode != 0:
-        raise RuntimeError(f"torchrun exited with status {process.returncode}:\n"
-                           f"{output[-6000:]}")
+        raise RuntimeError(f"torchrun exited with status {process.returncode}:\n{output[-6000:]}")
     return output
 
 

@@ -16,8 +16,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["one_hot", "one_hot_embedding", "embedding_lookup", "TokenEmbedding",
-           "cosine_similarity_matrix"]
+__all__ = [
+    "one_hot",
+    "one_hot_embedding",
+    "embedding_lookup",
+    "TokenEmbedding",
+    "cosine_similarity_matrix",
+]
 
 
 def _check_ids(ids: torch.Tensor, num_embeddings: int) -> None:

@@ -44,24 +44,33 @@ __all__ = ["EncoderConfig", "Encoder", "mean_pool", "sentence_embeddings", "padd
 class EncoderConfig:
     """Hyper-parameters of a BERT-style encoder (Hugging Face ``BertConfig``'s names)."""
 
-    vocab_size: int = 30522             # number of token ids (BERT's WordPiece vocabulary)
+    vocab_size: int = 30522  # number of token ids (BERT's WordPiece vocabulary)
     max_position_embeddings: int = 512  # longest input = rows of the learned position table
-    type_vocab_size: int = 2            # segment ids: sentence A = 0, sentence B = 1
-    hidden_size: int = 384              # model width C
-    num_hidden_layers: int = 6          # number of encoder blocks
-    num_attention_heads: int = 12       # heads per block; must divide hidden_size
-    intermediate_size: int = 1536       # feed-forward width F (4 C)
-    layer_norm_eps: float = 1e-12       # BERT's LayerNorm eps (GPT-2 uses 1e-5)
+    type_vocab_size: int = 2  # segment ids: sentence A = 0, sentence B = 1
+    hidden_size: int = 384  # model width C
+    num_hidden_layers: int = 6  # number of encoder blocks
+    num_attention_heads: int = 12  # heads per block; must divide hidden_size
+    intermediate_size: int = 1536  # feed-forward width F (4 C)
+    layer_norm_eps: float = 1e-12  # BERT's LayerNorm eps (GPT-2 uses 1e-5)
 
     def __post_init__(self):
-        for name in ("vocab_size", "max_position_embeddings", "type_vocab_size", "hidden_size",
-                     "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        for name in (
+            "vocab_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size={self.hidden_size} is not divisible by "
-                             f"num_attention_heads={self.num_attention_heads}")
+            raise ValueError(
+                f"hidden_size={self.hidden_size} is not divisible by "
+                f"num_attention_heads={self.num_attention_heads}"
+            )
 
     @classmethod
     def minilm(cls) -> EncoderConfig:
@@ -99,8 +108,11 @@ class Embeddings(nn.Module):
 
     def forward(self, input_ids: Tensor, token_type_ids: Tensor) -> Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
-        x = (self.word_embeddings(input_ids) + self.position_embeddings(positions)
-             + self.token_type_embeddings(token_type_ids))  # (B, T, C)
+        x = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(positions)
+            + self.token_type_embeddings(token_type_ids)
+        )  # (B, T, C)
         return self.LayerNorm(x)
 
 
@@ -114,8 +126,10 @@ class SelfAttention(nn.Module):
         self.query, self.key, self.value = nn.Linear(C, C), nn.Linear(C, C), nn.Linear(C, C)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        q, k, v = (split_heads(f(x), self.num_heads)  # (B, T, C) -> (B, h, T, d)
-                   for f in (self.query, self.key, self.value))
+        q, k, v = (
+            split_heads(f(x), self.num_heads)  # (B, T, C) -> (B, h, T, d)
+            for f in (self.query, self.key, self.value)
+        )
         context = scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, T, d)
         return merge_heads(context)  # (B, h, T, d) -> (B, T, C)
 
@@ -186,11 +200,16 @@ class Encoder(nn.Module):
         self.embeddings = Embeddings(config)
         self.encoder = _Stack(config)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
-                token_type_ids: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Tensor:
         """The last hidden states (B, T, C); padding positions get vectors too, ignore them."""
-        attention_mask, token_type_ids = self._check_inputs(input_ids, attention_mask,
-                                                            token_type_ids)
+        attention_mask, token_type_ids = self._check_inputs(
+            input_ids, attention_mask, token_type_ids
+        )
         mask = padding_mask(attention_mask)  # (B, 1, 1, T)
         x = self.embeddings(input_ids, token_type_ids)
         for layer in self.encoder.layer:
@@ -199,25 +218,43 @@ class Encoder(nn.Module):
 
     def _check_inputs(self, input_ids, attention_mask, token_type_ids):
         c = self.config
-        if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or 0 in input_ids.shape \
-                or input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-            shape = (tuple(input_ids.shape) if isinstance(input_ids, Tensor)
-                     else type(input_ids).__name__)
-            raise ValueError(f"expected integer input_ids of shape (batch, seq) with batch >= 1 "
-                             f"and seq >= 1, got {shape}")
+        if (
+            not isinstance(input_ids, Tensor)
+            or input_ids.dim() != 2
+            or 0 in input_ids.shape
+            or input_ids.dtype.is_floating_point
+            or input_ids.dtype == torch.bool
+        ):
+            shape = (
+                tuple(input_ids.shape)
+                if isinstance(input_ids, Tensor)
+                else type(input_ids).__name__
+            )
+            raise ValueError(
+                f"expected integer input_ids of shape (batch, seq) with batch >= 1 "
+                f"and seq >= 1, got {shape}"
+            )
         if input_ids.shape[1] > c.max_position_embeddings:
-            raise ValueError(f"sequence of length {input_ids.shape[1]} is longer than "
-                             f"max_position_embeddings={c.max_position_embeddings}")
-        for name, ids, n in (("input_ids", input_ids, c.vocab_size),
-                             ("token_type_ids", token_type_ids, c.type_vocab_size)):
+            raise ValueError(
+                f"sequence of length {input_ids.shape[1]} is longer than "
+                f"max_position_embeddings={c.max_position_embeddings}"
+            )
+        for name, ids, n in (
+            ("input_ids", input_ids, c.vocab_size),
+            ("token_type_ids", token_type_ids, c.type_vocab_size),
+        ):
             if ids is not None and ids.numel() and (ids.min() < 0 or ids.max() >= n):
-                raise ValueError(f"{name} must lie in 0..{n - 1}, got values from "
-                                 f"{int(ids.min())} to {int(ids.max())}")
+                raise ValueError(
+                    f"{name} must lie in 0..{n - 1}, got values from "
+                    f"{int(ids.min())} to {int(ids.max())}"
+                )
         for name, t in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
             if t is not None and (not isinstance(t, Tensor) or t.shape != input_ids.shape):
                 got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"expected {name} of the same shape as input_ids "
-                                 f"{tuple(input_ids.shape)}, got {got}")
+                raise ValueError(
+                    f"expected {name} of the same shape as input_ids "
+                    f"{tuple(input_ids.shape)}, got {got}"
+                )
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:
@@ -245,21 +282,33 @@ def mean_pool(hidden_states: Tensor, attention_mask: Tensor) -> Tensor:
     sentence-transformers' mean pooling does (the count is clamped at 1e-9).
     """
     if not isinstance(hidden_states, Tensor) or hidden_states.dim() != 3:
-        shape = (tuple(hidden_states.shape) if isinstance(hidden_states, Tensor)
-                 else type(hidden_states).__name__)
+        shape = (
+            tuple(hidden_states.shape)
+            if isinstance(hidden_states, Tensor)
+            else type(hidden_states).__name__
+        )
         raise ValueError(f"expected hidden_states of shape (batch, seq, hidden), got {shape}")
     if not isinstance(attention_mask, Tensor) or attention_mask.shape != hidden_states.shape[:2]:
-        got = (tuple(attention_mask.shape) if isinstance(attention_mask, Tensor)
-               else type(attention_mask).__name__)
-        raise ValueError(f"expected attention_mask of shape (batch, seq) = "
-                         f"{tuple(hidden_states.shape[:2])}, got {got}")
+        got = (
+            tuple(attention_mask.shape)
+            if isinstance(attention_mask, Tensor)
+            else type(attention_mask).__name__
+        )
+        raise ValueError(
+            f"expected attention_mask of shape (batch, seq) = "
+            f"{tuple(hidden_states.shape[:2])}, got {got}"
+        )
     weights = attention_mask.to(hidden_states.dtype).unsqueeze(-1)  # (B, T) -> (B, T, 1)
-    total = (hidden_states * weights).sum(dim=1)                     # (B, C)
+    total = (hidden_states * weights).sum(dim=1)  # (B, C)
     return total / weights.sum(dim=1).clamp(min=1e-9)
 
 
-def sentence_embeddings(encoder: Encoder, input_ids: Tensor, attention_mask: Tensor | None = None,
-                        token_type_ids: Tensor | None = None) -> Tensor:
+def sentence_embeddings(
+    encoder: Encoder,
+    input_ids: Tensor,
+    attention_mask: Tensor | None = None,
+    token_type_ids: Tensor | None = None,
+) -> Tensor:
     """Unit-length sentence vectors (B, C): mean pooling over real tokens, then L2 norm."""
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)

@@ -39,8 +39,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Explorer", "attention_explorer", "sampling_explorer", "sampling_filter",
-           "pack", "unpack", "SAMPLING_JS"]
+__all__ = [
+    "Explorer",
+    "attention_explorer",
+    "sampling_explorer",
+    "sampling_filter",
+    "pack",
+    "unpack",
+    "SAMPLING_JS",
+]
 
 # 52 letters, no digit: a packed number is a fixed number of letters in base 52.
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -84,13 +91,14 @@ def pack(values: Sequence[int]) -> tuple[str, int]:
 def unpack(text: str, width: int) -> list[int]:
     """The inverse of ``pack``: the ints that ``text`` holds, ``width`` letters each."""
     if width < 1 or len(text) % width:
-        raise ValueError(f"a packed string of length {len(text)} cannot hold numbers of "
-                         f"{width} letters")
+        raise ValueError(
+            f"a packed string of length {len(text)} cannot hold numbers of {width} letters"
+        )
     index = {c: i for i, c in enumerate(ALPHABET)}
     values = []
     for start in range(0, len(text), width):
         v = 0
-        for c in text[start:start + width]:
+        for c in text[start : start + width]:
             v = v * len(ALPHABET) + index[c]
         values.append(v)
     return values
@@ -112,7 +120,7 @@ function llmcUnpack(text, width) {
 def _chunks(text: str, size: int) -> list[str]:
     """A long packed string cut into a list: no unbroken run of thousands of letters, on which
     the sanitising regexes of nbval (tests/nbval_sanitize.cfg) would take quadratic time."""
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 def _element_id(kind: str, payload: str) -> str:
@@ -143,8 +151,7 @@ def _as_array(x, name: str) -> np.ndarray:
 
 
 def _check_index(name: str, value, size: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) \
-            or not 0 <= value < size:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 <= value < size:
         raise ValueError(f"{name} must be an int in 0..{size - 1}, got {value!r}")
     return int(value)
 
@@ -256,8 +263,15 @@ _ATTENTION_JS = """
 """
 
 
-def attention_explorer(tokens: Sequence[str], weights, *, layer: int = 0, head: int = 0,
-                       query: int | str | None = None, title: str | None = None) -> Explorer:
+def attention_explorer(
+    tokens: Sequence[str],
+    weights,
+    *,
+    layer: int = 0,
+    head: int = 0,
+    query: int | str | None = None,
+    title: str | None = None,
+) -> Explorer:
     """An explorer of attention weights: pick a layer and a head, hover over a token.
 
     ``tokens``: the T tokens of one sentence, as they should be shown. ``weights``: the
@@ -269,15 +283,20 @@ def attention_explorer(tokens: Sequence[str], weights, *, layer: int = 0, head: 
     decimals; if every weight above the diagonal is 0 the model is taken to be causal and
     later tokens are drawn dashed.
     """
-    if isinstance(tokens, str) or not isinstance(tokens, Sequence) or \
-            not all(isinstance(t, str) for t in tokens) or not tokens:
+    if (
+        isinstance(tokens, str)
+        or not isinstance(tokens, Sequence)
+        or not all(isinstance(t, str) for t in tokens)
+        or not tokens
+    ):
         raise ValueError("tokens must be a non-empty list of strings")
     tokens = list(tokens)
     w = _as_array(weights, "weights")
     T = len(tokens)
     if w.ndim != 4 or w.shape[2:] != (T, T):
-        raise ValueError(f"weights must have shape (layers, heads, {T}, {T}) for {T} tokens, "
-                         f"got {w.shape}")
+        raise ValueError(
+            f"weights must have shape (layers, heads, {T}, {T}) for {T} tokens, got {w.shape}"
+        )
     if not np.isfinite(w).all() or w.min() < -1e-6 or w.max() > 1 + 1e-6:
         raise ValueError("attention weights must be finite numbers between 0 and 1")
     n_layers, n_heads = w.shape[:2]
@@ -293,14 +312,23 @@ def attention_explorer(tokens: Sequence[str], weights, *, layer: int = 0, head: 
     q = np.clip(np.rint(w * 1000), 0, 1000).astype(np.int64)  # thousandths
     causal = bool((np.triu(q, k=1) == 0).all())
     packed, width = pack(q.reshape(-1).tolist())
-    data = {"tokens": tokens, "layers": n_layers, "heads": n_heads, "causal": causal,
-            "query": query, "width": width, "weights": _chunks(packed, 128 * width)}
+    data = {
+        "tokens": tokens,
+        "layers": n_layers,
+        "heads": n_heads,
+        "causal": causal,
+        "query": query,
+        "width": width,
+        "weights": _chunks(packed, 128 * width),
+    }
     payload = _json_for_script(data)
     eid = _element_id("attn", payload)
 
     def options(n, selected):
-        return "".join(f'<option value="{i}"{" selected" if i == selected else ""}>{i}</option>'
-                       for i in range(n))
+        return "".join(
+            f'<option value="{i}"{" selected" if i == selected else ""}>{i}</option>'
+            for i in range(n)
+        )
 
     toks = []
     for j, t in enumerate(tokens):
@@ -308,12 +336,17 @@ def attention_explorer(tokens: Sequence[str], weights, *, layer: int = 0, head: 
         cls = "llmc-tok" + (" llmc-q" if j == query else "") + (" llmc-future" if future else "")
         style = "" if future else _weight_style(int(q[layer, head, query, j]))
         label = "\u00b7" if future else _milli(int(q[layer, head, query, j]))
-        toks.append(f'<button type="button" class="{cls}" style="{style}" '
-                    f'aria-pressed="{"true" if j == query else "false"}">'
-                    f'<span class="llmc-t">{html.escape(t)}</span>'
-                    f'<span class="llmc-w">{label}</span></button>')
-    head_row = "<tr><th></th>" + "".join(f'<th class="llmc-col">{html.escape(t)}</th>'
-                                         for t in tokens) + "</tr>"
+        toks.append(
+            f'<button type="button" class="{cls}" style="{style}" '
+            f'aria-pressed="{"true" if j == query else "false"}">'
+            f'<span class="llmc-t">{html.escape(t)}</span>'
+            f'<span class="llmc-w">{label}</span></button>'
+        )
+    head_row = (
+        "<tr><th></th>"
+        + "".join(f'<th class="llmc-col">{html.escape(t)}</th>' for t in tokens)
+        + "</tr>"
+    )
     grid = [head_row]
     for i, t in enumerate(tokens):
         cells = []
@@ -322,30 +355,37 @@ def attention_explorer(tokens: Sequence[str], weights, *, layer: int = 0, head: 
                 cells.append('<td class="llmc-future"></td>')
             else:
                 cells.append(f'<td style="{_weight_style(int(q[layer, head, i, k]))}"></td>')
-        grid.append(f'<tr data-q="{i}"{" class=llmc-q" if i == query else ""}>'
-                    f'<th class="llmc-row">{html.escape(t)}</th>{"".join(cells)}</tr>')
-    caption = (f"Layer {layer}, head {head}. Query: \u201c{html.escape(tokens[query])}\u201d "
-               "(outlined); each token is shaded by the weight the query gives it"
-               + (" (dashed: later tokens, which it cannot see)" if causal else "")
-               + ". The grid shows every query of this head, one row each.")
+        grid.append(
+            f'<tr data-q="{i}"{" class=llmc-q" if i == query else ""}>'
+            f'<th class="llmc-row">{html.escape(t)}</th>{"".join(cells)}</tr>'
+        )
+    caption = (
+        f"Layer {layer}, head {head}. Query: \u201c{html.escape(tokens[query])}\u201d "
+        "(outlined); each token is shaded by the weight the query gives it"
+        + (" (dashed: later tokens, which it cannot see)" if causal else "")
+        + ". The grid shows every query of this head, one row each."
+    )
     heading = f'<p class="llmc-title">{html.escape(title)}</p>' if title else ""
     body = (
         f'<div class="llmc-x llmc-attn" id="{eid}">{_STYLE}{heading}'
         '<div class="llmc-controls">'
         f'<label>Layer <select data-llmc="layer" disabled>{options(n_layers, layer)}</select>'
-        '</label>'
+        "</label>"
         f'<label>Head <select data-llmc="head" disabled>{options(n_heads, head)}</select></label>'
         '<span class="llmc-note">Hover over, click or tab to a token: it becomes the query.'
-        '</span></div>'
+        "</span></div>"
         f'<div class="llmc-toks">{"".join(toks)}</div>'
         f'<p class="llmc-note" data-llmc="caption">{caption}</p>'
         f'<div class="llmc-gridwrap"><table class="llmc-grid">{"".join(grid)}</table></div>'
         '<noscript><p class="llmc-note">JavaScript is off, so this is a still picture of the '
-        f'view above (layer {layer}, head {head}); run the notebook to explore.</p></noscript>'
+        f"view above (layer {layer}, head {head}); run the notebook to explore.</p></noscript>"
         f'<script type="application/json" data-llmc="data">{payload}</script>'
-        f'<script>{_ATTENTION_JS % {"id": eid, "unpack": _UNPACK_JS}}</script></div>')
-    summary = (f"<attention explorer: {n_layers} layers x {n_heads} heads, {T} tokens; "
-               f"shown: layer {layer}, head {head}, query {tokens[query]!r}>")
+        f"<script>{_ATTENTION_JS % {'id': eid, 'unpack': _UNPACK_JS}}</script></div>"
+    )
+    summary = (
+        f"<attention explorer: {n_layers} layers x {n_heads} heads, {T} tokens; "
+        f"shown: layer {layer}, head {head}, query {tokens[query]!r}>"
+    )
     return Explorer(body, summary, data, {"weights": q / 1000.0})
 
 
@@ -438,8 +478,9 @@ _SAMPLING_UI_JS = """
 """
 
 
-def sampling_filter(logits, temperature: float = 1.0, top_k: int | None = None,
-                    top_p: float | None = None):
+def sampling_filter(
+    logits, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+):
     """``llmcourse.generation.process_logits`` on one row of logits, as the explorer shows it.
 
     Returns three float64 arrays: which tokens survive top-k (1.0 or 0.0), which survive
@@ -452,15 +493,26 @@ def sampling_filter(logits, temperature: float = 1.0, top_k: int | None = None,
     row = torch.as_tensor(_as_array(logits, "logits"))[None]  # (1, n)
     ids = torch.zeros(1, 1, dtype=torch.long)  # no repetition penalty: never read
     after_k = process_logits(row, ids, do_sample=True, temperature=temperature, top_k=top_k)
-    after = process_logits(row, ids, do_sample=True, temperature=temperature, top_k=top_k,
-                           top_p=top_p)
-    return (torch.isfinite(after_k)[0].double().numpy(), torch.isfinite(after)[0].double().numpy(),
-            after.softmax(-1)[0].numpy())
+    after = process_logits(
+        row, ids, do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p
+    )
+    return (
+        torch.isfinite(after_k)[0].double().numpy(),
+        torch.isfinite(after)[0].double().numpy(),
+        after.softmax(-1)[0].numpy(),
+    )
 
 
-def sampling_explorer(logits, labels: Callable[[int], str] | Sequence[str], *, shown: int = 40,
-                      temperature: float = 1.0, top_k: int | None = None, top_p: float = 1.0,
-                      prompt: str | None = None) -> Explorer:
+def sampling_explorer(
+    logits,
+    labels: Callable[[int], str] | Sequence[str],
+    *,
+    shown: int = 40,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float = 1.0,
+    prompt: str | None = None,
+) -> Explorer:
     """An explorer of sampling settings over a real next-token distribution.
 
     ``logits``: the model's next-token logits over the whole vocabulary, shape (V,).
@@ -488,8 +540,10 @@ def sampling_explorer(logits, labels: Callable[[int], str] | Sequence[str], *, s
     if not np.isfinite(z[order[:shown]]).all():
         raise ValueError(f"the {shown} most likely logits must be finite")
     if shown < z.size and z[order[shown - 1]] == z[order[shown]]:
-        raise ValueError(f"tokens {order[shown - 1]} and {order[shown]} tie at the edge of the "
-                         f"{shown} shown: choose another number of tokens to show")
+        raise ValueError(
+            f"tokens {order[shown - 1]} and {order[shown]} tie at the edge of the "
+            f"{shown} shown: choose another number of tokens to show"
+        )
     ids = order[:shown]
     gaps = np.rint((z[ids[0]] - z[ids]) * 1000).astype(np.int64)  # thousandths below the top
     resort = np.lexsort((ids, gaps))  # rounding can tie neighbours: ties by id again
@@ -499,8 +553,12 @@ def sampling_explorer(logits, labels: Callable[[int], str] | Sequence[str], *, s
     else:
         tokens = [str(labels[int(i)]) for i in ids]
     packed, width = pack(gaps.tolist())
-    data = {"tokens": tokens, "ids": [int(i) for i in ids], "width": width,
-            "gaps": _chunks(packed, 128 * width)}
+    data = {
+        "tokens": tokens,
+        "ids": [int(i) for i in ids],
+        "width": width,
+        "gaps": _chunks(packed, 128 * width),
+    }
     payload = _json_for_script(data)
     eid = _element_id("samp", payload)
 
@@ -510,44 +568,61 @@ def sampling_explorer(logits, labels: Callable[[int], str] | Sequence[str], *, s
     rows = []
     for r, (tok, pk, pp, pt, p) in enumerate(zip(tokens, kept_k, kept, tempered, probs)):
         status = f"{p:.3f}" if pp else ("top-p" if pk else "top-k")
-        rows.append(f'<tr data-rank="{r}"{"" if pp else " class=llmc-out"}>'
-                    f'<td class="llmc-num">{r + 1}</td>'
-                    f'<td class="llmc-token"><code>{html.escape(tok)}</code></td>'
-                    f'<td class="llmc-num">{pt:.3f}</td><td class="llmc-num">{status}</td>'
-                    f'<td class="llmc-bar"><span style="width:{100 * p:.1f}%"></span></td></tr>')
+        rows.append(
+            f'<tr data-rank="{r}"{"" if pp else " class=llmc-out"}>'
+            f'<td class="llmc-num">{r + 1}</td>'
+            f'<td class="llmc-token"><code>{html.escape(tok)}</code></td>'
+            f'<td class="llmc-num">{pt:.3f}</td><td class="llmc-num">{status}</td>'
+            f'<td class="llmc-bar"><span style="width:{100 * p:.1f}%"></span></td></tr>'
+        )
     best = int(np.argmax(probs))
     alive = int(kept.sum())
 
     def slider(name, label, lo, hi, step, value, text):
-        return (f'<label>{label} <input type="range" data-llmc="{name}" min="{lo}" max="{hi}" '
-                f'step="{step}" value="{value}" disabled>'
-                f'<output data-llmc="{name}">{text}</output></label>')
+        return (
+            f'<label>{label} <input type="range" data-llmc="{name}" min="{lo}" max="{hi}" '
+            f'step="{step}" value="{value}" disabled>'
+            f'<output data-llmc="{name}">{text}</output></label>'
+        )
 
-    heading = (f'<p class="llmc-title">Next token after \u201c{html.escape(prompt)}\u201d</p>'
-               if prompt else "")
+    heading = (
+        f'<p class="llmc-title">Next token after \u201c{html.escape(prompt)}\u201d</p>'
+        if prompt
+        else ""
+    )
     body = (
         f'<div class="llmc-x llmc-samp" id="{eid}">{_STYLE}{heading}'
         '<div class="llmc-controls">'
-        + slider("temperature", "temperature", "0.1", "2", "0.05", f"{temperature:g}",
-                 f"{temperature:.2f}")
+        + slider(
+            "temperature",
+            "temperature",
+            "0.1",
+            "2",
+            "0.05",
+            f"{temperature:g}",
+            f"{temperature:.2f}",
+        )
         + slider("top_k", "top-k", "1", str(shown), "1", str(top_k), str(top_k))
         + slider("top_p", "top-p", "0.05", "1", "0.01", f"{top_p:g}", f"{top_p:.2f}")
-        + '</div>'
+        + "</div>"
         f'<p data-llmc="summary">{alive} of the {shown} tokens survive; the most likely, '
-        f'{html.escape(tokens[best])}, is sampled with probability {probs[best]:.3f}.</p>'
+        f"{html.escape(tokens[best])}, is sampled with probability {probs[best]:.3f}.</p>"
         '<div class="llmc-barswrap"><table class="llmc-bars"><thead><tr><th>#</th>'
-        '<th>token</th><th>temperature only</th><th>sampled</th><th></th></tr></thead>'
-        f'<tbody>{"".join(rows)}</tbody></table></div>'
+        "<th>token</th><th>temperature only</th><th>sampled</th><th></th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
         f'<p class="llmc-note">The {shown} most likely tokens, renormalised among themselves '
-        '(the top-k slider stops there). \u201ctemperature only\u201d: softmax(z / T); '
-        '\u201csampled\u201d: after top-k, then top-p, renormalised, or which filter dropped the '
-        'token.</p>'
+        "(the top-k slider stops there). \u201ctemperature only\u201d: softmax(z / T); "
+        "\u201csampled\u201d: after top-k, then top-p, renormalised, or which filter dropped the "
+        "token.</p>"
         '<noscript><p class="llmc-note">JavaScript is off, so this is a still picture for '
-        f'temperature {temperature:g}, top-k {top_k}, top-p {top_p:g}; run the notebook to '
-        'explore.</p></noscript>'
+        f"temperature {temperature:g}, top-k {top_k}, top-p {top_p:g}; run the notebook to "
+        "explore.</p></noscript>"
         f'<script type="application/json" data-llmc="data">{payload}</script>'
-        f'<script>{_SAMPLING_UI_JS % {"id": eid, "unpack": _UNPACK_JS, "filter": SAMPLING_JS}}'
-        '</script></div>')
-    summary = (f"<sampling explorer: the {shown} most likely next tokens; shown: temperature "
-               f"{temperature:g}, top-k {top_k}, top-p {top_p:g}: {alive} survive>")
+        f"<script>{_SAMPLING_UI_JS % {'id': eid, 'unpack': _UNPACK_JS, 'filter': SAMPLING_JS}}"
+        "</script></div>"
+    )
+    summary = (
+        f"<sampling explorer: the {shown} most likely next tokens; shown: temperature "
+        f"{temperature:g}, top-k {top_k}, top-p {top_p:g}: {alive} survive>"
+    )
     return Explorer(body, summary, data, {"ids": ids, "tokens": tokens, "logits": rounded})

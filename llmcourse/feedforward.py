@@ -39,7 +39,7 @@ def gelu(x: torch.Tensor, approximate: str = "none") -> torch.Tensor:
     if approximate == "none":
         return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))  # x times the normal CDF
     if approximate == "tanh":
-        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)
+        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
         return 0.5 * x * (1.0 + torch.tanh(inner))
     raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
 
@@ -86,8 +86,7 @@ class ResidualBlock(nn.Module):
 class PreNormBlock(nn.Module):
     """x + f(LayerNorm(x)), as in GPT-2 (Radford et al., 2019) and most later LLMs."""
 
-    def __init__(self, sublayer: nn.Module, d_model: int, eps: float = 1e-5,
-                 dropout: float = 0.0):
+    def __init__(self, sublayer: nn.Module, d_model: int, eps: float = 1e-5, dropout: float = 0.0):
         super().__init__()
         self.norm = LayerNorm(d_model, eps=eps)
         self.sublayer = sublayer
@@ -100,8 +99,7 @@ class PreNormBlock(nn.Module):
 class PostNormBlock(nn.Module):
     """LayerNorm(x + f(x)), as in the original Transformer (Vaswani et al., 2017) and BERT."""
 
-    def __init__(self, sublayer: nn.Module, d_model: int, eps: float = 1e-5,
-                 dropout: float = 0.0):
+    def __init__(self, sublayer: nn.Module, d_model: int, eps: float = 1e-5, dropout: float = 0.0):
         super().__init__()
         self.norm = LayerNorm(d_model, eps=eps)
         self.sublayer = sublayer

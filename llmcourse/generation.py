@@ -52,8 +52,17 @@ from torch import Tensor
 
 from llmcourse.kvcache import KVCache
 
-__all__ = ["apply_repetition_penalty", "apply_temperature", "top_k_filter", "top_p_filter",
-           "process_logits", "generate", "padding_positions", "beam_search", "HuggingFaceLM"]
+__all__ = [
+    "apply_repetition_penalty",
+    "apply_temperature",
+    "top_k_filter",
+    "top_p_filter",
+    "process_logits",
+    "generate",
+    "padding_positions",
+    "beam_search",
+    "HuggingFaceLM",
+]
 
 
 def _check_logits(logits: Tensor) -> None:
@@ -73,12 +82,15 @@ def apply_repetition_penalty(logits: Tensor, input_ids: Tensor, penalty: float) 
     _check_logits(logits)
     if not isinstance(penalty, (int, float)) or not penalty > 0 or not math.isfinite(penalty):
         raise ValueError(f"repetition penalty must be a finite number > 0, got {penalty!r}")
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or \
-            input_ids.shape[0] != logits.shape[0]:
-        shape = (tuple(input_ids.shape) if isinstance(input_ids, Tensor)
-                 else type(input_ids).__name__)
-        raise ValueError(f"expected input_ids of shape (batch={logits.shape[0]}, seq), "
-                         f"got {shape}")
+    if (
+        not isinstance(input_ids, Tensor)
+        or input_ids.dim() != 2
+        or input_ids.shape[0] != logits.shape[0]
+    ):
+        shape = (
+            tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
+        )
+        raise ValueError(f"expected input_ids of shape (batch={logits.shape[0]}, seq), got {shape}")
     if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= logits.shape[1]):
         raise ValueError(f"input_ids must lie in 0..{logits.shape[1] - 1}")
     seen = logits.gather(1, input_ids)  # (B, T): the logit of every token already there
@@ -92,8 +104,11 @@ def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
     softmax(z / T): as T -> 0 it tends to the argmax (greedy); as T -> inf to uniform.
     """
     _check_logits(logits)
-    if not isinstance(temperature, (int, float)) or not temperature > 0 \
-            or not math.isfinite(temperature):
+    if (
+        not isinstance(temperature, (int, float))
+        or not temperature > 0
+        or not math.isfinite(temperature)
+    ):
         raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
     return logits / temperature
 
@@ -136,9 +151,16 @@ def _check_top_p(p) -> None:
         raise ValueError(f"top_p must be a number in (0, 1], got {p!r}")
 
 
-def process_logits(logits: Tensor, input_ids: Tensor, *, do_sample: bool = False,
-                   temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                   repetition_penalty: float = 1.0) -> Tensor:
+def process_logits(
+    logits: Tensor,
+    input_ids: Tensor,
+    *,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+) -> Tensor:
     """All the processors, in Hugging Face's order: (B, V) next-token logits -> (B, V)."""
     if repetition_penalty != 1.0:
         logits = apply_repetition_penalty(logits, input_ids, repetition_penalty)
@@ -154,27 +176,58 @@ def process_logits(logits: Tensor, input_ids: Tensor, *, do_sample: bool = False
     return logits
 
 
-def _check_generate_args(model, input_ids, max_new_tokens, temperature, top_k, top_p,
-                         repetition_penalty, eos_token_id, use_cache):
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or 0 in input_ids.shape \
-            or input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-        shape = (f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, Tensor)
-                 else type(input_ids).__name__)
-        raise ValueError(f"expected integer input_ids of shape (batch, seq) with batch >= 1 "
-                         f"and seq >= 1, got {shape}")
-    if (not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool)
-            or max_new_tokens < 0):
+def _check_generate_args(
+    model,
+    input_ids,
+    max_new_tokens,
+    temperature,
+    top_k,
+    top_p,
+    repetition_penalty,
+    eos_token_id,
+    use_cache,
+):
+    if (
+        not isinstance(input_ids, Tensor)
+        or input_ids.dim() != 2
+        or 0 in input_ids.shape
+        or input_ids.dtype.is_floating_point
+        or input_ids.dtype == torch.bool
+    ):
+        shape = (
+            f"{input_ids.dtype} {tuple(input_ids.shape)}"
+            if isinstance(input_ids, Tensor)
+            else type(input_ids).__name__
+        )
+        raise ValueError(
+            f"expected integer input_ids of shape (batch, seq) with batch >= 1 "
+            f"and seq >= 1, got {shape}"
+        )
+    if (
+        not isinstance(max_new_tokens, int)
+        or isinstance(max_new_tokens, bool)
+        or max_new_tokens < 0
+    ):
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
     # Validate the processors' arguments once, up front, on a dummy row.
-    process_logits(torch.zeros(1, 2), torch.zeros(1, 1, dtype=torch.long), do_sample=True,
-                   temperature=temperature, top_k=top_k, top_p=top_p,
-                   repetition_penalty=repetition_penalty)
-    if eos_token_id is not None and (not isinstance(eos_token_id, int)
-                                     or isinstance(eos_token_id, bool) or eos_token_id < 0):
+    process_logits(
+        torch.zeros(1, 2),
+        torch.zeros(1, 1, dtype=torch.long),
+        do_sample=True,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+    )
+    if eos_token_id is not None and (
+        not isinstance(eos_token_id, int) or isinstance(eos_token_id, bool) or eos_token_id < 0
+    ):
         raise ValueError(f"eos_token_id must be a non-negative int or None, got {eos_token_id!r}")
     if use_cache and not (isinstance(getattr(model, "num_layers", None), int)):
-        raise ValueError("use_cache=True needs a model with an int attribute num_layers "
-                         "(see the protocol in llmcourse.generation)")
+        raise ValueError(
+            "use_cache=True needs a model with an int attribute num_layers "
+            "(see the protocol in llmcourse.generation)"
+        )
 
 
 def _forward_takes(model, name: str) -> bool:
@@ -183,22 +236,32 @@ def _forward_takes(model, name: str) -> bool:
 
 def _check_attention_mask(model, input_ids: Tensor, attention_mask) -> None:
     if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
-        shape = (tuple(attention_mask.shape) if isinstance(attention_mask, Tensor)
-                 else type(attention_mask).__name__)
-        raise ValueError(f"attention_mask must be a tensor of the shape of input_ids, "
-                         f"{tuple(input_ids.shape)}, got {shape}")
+        shape = (
+            tuple(attention_mask.shape)
+            if isinstance(attention_mask, Tensor)
+            else type(attention_mask).__name__
+        )
+        raise ValueError(
+            f"attention_mask must be a tensor of the shape of input_ids, "
+            f"{tuple(input_ids.shape)}, got {shape}"
+        )
     if not ((attention_mask == 0) | (attention_mask == 1)).all():
         raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
     mask = attention_mask.long()
     if (mask[:, -1] == 0).any() or (mask.diff(dim=1) < 0).any():
-        raise ValueError("attention_mask must be left-padded: in each row the 0s (padding) come "
-                         "before the 1s, and the last token is real (tokenizer(..., "
-                         "padding_side='left'))")
-    if (mask == 0).any() and not (_forward_takes(model, "attention_mask")
-                                  and _forward_takes(model, "position_ids")):
-        raise ValueError(f"{type(model).__name__}.forward takes no attention_mask and "
-                         "position_ids, so it cannot skip padding: generate each prompt alone "
-                         "(see the protocol in llmcourse.generation)")
+        raise ValueError(
+            "attention_mask must be left-padded: in each row the 0s (padding) come "
+            "before the 1s, and the last token is real (tokenizer(..., "
+            "padding_side='left'))"
+        )
+    if (mask == 0).any() and not (
+        _forward_takes(model, "attention_mask") and _forward_takes(model, "position_ids")
+    ):
+        raise ValueError(
+            f"{type(model).__name__}.forward takes no attention_mask and "
+            "position_ids, so it cannot skip padding: generate each prompt alone "
+            "(see the protocol in llmcourse.generation)"
+        )
 
 
 def padding_positions(attention_mask: Tensor) -> Tensor:
@@ -209,11 +272,21 @@ def padding_positions(attention_mask: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def generate(model, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool = False,
-             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             repetition_penalty: float = 1.0, use_cache: bool = True,
-             eos_token_id: int | None = None, generator: torch.Generator | None = None,
-             attention_mask: Tensor | None = None) -> Tensor:
+def generate(
+    model,
+    input_ids: Tensor,
+    max_new_tokens: int,
+    *,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    use_cache: bool = True,
+    eos_token_id: int | None = None,
+    generator: torch.Generator | None = None,
+    attention_mask: Tensor | None = None,
+) -> Tensor:
     """Extend ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens; returns (B, T + n).
 
     Greedy (``do_sample=False``) picks the most likely token; sampling draws from the
@@ -228,8 +301,17 @@ def generate(model, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool =
     (see the protocol above), so each row gets the tokens it would get alone. (As in Hugging
     Face, the repetition penalty counts the pad tokens as seen.)
     """
-    _check_generate_args(model, input_ids, max_new_tokens, temperature, top_k, top_p,
-                         repetition_penalty, eos_token_id, use_cache)
+    _check_generate_args(
+        model,
+        input_ids,
+        max_new_tokens,
+        temperature,
+        top_k,
+        top_p,
+        repetition_penalty,
+        eos_token_id,
+        use_cache,
+    )
     if attention_mask is not None:
         _check_attention_mask(model, input_ids, attention_mask)
         if not _forward_takes(model, "attention_mask"):
@@ -246,13 +328,20 @@ def generate(model, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool =
         for _ in range(max_new_tokens):
             padding = {}
             if attention_mask is not None:  # the mask over every key; the new tokens' positions
-                positions = padding_positions(attention_mask)[:, -step_input.shape[1]:]
+                positions = padding_positions(attention_mask)[:, -step_input.shape[1] :]
                 padding = {"attention_mask": attention_mask, "position_ids": positions}
-            logits = model(step_input, kv_cache=cache, **last_only,
-                           **padding)[:, -1].float()  # (B, V)
-            logits = process_logits(logits, input_ids, do_sample=do_sample,
-                                    temperature=temperature, top_k=top_k, top_p=top_p,
-                                    repetition_penalty=repetition_penalty)
+            logits = model(step_input, kv_cache=cache, **last_only, **padding)[
+                :, -1
+            ].float()  # (B, V)
+            logits = process_logits(
+                logits,
+                input_ids,
+                do_sample=do_sample,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                repetition_penalty=repetition_penalty,
+            )
             if do_sample:
                 next_ids = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
             else:
@@ -262,8 +351,9 @@ def generate(model, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool =
                 unfinished &= next_ids != eos_token_id
             input_ids = torch.cat([input_ids, next_ids[:, None]], dim=1)  # (B, T + 1)
             if attention_mask is not None:
-                attention_mask = torch.cat([attention_mask, attention_mask.new_ones(
-                    attention_mask.shape[0], 1)], dim=1)  # the new token is real
+                attention_mask = torch.cat(
+                    [attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], dim=1
+                )  # the new token is real
             step_input = next_ids[:, None] if use_cache else input_ids
             if eos_token_id is not None and not unfinished.any():
                 break
@@ -272,34 +362,60 @@ def generate(model, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool =
         model.train(was_training)
 
 
-def _check_beam_args(input_ids, num_beams, max_new_tokens, length_penalty, eos_token_id,
-                     early_stopping):
-    if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.shape[0] != 1 \
-            or input_ids.shape[1] == 0 or input_ids.dtype.is_floating_point \
-            or input_ids.dtype == torch.bool:
-        shape = (f"{input_ids.dtype} {tuple(input_ids.shape)}" if isinstance(input_ids, Tensor)
-                 else type(input_ids).__name__)
-        raise ValueError(f"beam_search expects integer input_ids of shape (1, seq), one prompt "
-                         f"with seq >= 1, got {shape}")
+def _check_beam_args(
+    input_ids, num_beams, max_new_tokens, length_penalty, eos_token_id, early_stopping
+):
+    if (
+        not isinstance(input_ids, Tensor)
+        or input_ids.dim() != 2
+        or input_ids.shape[0] != 1
+        or input_ids.shape[1] == 0
+        or input_ids.dtype.is_floating_point
+        or input_ids.dtype == torch.bool
+    ):
+        shape = (
+            f"{input_ids.dtype} {tuple(input_ids.shape)}"
+            if isinstance(input_ids, Tensor)
+            else type(input_ids).__name__
+        )
+        raise ValueError(
+            f"beam_search expects integer input_ids of shape (1, seq), one prompt "
+            f"with seq >= 1, got {shape}"
+        )
     if not isinstance(num_beams, int) or isinstance(num_beams, bool) or num_beams < 1:
         raise ValueError(f"num_beams must be an int >= 1, got {num_beams!r}")
-    if (not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool)
-            or max_new_tokens < 0):
+    if (
+        not isinstance(max_new_tokens, int)
+        or isinstance(max_new_tokens, bool)
+        or max_new_tokens < 0
+    ):
         raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
-    if not isinstance(length_penalty, (int, float)) or isinstance(length_penalty, bool) \
-            or not math.isfinite(length_penalty):
+    if (
+        not isinstance(length_penalty, (int, float))
+        or isinstance(length_penalty, bool)
+        or not math.isfinite(length_penalty)
+    ):
         raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
-    if eos_token_id is not None and (not isinstance(eos_token_id, int)
-                                     or isinstance(eos_token_id, bool) or eos_token_id < 0):
+    if eos_token_id is not None and (
+        not isinstance(eos_token_id, int) or isinstance(eos_token_id, bool) or eos_token_id < 0
+    ):
         raise ValueError(f"eos_token_id must be a non-negative int or None, got {eos_token_id!r}")
     if not isinstance(early_stopping, bool):
         raise ValueError(f"early_stopping must be True or False, got {early_stopping!r}")
 
 
 @torch.no_grad()
-def beam_search(model, input_ids: Tensor, num_beams: int, max_new_tokens: int, *,
-                length_penalty: float = 1.0, eos_token_id: int | None = None,
-                early_stopping: bool = False, return_score: bool = False):
+def beam_search(
+    model,
+    input_ids: Tensor,
+    num_beams: int,
+    max_new_tokens: int,
+    *,
+    length_penalty: float = 1.0,
+    eos_token_id: int | None = None,
+    early_stopping: bool = False,
+    return_score: bool = False,
+):
     """Beam search (as Hugging Face ``generate(num_beams=..., do_sample=False)``): the one prompt
     ``input_ids`` (1, T) extended by up to ``max_new_tokens`` tokens, (1, T + n).
 
@@ -320,36 +436,41 @@ def beam_search(model, input_ids: Tensor, num_beams: int, max_new_tokens: int, *
     ``return_score`` also its score. For clarity each step re-runs the model on every beam
     (no KV cache); ``num_beams=1`` is greedy decoding.
     """
-    _check_beam_args(input_ids, num_beams, max_new_tokens, length_penalty, eos_token_id,
-                     early_stopping)
+    _check_beam_args(
+        input_ids, num_beams, max_new_tokens, length_penalty, eos_token_id, early_stopping
+    )
     if max_new_tokens == 0:
         return (input_ids, 0.0) if return_score else input_ids
     was_training = model.training
     model.eval()
     try:
         last_only = {"logits_to_keep": 1} if _forward_takes(model, "logits_to_keep") else {}
-        beams = input_ids                                   # (n, L): one beam to start with
+        beams = input_ids  # (n, L): one beam to start with
         beam_scores = torch.zeros(1, device=input_ids.device)  # (n,) sums of log-probs
-        finished: list[tuple[float, Tensor]] = []           # (normalised score, sequence)
+        finished: list[tuple[float, Tensor]] = []  # (normalised score, sequence)
         can_improve = True
         for step in range(1, max_new_tokens + 1):
-            logits = model(beams, **last_only)[:, -1].float()          # (n, V)
+            logits = model(beams, **last_only)[:, -1].float()  # (n, V)
             scores = logits.log_softmax(dim=-1) + beam_scores[:, None]  # (n, V) every extension
             V = scores.shape[1]
             top_scores, top_index = scores.flatten().topk(min(2 * num_beams, scores.numel()))
-            parent, token = top_index // V, top_index % V               # which beam, which token
+            parent, token = top_index // V, top_index % V  # which beam, which token
             candidates = torch.cat([beams[parent], token[:, None]], dim=1)
-            ends = (token == eos_token_id if eos_token_id is not None
-                    else torch.zeros_like(token, dtype=torch.bool))
+            ends = (
+                token == eos_token_id
+                if eos_token_id is not None
+                else torch.zeros_like(token, dtype=torch.bool)
+            )
             if step == max_new_tokens:
-                ends = torch.ones_like(ends)                           # out of tokens: all end
+                ends = torch.ones_like(ends)  # out of tokens: all end
             # 1. finished hypotheses: only candidates ranked among the best num_beams count
             full = len(finished) == num_beams
             if can_improve and not (full and early_stopping):
                 for rank in range(num_beams):
                     if rank < len(ends) and ends[rank]:
-                        finished.append((float(top_scores[rank] / step ** length_penalty),
-                                         candidates[rank]))
+                        finished.append(
+                            (float(top_scores[rank] / step**length_penalty), candidates[rank])
+                        )
                 finished = sorted(finished, key=lambda h: h[0], reverse=True)[:num_beams]
             # 2. the next beams: the best candidates that did not end
             alive = (~ends).nonzero()[:num_beams, 0]
@@ -358,7 +479,7 @@ def beam_search(model, input_ids: Tensor, num_beams: int, max_new_tokens: int, *
             beams, beam_scores = candidates[alive], top_scores[alive]
             # 3. stop when no open beam can beat the worst finished hypothesis
             if len(finished) == num_beams:
-                best_possible = float(beam_scores[0] / step ** length_penalty)
+                best_possible = float(beam_scores[0] / step**length_penalty)
                 can_improve = can_improve and best_possible > finished[-1][0]
                 if not can_improve or early_stopping:
                     break
@@ -378,10 +499,20 @@ class HuggingFaceLM(torch.nn.Module):
         self.model = model
         self.train(model.training)  # a new Module is in training mode: take the model's mode
 
-    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None,
-                logits_to_keep: int = 0, attention_mask: Tensor | None = None,
-                position_ids: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        input_ids: Tensor,
+        kv_cache: KVCache | None = None,
+        logits_to_keep: int = 0,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+    ) -> Tensor:
         if kv_cache is not None:
             raise ValueError("HuggingFaceLM keeps no KVCache: call generate(..., use_cache=False)")
-        return self.model(input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                          logits_to_keep=logits_to_keep, use_cache=False).logits
+        return self.model(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            logits_to_keep=logits_to_keep,
+            use_cache=False,
+        ).logits

@@ -48,22 +48,29 @@ from llmcourse.checkpoints import copy_weights
 from llmcourse.kvcache import KVCache, check_decoder_input
 from llmcourse.multihead import merge_heads, split_heads
 
-__all__ = ["GPTConfig", "GPT", "gpt_param_count", "CausalSelfAttention", "MLP", "Block",
-           "LayerNorm"]
+__all__ = [
+    "GPTConfig",
+    "GPT",
+    "gpt_param_count",
+    "CausalSelfAttention",
+    "MLP",
+    "Block",
+    "LayerNorm",
+]
 
 
 @dataclass(frozen=True)
 class GPTConfig:
     """The hyper-parameters of a GPT-2-style model (names as in nanoGPT; HF names in comments)."""
 
-    vocab_size: int = 50257        # number of token ids V (HF: vocab_size)
-    block_size: int = 1024         # longest sequence = rows of the position table (n_positions)
-    n_layer: int = 12              # number of Transformer blocks (HF: n_layer)
-    n_head: int = 12               # attention heads per block; must divide n_embd (HF: n_head)
-    n_embd: int = 768              # model width C, the residual stream's size (HF: n_embd)
+    vocab_size: int = 50257  # number of token ids V (HF: vocab_size)
+    block_size: int = 1024  # longest sequence = rows of the position table (n_positions)
+    n_layer: int = 12  # number of Transformer blocks (HF: n_layer)
+    n_head: int = 12  # attention heads per block; must divide n_embd (HF: n_head)
+    n_embd: int = 768  # model width C, the residual stream's size (HF: n_embd)
     layer_norm_epsilon: float = 1e-5  # eps inside every LayerNorm's square root
-    bias: bool = True              # biases in the linear layers and LayerNorms (GPT-2: True)
-    dropout: float = 0.0           # dropout on embeddings, attention and residuals (training only)
+    bias: bool = True  # biases in the linear layers and LayerNorms (GPT-2: True)
+    dropout: float = 0.0  # dropout on embeddings, attention and residuals (training only)
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
@@ -81,8 +88,9 @@ class GPTConfig:
     @classmethod
     def tiny(cls, **overrides) -> GPTConfig:
         """A few hundred thousand parameters at most: for tests and seconds-long CPU training."""
-        return replace(cls(vocab_size=256, block_size=64, n_layer=2, n_head=2, n_embd=32),
-                       **overrides)
+        return replace(
+            cls(vocab_size=256, block_size=64, n_layer=2, n_head=2, n_embd=32), **overrides
+        )
 
     @classmethod
     def gpt2(cls, **overrides) -> GPTConfig:
@@ -110,15 +118,25 @@ class GPTConfig:
         if hf_config.n_inner not in (None, 4 * hf_config.n_embd):
             raise ValueError(f"only n_inner = 4 * n_embd is supported, got {hf_config.n_inner}")
         if hf_config.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):
-            raise ValueError(f"only the tanh GELU (gelu_new) is supported, got "
-                             f"{hf_config.activation_function!r}")
-        if (hf_config.scale_attn_by_inverse_layer_idx or hf_config.reorder_and_upcast_attn
-                or not hf_config.scale_attn_weights):
+            raise ValueError(
+                f"only the tanh GELU (gelu_new) is supported, got {hf_config.activation_function!r}"
+            )
+        if (
+            hf_config.scale_attn_by_inverse_layer_idx
+            or hf_config.reorder_and_upcast_attn
+            or not hf_config.scale_attn_weights
+        ):
             raise ValueError("only GPT-2's standard attention scaling, 1 / sqrt(d), is supported")
-        return cls(vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions,
-                   n_layer=hf_config.n_layer, n_head=hf_config.n_head, n_embd=hf_config.n_embd,
-                   layer_norm_epsilon=hf_config.layer_norm_epsilon, bias=True,
-                   dropout=float(hf_config.resid_pdrop))
+        return cls(
+            vocab_size=hf_config.vocab_size,
+            block_size=hf_config.n_positions,
+            n_layer=hf_config.n_layer,
+            n_head=hf_config.n_head,
+            n_embd=hf_config.n_embd,
+            layer_norm_epsilon=hf_config.layer_norm_epsilon,
+            bias=True,
+            dropout=float(hf_config.resid_pdrop),
+        )
 
 
 def gpt_param_count(config: GPTConfig) -> int:
@@ -152,13 +170,14 @@ class CausalSelfAttention(nn.Module):
         C = config.n_embd
         self.n_head, self.dropout, self.layer_idx = config.n_head, config.dropout, layer_idx
         self.c_attn = nn.Linear(C, 3 * C, bias=config.bias)  # q, k and v side by side
-        self.c_proj = nn.Linear(C, C, bias=config.bias)       # the output projection W^O
+        self.c_proj = nn.Linear(C, C, bias=config.bias)  # the output projection W^O
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, kv_cache: KVCache | None = None,
-                key_padding_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, kv_cache: KVCache | None = None, key_padding_mask: Tensor | None = None
+    ) -> Tensor:
         """``key_padding_mask`` (B, S) bool, False at padding keys (left-padded batches)."""
-        q, k, v = self.c_attn(x).chunk(3, dim=-1)             # (B, T, 3C) -> 3 x (B, T, C)
+        q, k, v = self.c_attn(x).chunk(3, dim=-1)  # (B, T, 3C) -> 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # -> (B, h, T, d)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)  # -> (B, h, S, d), S = P + T
@@ -172,9 +191,14 @@ class CausalSelfAttention(nn.Module):
             itself = torch.zeros(T, S, dtype=torch.bool, device=x.device)
             itself[torch.arange(T), torch.arange(S - T, S)] = True
             mask = (causal & key_padding_mask[:, None, None, :]) | itself  # (B, 1, T, S)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                           is_causal=(T == S and T > 1 and mask is None),
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=(T == S and T > 1 and mask is None),
+            dropout_p=self.dropout if self.training else 0.0,
+        )
         return self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, h, T, d) -> (B, T, C)
 
 
@@ -191,7 +215,7 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # GPT-2 uses the tanh approximation of GELU ("gelu_new"; Hendrycks & Gimpel, 2016).
         h = F.gelu(self.c_fc(x), approximate="tanh")  # (B, T, C) -> (B, T, 4C)
-        return self.dropout(self.c_proj(h))            # (B, T, 4C) -> (B, T, C)
+        return self.dropout(self.c_proj(h))  # (B, T, 4C) -> (B, T, C)
 
 
 class Block(nn.Module):
@@ -205,8 +229,9 @@ class Block(nn.Module):
         self.ln_2 = LayerNorm(config.n_embd, eps=eps, bias=bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, kv_cache: KVCache | None = None,
-                key_padding_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, kv_cache: KVCache | None = None, key_padding_mask: Tensor | None = None
+    ) -> Tensor:
         x = x + self.attn(self.ln_1(x), kv_cache, key_padding_mask)
         return x + self.mlp(self.ln_2(x))
 
@@ -224,13 +249,15 @@ class GPT(nn.Module):
         if not isinstance(config, GPTConfig):
             raise ValueError(f"expected a GPTConfig, got {type(config).__name__}")
         self.config = config
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(config.vocab_size, config.n_embd),   # token embeddings (V, C)
-            wpe=nn.Embedding(config.block_size, config.n_embd),   # position embeddings
-            drop=nn.Dropout(config.dropout),
-            h=nn.ModuleList(Block(config, i) for i in range(config.n_layer)),
-            ln_f=LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias),
-        ))
+        self.transformer = nn.ModuleDict(
+            dict(
+                wte=nn.Embedding(config.vocab_size, config.n_embd),  # token embeddings (V, C)
+                wpe=nn.Embedding(config.block_size, config.n_embd),  # position embeddings
+                drop=nn.Dropout(config.dropout),
+                h=nn.ModuleList(Block(config, i) for i in range(config.n_layer)),
+                ln_f=LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias),
+            )
+        )
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # tied (Press & Wolf, 2017)
         self.apply(self._init_weights)
@@ -252,28 +279,47 @@ class GPT(nn.Module):
         """The number of blocks, i.e. of layers a ``KVCache`` for this model needs."""
         return self.config.n_layer
 
-    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None,
-                logits_to_keep: int = 0, attention_mask: Tensor | None = None,
-                position_ids: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        input_ids: Tensor,
+        kv_cache: KVCache | None = None,
+        logits_to_keep: int = 0,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
+    ) -> Tensor:
         """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V),
         which is all generation needs (the read-out is the model's largest matrix product).
 
         For a left-padded batch: ``attention_mask`` (B, P + T), 1 for real tokens and 0 for
         padding, over the cached and the new tokens; ``position_ids`` (B, T) the new tokens'
         positions (``llmcourse.generation.padding_positions``)."""
-        past = check_decoder_input(input_ids, self.config.vocab_size, kv_cache,
-                                   self.config.n_layer, logits_to_keep, self.config.block_size)
+        past = check_decoder_input(
+            input_ids,
+            self.config.vocab_size,
+            kv_cache,
+            self.config.n_layer,
+            logits_to_keep,
+            self.config.block_size,
+        )
         B, T = input_ids.shape
         if attention_mask is not None and tuple(attention_mask.shape) != (B, past + T):
-            raise ValueError(f"attention_mask must have shape (batch, cached + new) = "
-                             f"{(B, past + T)}, got {tuple(attention_mask.shape)}")
-        if position_ids is not None and (tuple(position_ids.shape) != (B, T) or not
-                                         0 <= int(position_ids.min())
-                                         <= int(position_ids.max()) < self.config.block_size):
-            raise ValueError(f"position_ids must have shape (batch, seq) = {(B, T)} with values "
-                             f"in 0..{self.config.block_size - 1}")
-        positions = (position_ids if position_ids is not None
-                     else torch.arange(past, past + T, device=input_ids.device))  # (B, T) or (T,)
+            raise ValueError(
+                f"attention_mask must have shape (batch, cached + new) = "
+                f"{(B, past + T)}, got {tuple(attention_mask.shape)}"
+            )
+        if position_ids is not None and (
+            tuple(position_ids.shape) != (B, T)
+            or not 0 <= int(position_ids.min()) <= int(position_ids.max()) < self.config.block_size
+        ):
+            raise ValueError(
+                f"position_ids must have shape (batch, seq) = {(B, T)} with values "
+                f"in 0..{self.config.block_size - 1}"
+            )
+        positions = (
+            position_ids
+            if position_ids is not None
+            else torch.arange(past, past + T, device=input_ids.device)
+        )  # (B, T) or (T,)
         x = self.transformer.wte(input_ids) + self.transformer.wpe(positions)  # (B, T, C)
         x = self.transformer.drop(x)
         key_padding_mask = attention_mask.bool() if attention_mask is not None else None
@@ -292,8 +338,9 @@ class GPT(nn.Module):
         from transformers import GPT2LMHeadModel
 
         if not isinstance(hf_model, GPT2LMHeadModel):
-            raise ValueError(f"expected a transformers GPT2LMHeadModel, got "
-                             f"{type(hf_model).__name__}")
+            raise ValueError(
+                f"expected a transformers GPT2LMHeadModel, got {type(hf_model).__name__}"
+            )
         ref = hf_model.lm_head.weight
         model = cls(GPTConfig.from_hf(hf_model.config)).to(ref.device, ref.dtype)
         copy_weights(model, hf_model.state_dict(), transposed=cls._CONV1D)
@@ -311,11 +358,20 @@ class GPT(nn.Module):
         if not c.bias:
             raise ValueError("Hugging Face's GPT-2 always has biases: this model has bias=False")
         special = 50256 if c.vocab_size > 50256 else None
-        settings = dict(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd,
-                        n_layer=c.n_layer, n_head=c.n_head, layer_norm_epsilon=c.layer_norm_epsilon,
-                        activation_function="gelu_new", resid_pdrop=c.dropout,
-                        embd_pdrop=c.dropout, attn_pdrop=c.dropout,
-                        bos_token_id=special, eos_token_id=special)
+        settings = dict(
+            vocab_size=c.vocab_size,
+            n_positions=c.block_size,
+            n_embd=c.n_embd,
+            n_layer=c.n_layer,
+            n_head=c.n_head,
+            layer_norm_epsilon=c.layer_norm_epsilon,
+            activation_function="gelu_new",
+            resid_pdrop=c.dropout,
+            embd_pdrop=c.dropout,
+            attn_pdrop=c.dropout,
+            bos_token_id=special,
+            eos_token_id=special,
+        )
         settings.update(hf_config_overrides)
         ref = self.lm_head.weight
         hf_model = GPT2LMHeadModel(GPT2Config(**settings)).to(ref.device, ref.dtype)

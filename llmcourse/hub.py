@@ -88,8 +88,9 @@ def captured_warnings():
         hf_logging.enable_default_handler()
 
 
-def mean_pool(last_hidden_state: Tensor, attention_mask: Tensor | None = None,
-              normalize: bool = True) -> Tensor:
+def mean_pool(
+    last_hidden_state: Tensor, attention_mask: Tensor | None = None, normalize: bool = True
+) -> Tensor:
     """Average the token vectors of each sequence, padding excluded: ``(B, T, D) -> (B, D)``.
 
     ``attention_mask`` is 1 for real tokens and 0 for padding, shape ``(B, T)`` (None: all
@@ -99,15 +100,19 @@ def mean_pool(last_hidden_state: Tensor, attention_mask: Tensor | None = None,
     """
     if attention_mask is None and isinstance(last_hidden_state, Tensor):
         attention_mask = torch.ones(last_hidden_state.shape[:2])
-    if isinstance(attention_mask, Tensor) and attention_mask.dim() == 2 and \
-            (attention_mask.sum(dim=1) == 0).any():
+    if (
+        isinstance(attention_mask, Tensor)
+        and attention_mask.dim() == 2
+        and (attention_mask.sum(dim=1) == 0).any()
+    ):
         raise ValueError("a sequence has no real token (its attention_mask is all zero)")
     pooled = encoder.mean_pool(last_hidden_state, attention_mask)
     return torch.nn.functional.normalize(pooled, dim=-1) if normalize else pooled
 
 
-def semantic_search(query_embeddings: Tensor, corpus_embeddings: Tensor,
-                    top_k: int = 10) -> list[list[dict]]:
+def semantic_search(
+    query_embeddings: Tensor, corpus_embeddings: Tensor, top_k: int = 10
+) -> list[list[dict]]:
     """For each query, the ``top_k`` corpus entries by cosine similarity, best first.
 
     ``(Q, D)`` and ``(N, D)`` (a 1-D query is taken as ``Q = 1``). Returns, per query, a list
@@ -127,5 +132,7 @@ def semantic_search(query_embeddings: Tensor, corpus_embeddings: Tensor,
     unit = torch.nn.functional.normalize
     scores = unit(q, dim=-1) @ unit(c, dim=-1).T  # (Q, D) @ (D, N) -> (Q, N)
     best = scores.topk(min(top_k, c.shape[0]), dim=1)  # sorted, highest first
-    return [[{"corpus_id": int(i), "score": float(s)} for s, i in zip(row_s, row_i)]
-            for row_s, row_i in zip(best.values, best.indices)]
+    return [
+        [{"corpus_id": int(i), "score": float(s)} for s, i in zip(row_s, row_i)]
+        for row_s, row_i in zip(best.values, best.indices)
+    ]

@@ -34,8 +34,10 @@ class KVCache:
         if not 0 <= layer < len(self.keys):
             raise ValueError(f"layer must be in 0..{len(self.keys) - 1}, got {layer}")
         if key.dim() != 4 or key.shape != value.shape:
-            raise ValueError(f"expected key and value of one shape (batch, heads, time, head_dim), "
-                             f"got {tuple(key.shape)} and {tuple(value.shape)}")
+            raise ValueError(
+                f"expected key and value of one shape (batch, heads, time, head_dim), "
+                f"got {tuple(key.shape)} and {tuple(value.shape)}"
+            )
         if self.keys[layer] is not None:
             key = torch.cat([self.keys[layer], key], dim=2)  # (B, h, T_past + T_new, d)
             value = torch.cat([self.values[layer], value], dim=2)
@@ -43,39 +45,58 @@ class KVCache:
         return key, value
 
 
-def check_decoder_input(input_ids: torch.Tensor, vocab_size: int, kv_cache: KVCache | None,
-                        num_layers: int, logits_to_keep: int = 0,
-                        max_positions: int | None = None) -> int:
+def check_decoder_input(
+    input_ids: torch.Tensor,
+    vocab_size: int,
+    kv_cache: KVCache | None,
+    num_layers: int,
+    logits_to_keep: int = 0,
+    max_positions: int | None = None,
+) -> int:
     """Validate a decoder's forward arguments (GPT's and Llama's); return the number of cached
     positions. Token ids (B, T) with B, T >= 1 in 0..vocab_size-1; a cache with one entry per
     layer and the same batch; ``logits_to_keep`` an int >= 0; at most ``max_positions`` in all.
     """
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or 0 in input_ids.shape:
-        shape = (tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor)
-                 else type(input_ids).__name__)
-        raise ValueError(f"expected input_ids of shape (batch, seq) with batch >= 1 and "
-                         f"seq >= 1, got {shape}")
+        shape = (
+            tuple(input_ids.shape)
+            if isinstance(input_ids, torch.Tensor)
+            else type(input_ids).__name__
+        )
+        raise ValueError(
+            f"expected input_ids of shape (batch, seq) with batch >= 1 and seq >= 1, got {shape}"
+        )
     if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
         raise ValueError(f"expected integer token ids, got dtype {input_ids.dtype}")
     low, high = int(input_ids.min()), int(input_ids.max())
     if low < 0 or high >= vocab_size:
-        raise ValueError(f"token ids must lie in 0..{vocab_size - 1} (vocab_size={vocab_size}), "
-                         f"got ids from {low} to {high}")
-    if isinstance(logits_to_keep, bool) or not isinstance(logits_to_keep, int) \
-            or logits_to_keep < 0:
+        raise ValueError(
+            f"token ids must lie in 0..{vocab_size - 1} (vocab_size={vocab_size}), "
+            f"got ids from {low} to {high}"
+        )
+    if (
+        isinstance(logits_to_keep, bool)
+        or not isinstance(logits_to_keep, int)
+        or logits_to_keep < 0
+    ):
         raise ValueError(f"logits_to_keep must be an int >= 0, got {logits_to_keep!r}")
     past = 0
     if kv_cache is not None:
         if not isinstance(kv_cache, KVCache) or len(kv_cache.keys) != num_layers:
-            raise ValueError(f"kv_cache must be a KVCache with {num_layers} layers, "
-                             f"got {kv_cache!r}")
+            raise ValueError(
+                f"kv_cache must be a KVCache with {num_layers} layers, got {kv_cache!r}"
+            )
         cached = kv_cache.keys[0]
         if cached is not None and cached.shape[0] != input_ids.shape[0]:
-            raise ValueError(f"kv_cache holds a batch of {cached.shape[0]}, but input_ids has "
-                             f"a batch of {input_ids.shape[0]}")
+            raise ValueError(
+                f"kv_cache holds a batch of {cached.shape[0]}, but input_ids has "
+                f"a batch of {input_ids.shape[0]}"
+            )
         past = len(kv_cache)
     total = past + input_ids.shape[1]
     if max_positions is not None and total > max_positions:
-        raise ValueError(f"sequence of length {total} (past {past} + new {input_ids.shape[1]}) "
-                         f"is longer than the model's {max_positions} positions")
+        raise ValueError(
+            f"sequence of length {total} (past {past} + new {input_ids.shape[1]}) "
+            f"is longer than the model's {max_positions} positions"
+        )
     return past

@@ -83,8 +83,10 @@ class LlamaConfig:
             if f.type == "int":
                 _positive_int(f.name, getattr(self, f.name))
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(f"num_attention_heads={self.num_attention_heads} is not divisible by "
-                             f"num_key_value_heads={self.num_key_value_heads}")
+            raise ValueError(
+                f"num_attention_heads={self.num_attention_heads} is not divisible by "
+                f"num_key_value_heads={self.num_key_value_heads}"
+            )
         if self.head_dim % 2:
             raise ValueError(f"head_dim={self.head_dim} must be even: RoPE rotates pairs")
         if not self.rms_norm_eps > 0:
@@ -131,9 +133,16 @@ class LlamaConfig:
     @classmethod
     def tiny(cls, **overrides) -> LlamaConfig:
         """A small configuration for tests and experiments (GQA with 2 queries per key)."""
-        sizes = dict(vocab_size=97, hidden_size=32, intermediate_size=56, num_hidden_layers=2,
-                     num_attention_heads=4, num_key_value_heads=2, head_dim=8,
-                     max_position_embeddings=64)
+        sizes = dict(
+            vocab_size=97,
+            hidden_size=32,
+            intermediate_size=56,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=8,
+            max_position_embeddings=64,
+        )
         return cls(**{**sizes, **overrides})
 
 
@@ -144,8 +153,10 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-5) -> Tensor:
     """
     if not isinstance(x, Tensor) or x.ndim == 0 or x.shape[-1:] != weight.shape:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"expected x of shape (..., {weight.shape[0]}) to match weight "
-                         f"{tuple(weight.shape)}, got {shape}")
+        raise ValueError(
+            f"expected x of shape (..., {weight.shape[0]}) to match weight "
+            f"{tuple(weight.shape)}, got {shape}"
+        )
     x32 = x.float()
     mean_square = x32.pow(2).mean(-1, keepdim=True)  # (..., 1): one number per position
     return weight * (x32 * torch.rsqrt(mean_square + eps)).to(x.dtype)
@@ -187,8 +198,9 @@ class SwiGLU(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.ndim == 0 or x.shape[-1] != self.gate_proj.in_features:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"expected x of shape (..., hidden_size={self.gate_proj.in_features})"
-                             f", got {shape}")
+            raise ValueError(
+                f"expected x of shape (..., hidden_size={self.gate_proj.in_features}), got {shape}"
+            )
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (..., F) -> (..., C)
 
 
@@ -214,16 +226,27 @@ class GroupedQueryAttention(nn.Module):
     (``layer_idx``) and attends over every cached position.
     """
 
-    def __init__(self, hidden_size: int, num_attention_heads: int, num_key_value_heads: int,
-                 head_dim: int, layer_idx: int = 0):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_attention_heads: int,
+        num_key_value_heads: int,
+        head_dim: int,
+        layer_idx: int = 0,
+    ):
         super().__init__()
-        for name, value in (("hidden_size", hidden_size), ("head_dim", head_dim),
-                            ("num_attention_heads", num_attention_heads),
-                            ("num_key_value_heads", num_key_value_heads)):
+        for name, value in (
+            ("hidden_size", hidden_size),
+            ("head_dim", head_dim),
+            ("num_attention_heads", num_attention_heads),
+            ("num_key_value_heads", num_key_value_heads),
+        ):
             _positive_int(name, value)
         if num_attention_heads % num_key_value_heads:
-            raise ValueError(f"num_attention_heads={num_attention_heads} is not divisible by "
-                             f"num_key_value_heads={num_key_value_heads}")
+            raise ValueError(
+                f"num_attention_heads={num_attention_heads} is not divisible by "
+                f"num_key_value_heads={num_key_value_heads}"
+            )
         self.num_heads, self.num_kv_heads = num_attention_heads, num_key_value_heads
         self.head_dim, self.layer_idx = head_dim, layer_idx
         self.q_proj = nn.Linear(hidden_size, num_attention_heads * head_dim, bias=False)
@@ -231,12 +254,15 @@ class GroupedQueryAttention(nn.Module):
         self.v_proj = nn.Linear(hidden_size, num_key_value_heads * head_dim, bias=False)
         self.o_proj = nn.Linear(num_attention_heads * head_dim, hidden_size, bias=False)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor,
-                kv_cache: KVCache | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, cos: Tensor, sin: Tensor, kv_cache: KVCache | None = None
+    ) -> Tensor:
         if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[-1] != self.q_proj.in_features:
             shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"expected x of shape (batch, seq, hidden_size="
-                             f"{self.q_proj.in_features}), got {shape}")
+            raise ValueError(
+                f"expected x of shape (batch, seq, hidden_size="
+                f"{self.q_proj.in_features}), got {shape}"
+            )
         q = split_heads(self.q_proj(x), self.num_heads)  # (B, T, H*D) -> (B, H, T, D)
         k = split_heads(self.k_proj(x), self.num_kv_heads)  # (B, T, K*D) -> (B, K, T, D)
         v = split_heads(self.v_proj(x), self.num_kv_heads)
@@ -251,8 +277,10 @@ class GroupedQueryAttention(nn.Module):
         return self.o_proj(merge_heads(context))  # (B, T, H*D) -> (B, T, C)
 
     def extra_repr(self) -> str:
-        return (f"num_heads={self.num_heads}, num_kv_heads={self.num_kv_heads}, "
-                f"head_dim={self.head_dim}, layer_idx={self.layer_idx}")
+        return (
+            f"num_heads={self.num_heads}, num_kv_heads={self.num_kv_heads}, "
+            f"head_dim={self.head_dim}, layer_idx={self.layer_idx}"
+        )
 
 
 class LlamaBlock(nn.Module):
@@ -262,13 +290,15 @@ class LlamaBlock(nn.Module):
         super().__init__()
         c = config
         self.input_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
-        self.self_attn = GroupedQueryAttention(c.hidden_size, c.num_attention_heads,
-                                               c.num_key_value_heads, c.head_dim, layer_idx)
+        self.self_attn = GroupedQueryAttention(
+            c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim, layer_idx
+        )
         self.post_attention_layernorm = RMSNorm(c.hidden_size, c.rms_norm_eps)
         self.mlp = SwiGLU(c.hidden_size, c.intermediate_size)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor,
-                kv_cache: KVCache | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, cos: Tensor, sin: Tensor, kv_cache: KVCache | None = None
+    ) -> Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache)
         return x + self.mlp(self.post_attention_layernorm(x))
 
@@ -315,13 +345,15 @@ class LlamaForCausalLM(nn.Module):
     def new_kv_cache(self) -> KVCache:
         return KVCache(self.num_layers)
 
-    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None,
-                logits_to_keep: int = 0) -> Tensor:
+    def forward(
+        self, input_ids: Tensor, kv_cache: KVCache | None = None, logits_to_keep: int = 0
+    ) -> Tensor:
         """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V),
         as in ``transformers``: generation needs only the last, and on a long prompt the
         (T, C) @ (C, V) output product is a large share of the work."""
-        check_decoder_input(input_ids, self.config.vocab_size, kv_cache,
-                            len(self.model.layers), logits_to_keep)
+        check_decoder_input(
+            input_ids, self.config.vocab_size, kv_cache, len(self.model.layers), logits_to_keep
+        )
         hidden = self.model(input_ids, kv_cache)  # (B, T, C)
         return self.lm_head(hidden[:, -logits_to_keep:])  # (B, T or n, C) -> (B, T or n, V)
 

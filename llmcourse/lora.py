@@ -25,8 +25,14 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["LoRALinear", "add_lora", "merge_lora", "count_parameters", "adamw_state_bytes",
-           "state_dict_from_peft"]
+__all__ = [
+    "LoRALinear",
+    "add_lora",
+    "merge_lora",
+    "count_parameters",
+    "adamw_state_bytes",
+    "state_dict_from_peft",
+]
 
 
 class LoRALinear(nn.Module):
@@ -39,8 +45,10 @@ class LoRALinear(nn.Module):
         if not isinstance(r, int) or isinstance(r, bool) or r < 1:
             raise ValueError(f"rank r must be a positive int, got {r!r}")
         if r > min(base.in_features, base.out_features):
-            raise ValueError(f"rank r={r} exceeds the layer's size ({base.out_features} x "
-                             f"{base.in_features}): a low-rank update needs r <= min(out, in)")
+            raise ValueError(
+                f"rank r={r} exceeds the layer's size ({base.out_features} x "
+                f"{base.in_features}): a low-rank update needs r <= min(out, in)"
+            )
         if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
             raise ValueError(f"alpha must be a positive number, got {alpha!r}")
         self.base = base
@@ -58,9 +66,13 @@ class LoRALinear(nn.Module):
 
     def merged(self) -> nn.Linear:
         """An ordinary ``nn.Linear`` with weight ``W + (alpha / r) B A``: the same function."""
-        out = nn.Linear(self.base.in_features, self.base.out_features,
-                        bias=self.base.bias is not None,
-                        dtype=self.base.weight.dtype, device=self.base.weight.device)
+        out = nn.Linear(
+            self.base.in_features,
+            self.base.out_features,
+            bias=self.base.bias is not None,
+            dtype=self.base.weight.dtype,
+            device=self.base.weight.device,
+        )
         with torch.no_grad():
             out.weight.copy_(self.base.weight + self.scaling * self.lora_B @ self.lora_A)
             if self.base.bias is not None:
@@ -89,8 +101,10 @@ def add_lora(model: nn.Module, target_names, r: int, alpha: float) -> list[str]:
     wrapped in ``model.modules()`` order, so a fixed seed gives the same ``A`` matrices.
     """
     if isinstance(target_names, str) or not target_names:
-        raise ValueError(f"target_names must be a non-empty list of layer names such as "
-                         f"['q_proj', 'v_proj'], got {target_names!r}")
+        raise ValueError(
+            f"target_names must be a non-empty list of layer names such as "
+            f"['q_proj', 'v_proj'], got {target_names!r}"
+        )
     layers = _linear_layers(model, set(target_names))
     if not layers:
         raise ValueError(f"no nn.Linear named any of {sorted(target_names)} in the model")

@@ -72,8 +72,11 @@ def zero_bytes_per_gpu(n_params: int, n_gpus: int, stage: int) -> float:
     if stage not in (0, 1, 2, 3):
         raise ValueError(f"stage must be 0, 1, 2 or 3, got {stage!r}")
     b = state_bytes_per_param(mixed_precision=True)
-    weights, grads, optim = b["weights"] * n_params, b["gradients"] * n_params, \
-        b["optimizer"] * n_params
+    weights, grads, optim = (
+        b["weights"] * n_params,
+        b["gradients"] * n_params,
+        b["optimizer"] * n_params,
+    )
     if stage >= 1:
         optim /= n_gpus
     if stage >= 2:
@@ -83,15 +86,21 @@ def zero_bytes_per_gpu(n_params: int, n_gpus: int, stage: int) -> float:
     return weights + grads + optim
 
 
-def transformer_activation_bytes(n_layer: int, d_model: int, n_head: int, batch: int,
-                                 seq_len: int, fused_attention: bool = True) -> int:
+def transformer_activation_bytes(
+    n_layer: int, d_model: int, n_head: int, batch: int, seq_len: int, fused_attention: bool = True
+) -> int:
     """Activation bytes of a Transformer in 16-bit precision (Korthikanti et al., 2022, eq. 1).
 
     Per layer ``seq_len * batch * d_model * (34 + 5 * n_head * seq_len / d_model)``; a fused
     ("flash") attention kernel does not store the attention matrix, dropping the second term.
     """
-    for name, value in (("n_layer", n_layer), ("d_model", d_model), ("n_head", n_head),
-                        ("batch", batch), ("seq_len", seq_len)):
+    for name, value in (
+        ("n_layer", n_layer),
+        ("d_model", d_model),
+        ("n_head", n_head),
+        ("batch", batch),
+        ("seq_len", seq_len),
+    ):
         _positive_int(name, value)
     per_position = 34 * d_model + (0 if fused_attention else 5 * n_head * seq_len)
     return n_layer * seq_len * batch * per_position

@@ -86,30 +86,43 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor, attn_mask: Tensor | None = None,
-                is_causal: bool = False, need_weights: bool = False,
-                key_padding_mask: Tensor | None = None):
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        attn_mask: Tensor | None = None,
+        is_causal: bool = False,
+        need_weights: bool = False,
+        key_padding_mask: Tensor | None = None,
+    ):
         self._check_inputs(query, key, value)
         mask = self._combined_mask(query, key, attn_mask, key_padding_mask)
-        q = split_heads(self.q_proj(query), self.num_heads)    # (B, L, C) -> (B, h, L, d)
-        k = split_heads(self.k_proj(key), self.num_heads)      # (B, S, C) -> (B, h, S, d)
-        v = split_heads(self.v_proj(value), self.num_heads)    # (B, S, C) -> (B, h, S, d)
+        q = split_heads(self.q_proj(query), self.num_heads)  # (B, L, C) -> (B, h, L, d)
+        k = split_heads(self.k_proj(key), self.num_heads)  # (B, S, C) -> (B, h, S, d)
+        v = split_heads(self.v_proj(value), self.num_heads)  # (B, S, C) -> (B, h, S, d)
         weights = attention_weights(q, k, attn_mask=mask, is_causal=is_causal)  # (B, h, L, S)
-        output = self.out_proj(merge_heads(weights @ v))       # (B, h, L, d) -> (B, L, C)
+        output = self.out_proj(merge_heads(weights @ v))  # (B, h, L, d) -> (B, L, C)
         return (output, weights) if need_weights else output
 
     def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
         for name, t in (("query", query), ("key", key), ("value", value)):
             if not isinstance(t, Tensor) or t.ndim != 3 or t.shape[-1] != self.embed_dim:
                 shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-                raise ValueError(f"expected {name} of shape (batch, seq, embed_dim="
-                                 f"{self.embed_dim}), got {shape}")
+                raise ValueError(
+                    f"expected {name} of shape (batch, seq, embed_dim="
+                    f"{self.embed_dim}), got {shape}"
+                )
         if key.shape[:2] != value.shape[:2]:
-            raise ValueError(f"key and value must have the same (batch, seq) sizes, got "
-                             f"{tuple(key.shape)} and {tuple(value.shape)}")
+            raise ValueError(
+                f"key and value must have the same (batch, seq) sizes, got "
+                f"{tuple(key.shape)} and {tuple(value.shape)}"
+            )
         if query.shape[0] != key.shape[0]:
-            raise ValueError(f"query and key must have the same batch size, got "
-                             f"{query.shape[0]} and {key.shape[0]}")
+            raise ValueError(
+                f"query and key must have the same batch size, got "
+                f"{query.shape[0]} and {key.shape[0]}"
+            )
 
     def _combined_mask(self, query, key, attn_mask, key_padding_mask):
         """One 'may attend' mask (bool) or additive mask (float) that broadcasts to (B, h, L, S)."""
@@ -117,17 +130,26 @@ class MultiHeadAttention(nn.Module):
         h = self.num_heads
         if isinstance(attn_mask, Tensor) and attn_mask.ndim == 3:  # PyTorch's (B * h, L, S) layout
             if attn_mask.shape != (B * h, L, S):
-                raise ValueError(f"expected a 3-d attn_mask of shape (batch * num_heads, L, S) = "
-                                 f"({B * h}, {L}, {S}), got {tuple(attn_mask.shape)}")
+                raise ValueError(
+                    f"expected a 3-d attn_mask of shape (batch * num_heads, L, S) = "
+                    f"({B * h}, {L}, {S}), got {tuple(attn_mask.shape)}"
+                )
             attn_mask = attn_mask.view(B, h, L, S)
         if key_padding_mask is None:
             return attn_mask
-        if (not isinstance(key_padding_mask, Tensor) or key_padding_mask.shape != (B, S)
-                or key_padding_mask.dtype != torch.bool):
-            got = (f"{key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
-                   if isinstance(key_padding_mask, Tensor) else type(key_padding_mask).__name__)
-            raise ValueError(f"expected a boolean key_padding_mask of shape (batch, S) = "
-                             f"({B}, {S}), got {got}")
+        if (
+            not isinstance(key_padding_mask, Tensor)
+            or key_padding_mask.shape != (B, S)
+            or key_padding_mask.dtype != torch.bool
+        ):
+            got = (
+                f"{key_padding_mask.dtype} {tuple(key_padding_mask.shape)}"
+                if isinstance(key_padding_mask, Tensor)
+                else type(key_padding_mask).__name__
+            )
+            raise ValueError(
+                f"expected a boolean key_padding_mask of shape (batch, S) = ({B}, {S}), got {got}"
+            )
         keep = ~key_padding_mask[:, None, None, :]  # (B, S) -> (B, 1, 1, S), True = may attend
         if attn_mask is None:
             return keep
@@ -141,17 +163,19 @@ class MultiHeadAttention(nn.Module):
         if not isinstance(mha, nn.MultiheadAttention):
             raise ValueError(f"expected a torch.nn.MultiheadAttention, got {type(mha).__name__}")
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
-            raise ValueError("only nn.MultiheadAttention without kdim/vdim, add_bias_kv or "
-                             "add_zero_attn can be copied")
+            raise ValueError(
+                "only nn.MultiheadAttention without kdim/vdim, add_bias_kv or "
+                "add_zero_attn can be copied"
+            )
         bias = mha.in_proj_bias is not None
         ref = mha.out_proj.weight
         ours = cls(mha.embed_dim, mha.num_heads, bias=bias).to(ref.device, ref.dtype)
         C = mha.embed_dim
         state = {"out_proj.weight": mha.out_proj.weight}
         for i, name in enumerate(("q_proj", "k_proj", "v_proj")):
-            state[f"{name}.weight"] = mha.in_proj_weight[i * C:(i + 1) * C]
+            state[f"{name}.weight"] = mha.in_proj_weight[i * C : (i + 1) * C]
             if bias:
-                state[f"{name}.bias"] = mha.in_proj_bias[i * C:(i + 1) * C]
+                state[f"{name}.bias"] = mha.in_proj_bias[i * C : (i + 1) * C]
         if bias:
             state["out_proj.bias"] = mha.out_proj.bias
         copy_weights(ours, state)

@@ -31,8 +31,9 @@ def perplexity(log_probs) -> float:
     """exp of the mean negative log-probability (natural log) per token."""
     log_probs = np.asarray(log_probs, dtype=np.float64)
     if log_probs.ndim != 1 or log_probs.size == 0:
-        raise ValueError(f"expected a non-empty 1-D sequence of log-probabilities, got shape "
-                         f"{log_probs.shape}")
+        raise ValueError(
+            f"expected a non-empty 1-D sequence of log-probabilities, got shape {log_probs.shape}"
+        )
     if np.any(log_probs > 0):
         raise ValueError("log-probabilities must be <= 0 (is this a probability, not its log?)")
     return float(np.exp(-log_probs.mean()))
@@ -53,7 +54,7 @@ class _NGramCounts:
         self.contexts, self.context_counts, self.context_types = [], [], []
         code = np.zeros(len(ids), dtype=np.int64)
         for k in range(1, order + 1):
-            code = code[:-1] * vocab_size + ids[k - 1:] if k > 1 else ids.astype(np.int64)
+            code = code[:-1] * vocab_size + ids[k - 1 :] if k > 1 else ids.astype(np.int64)
             grams, counts = np.unique(code, return_counts=True)
             # A context's count is the sum of the counts of the k-grams that extend it.
             ctx, start = np.unique(grams // vocab_size, return_index=True)
@@ -120,15 +121,16 @@ class _NGramModel:
         """P(next character = each vocabulary entry | context), a vector of V probabilities."""
         self._require_fit()
         V = self.tokenizer.vocab_size
-        ctx = self.tokenizer.encode(context[len(context) - (self.order - 1):]
-                                    if self.order > 1 else "")
+        ctx = self.tokenizer.encode(
+            context[len(context) - (self.order - 1) :] if self.order > 1 else ""
+        )
         codes = []
         for k in range(1, self.order + 1):  # the k-gram "last k-1 context chars + candidate"
             if k - 1 > len(ctx):
                 codes.append(np.full(V, -1))
                 continue
             history = 0
-            for c in ctx[len(ctx) - (k - 1):] if k > 1 else []:
+            for c in ctx[len(ctx) - (k - 1) :] if k > 1 else []:
                 history = history * V + c
             codes.append(history * V + np.arange(V))
         return self._probs(codes)
@@ -142,7 +144,7 @@ class _NGramModel:
         for _ in range(length):
             p = self.next_distribution(text)
             text += self.tokenizer.chars[rng.choice(len(p), p=p / p.sum())]
-        return text[len(prompt):]
+        return text[len(prompt) :]
 
 
 class AddKNGram(_NGramModel):

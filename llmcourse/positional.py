@@ -44,8 +44,10 @@ __all__ = [
 
 def _check_even_width(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 2:
-        raise ValueError(f"{name} must be a positive even int (the dimensions come in "
-                         f"(sin, cos) pairs), got {value!r}")
+        raise ValueError(
+            f"{name} must be a positive even int (the dimensions come in "
+            f"(sin, cos) pairs), got {value!r}"
+        )
 
 
 def _check_base(base) -> None:
@@ -53,8 +55,9 @@ def _check_base(base) -> None:
         raise ValueError(f"base must be a number > 1, got {base!r}")
 
 
-def sinusoidal_encoding(num_positions: int, d_model: int, base: float = 10000.0,
-                        dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def sinusoidal_encoding(
+    num_positions: int, d_model: int, base: float = 10000.0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """The (num_positions, d_model) sinusoidal encoding of Vaswani et al. (2017).
 
     Even columns hold ``sin(pos * w_i)``, odd columns ``cos(pos * w_i)``, with
@@ -73,8 +76,9 @@ def sinusoidal_encoding(num_positions: int, d_model: int, base: float = 10000.0,
     return pe.to(dtype)
 
 
-def sinusoidal_offset_matrix(k: int, d_model: int, base: float = 10000.0,
-                             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def sinusoidal_offset_matrix(
+    k: int, d_model: int, base: float = 10000.0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """The (d_model, d_model) matrix ``M_k`` with ``PE[pos + k] = M_k @ PE[pos]`` for every pos.
 
     Block ``i`` is the rotation ``[[cos(k w_i), sin(k w_i)], [-sin(k w_i), cos(k w_i)]]`` acting
@@ -111,16 +115,19 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         if x.ndim != 3 or x.shape[-1] != self.embedding_dim:
-            raise ValueError(f"expected x of shape (batch, seq, {self.embedding_dim}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected x of shape (batch, seq, {self.embedding_dim}), got {tuple(x.shape)}"
+            )
         T = x.shape[1]
         if isinstance(start, bool) or not isinstance(start, int) or start < 0:
             raise ValueError(f"start must be a non-negative int, got {start!r}")
         if start + T > self.num_embeddings:
-            raise ValueError(f"positions {start}..{start + T - 1} exceed the "
-                             f"{self.num_embeddings} learned positions: a learned table has no "
-                             f"vector for position {self.num_embeddings} or beyond")
-        return x + self.weight[start:start + T]  # (B, T, C) + (T, C)
+            raise ValueError(
+                f"positions {start}..{start + T - 1} exceed the "
+                f"{self.num_embeddings} learned positions: a learned table has no "
+                f"vector for position {self.num_embeddings} or beyond"
+            )
+        return x + self.weight[start : start + T]  # (B, T, C) + (T, C)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"
@@ -141,11 +148,14 @@ def _rotary_cos_sin(position_ids: torch.Tensor, inv_freq: torch.Tensor):
 
 def _check_positions(position_ids) -> torch.Tensor:
     if not isinstance(position_ids, torch.Tensor):
-        raise ValueError(f"position_ids must be a tensor of positions, got "
-                         f"{type(position_ids).__name__}")
+        raise ValueError(
+            f"position_ids must be a tensor of positions, got {type(position_ids).__name__}"
+        )
     if position_ids.ndim not in (1, 2):
-        raise ValueError(f"expected position_ids of shape (seq,) or (batch, seq), got "
-                         f"{tuple(position_ids.shape)}")
+        raise ValueError(
+            f"expected position_ids of shape (seq,) or (batch, seq), got "
+            f"{tuple(position_ids.shape)}"
+        )
     return position_ids
 
 
@@ -160,7 +170,7 @@ def rotary_cos_sin(position_ids: torch.Tensor, head_dim: int, base: float = 1000
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
     """``[x1, x2] -> [-x2, x1]`` on the last dimension, split into halves."""
-    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
     return torch.cat((-x2, x1), dim=-1)
 
 
@@ -172,20 +182,26 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     Each pair (j, j + D/2) is rotated by the angle ``pos * inv_freq[j]``; norms are unchanged.
     """
     if x.ndim < 2 or x.shape[-1] % 2:
-        raise ValueError(f"expected x of shape (..., seq, head_dim) with an even head_dim, "
-                         f"got {tuple(x.shape)}")
+        raise ValueError(
+            f"expected x of shape (..., seq, head_dim) with an even head_dim, got {tuple(x.shape)}"
+        )
     if cos.shape != sin.shape:
-        raise ValueError(f"cos and sin must have the same shape, got {tuple(cos.shape)} and "
-                         f"{tuple(sin.shape)}")
+        raise ValueError(
+            f"cos and sin must have the same shape, got {tuple(cos.shape)} and {tuple(sin.shape)}"
+        )
     if cos.ndim < 2 or cos.shape[-2:] != x.shape[-2:]:
-        raise ValueError(f"expected cos and sin of shape (..., {x.shape[-2]}, {x.shape[-1]}) "
-                         f"to match x's (seq, head_dim), got {tuple(cos.shape)}")
+        raise ValueError(
+            f"expected cos and sin of shape (..., {x.shape[-2]}, {x.shape[-1]}) "
+            f"to match x's (seq, head_dim), got {tuple(cos.shape)}"
+        )
     try:
         torch.broadcast_shapes(x.shape, cos.shape)
     except RuntimeError:
-        raise ValueError(f"cos of shape {tuple(cos.shape)} does not broadcast to x of shape "
-                         f"{tuple(x.shape)}: for x (batch, heads, seq, head_dim) pass "
-                         f"cos[:, None]") from None
+        raise ValueError(
+            f"cos of shape {tuple(cos.shape)} does not broadcast to x of shape "
+            f"{tuple(x.shape)}: for x (batch, heads, seq, head_dim) pass "
+            f"cos[:, None]"
+        ) from None
     return x * cos + rotate_half(x) * sin
 
 

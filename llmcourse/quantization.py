@@ -65,15 +65,21 @@ def float_fields(x: float, dtype: torch.dtype) -> tuple[str, str, str]:
     width = 1 + exponent_bits + mantissa_bits
     raw = int(torch.tensor([x], dtype=dtype).view(_INT_VIEW[dtype]).item()) % (1 << width)
     bits = format(raw, f"0{width}b")
-    return bits[0], bits[1:1 + exponent_bits], bits[1 + exponent_bits:]
+    return bits[0], bits[1 : 1 + exponent_bits], bits[1 + exponent_bits :]
 
 
 def _check_blocks(raw, block_bytes: int) -> None:
-    if not isinstance(raw, np.ndarray) or raw.dtype != np.uint8 or raw.ndim != 2 \
-            or raw.shape[1] % block_bytes:
+    if (
+        not isinstance(raw, np.ndarray)
+        or raw.dtype != np.uint8
+        or raw.ndim != 2
+        or raw.shape[1] % block_bytes
+    ):
         shape = raw.shape if isinstance(raw, np.ndarray) else type(raw).__name__
-        raise ValueError(f"expected uint8 data of shape (rows, n_blocks * {block_bytes}), got "
-                         f"{shape} ({getattr(raw, 'dtype', '')})")
+        raise ValueError(
+            f"expected uint8 data of shape (rows, n_blocks * {block_bytes}), got "
+            f"{shape} ({getattr(raw, 'dtype', '')})"
+        )
 
 
 def decode_q4_1(raw: np.ndarray) -> np.ndarray:
@@ -125,9 +131,14 @@ _GGUF_NAMES = {
     "output.weight": "lm_head.weight",
 }
 _GGUF_BLOCK = {
-    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+    "attn_norm": "input_layernorm",
     "ffn_norm": "post_attention_layernorm",
 }
 
@@ -172,8 +183,9 @@ def read_gguf_llama(source) -> tuple[dict[str, Tensor], dict[str, str]]:
     elif isinstance(source, (str, Path)):
         reader = GGUFReader(str(source))
     else:
-        raise ValueError(f"expected a path to a GGUF file or a gguf.GGUFReader, got "
-                         f"{type(source).__name__}")
+        raise ValueError(
+            f"expected a path to a GGUF file or a gguf.GGUFReader, got {type(source).__name__}"
+        )
     heads = int(reader.fields["llama.attention.head_count"].contents())
     kv_heads = int(reader.fields["llama.attention.head_count_kv"].contents())
     state, types = {}, {}
@@ -216,10 +228,11 @@ def quantize_blockwise(w: Tensor, bits: int, block: int | None = 32) -> tuple[Te
     if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
         raise ValueError(f"bits must be an int from 2 to 8, got {bits!r}")
     block = w.shape[1] if block is None else block
-    if isinstance(block, bool) or not isinstance(block, int) or block < 1 \
-            or w.shape[1] % block:
-        raise ValueError(f"block must be None or a positive int dividing the row length "
-                         f"{w.shape[1]}, got {block!r}")
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1 or w.shape[1] % block:
+        raise ValueError(
+            f"block must be None or a positive int dividing the row length "
+            f"{w.shape[1]}, got {block!r}"
+        )
     limit = 2 ** (bits - 1) - 1
     blocks = w.reshape(w.shape[0], -1, block)  # (out, in / block, block)
     scale = blocks.abs().amax(dim=-1, keepdim=True) / limit  # (out, in / block, 1)
@@ -258,8 +271,9 @@ class QuantizedSize:
 
 
 @torch.no_grad()
-def quantize_model_weights(model: nn.Module, method: str, bits: int = 4,
-                           block: int | None = 32) -> QuantizedSize:
+def quantize_model_weights(
+    model: nn.Module, method: str, bits: int = 4, block: int | None = 32
+) -> QuantizedSize:
     """Replace every weight matrix of ``model`` (in place) by its quantised-then-dequantised
     version, and return what the quantised model would store.
 

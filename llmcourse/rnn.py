@@ -40,8 +40,10 @@ class ElmanRNN(nn.Module):
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None):
         """x: (B, T, E), h: (B, H) or None -> outputs (B, T, H), last hidden state (B, H)."""
         if x.dim() != 3 or x.shape[-1] != self.weight_ih.shape[1]:
-            raise ValueError(f"expected x of shape (batch, time, {self.weight_ih.shape[1]}), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected x of shape (batch, time, {self.weight_ih.shape[1]}), "
+                f"got {tuple(x.shape)}"
+            )
         if h is None:
             h = x.new_zeros(x.shape[0], self.hidden_size)
         inputs = x @ self.weight_ih.T + self.bias_ih  # all time steps at once: (B, T, H)
@@ -74,13 +76,22 @@ def _batches(ids: np.ndarray, batch_size: int, seq_len: int, rng: np.random.Gene
     data = torch.from_numpy(ids)
     while True:
         starts = torch.from_numpy(rng.integers(0, len(ids) - seq_len - 1, size=batch_size))
-        window = torch.stack([data[s:s + seq_len + 1] for s in starts.tolist()])
+        window = torch.stack([data[s : s + seq_len + 1] for s in starts.tolist()])
         yield window[:, :-1], window[:, 1:]
 
 
-def train_char_rnn(model: CharRNN, ids, *, steps: int, batch_size: int = 32, seq_len: int = 64,
-                   lr: float = 3e-3, seed: int = 0, max_seconds: float | None = None,
-                   log_every: int = 100) -> list[tuple[int, float]]:
+def train_char_rnn(
+    model: CharRNN,
+    ids,
+    *,
+    steps: int,
+    batch_size: int = 32,
+    seq_len: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    max_seconds: float | None = None,
+    log_every: int = 100,
+) -> list[tuple[int, float]]:
     """Train on random windows of ``ids`` with Adam and gradient clipping (Pascanu et al., 2013).
 
     Returns ``[(step, mean training loss over the last log_every steps), ...]``. Stops early,
@@ -112,9 +123,17 @@ def train_char_rnn(model: CharRNN, ids, *, steps: int, batch_size: int = 32, seq
     return history
 
 
-def train_char_rnn_tbptt(model: CharRNN, ids, *, steps: int, batch_size: int = 32,
-                         seq_len: int = 64, lr: float = 3e-3, clip: float = 1.0,
-                         log_every: int = 100) -> list[tuple[int, float]]:
+def train_char_rnn_tbptt(
+    model: CharRNN,
+    ids,
+    *,
+    steps: int,
+    batch_size: int = 32,
+    seq_len: int = 64,
+    lr: float = 3e-3,
+    clip: float = 1.0,
+    log_every: int = 100,
+) -> list[tuple[int, float]]:
     """Truncated backpropagation through time (Williams & Peng, 1990) with Adam and clipping.
 
     ``ids`` is cut into ``batch_size`` consecutive streams, read side by side ``seq_len``
@@ -131,13 +150,15 @@ def train_char_rnn_tbptt(model: CharRNN, ids, *, steps: int, batch_size: int = 3
         raise ValueError(f"ids must be a 1-D sequence, got shape {ids.shape}")
     stream_len = (len(ids) - 1) // batch_size
     if stream_len < seq_len:
-        raise ValueError(f"need at least batch_size * seq_len + 1 = {batch_size * seq_len + 1} "
-                         f"ids, got {len(ids)}")
+        raise ValueError(
+            f"need at least batch_size * seq_len + 1 = {batch_size * seq_len + 1} "
+            f"ids, got {len(ids)}"
+        )
     if steps < 1 or log_every < 1 or clip <= 0:
         raise ValueError("steps and log_every must be >= 1 and clip > 0")
     data = torch.from_numpy(ids)
-    inputs = data[:batch_size * stream_len].view(batch_size, stream_len)
-    targets = data[1:batch_size * stream_len + 1].view(batch_size, stream_len)
+    inputs = data[: batch_size * stream_len].view(batch_size, stream_len)
+    targets = data[1 : batch_size * stream_len + 1].view(batch_size, stream_len)
     windows = stream_len // seq_len
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history, running, h = [], 0.0, None
@@ -148,8 +169,8 @@ def train_char_rnn_tbptt(model: CharRNN, ids, *, steps: int, batch_size: int = 3
             h = None  # back at the start of the streams: a fresh zero state
         for group in optimizer.param_groups:  # the learning rate falls linearly to zero
             group["lr"] = lr * (1 - (step - 1) / steps)
-        x = inputs[:, w * seq_len:(w + 1) * seq_len]
-        y = targets[:, w * seq_len:(w + 1) * seq_len]
+        x = inputs[:, w * seq_len : (w + 1) * seq_len]
+        y = targets[:, w * seq_len : (w + 1) * seq_len]
         logits, h = model(x, h)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         optimizer.zero_grad()

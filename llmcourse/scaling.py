@@ -106,14 +106,12 @@ class ModelShape:
 # of gpt2, gpt2-medium, gpt2-large, gpt2-xl), with the sizes of the paper's table 2 and of the
 # checkpoints' names (openai/gpt-2's download_model.py); GPT-3's is table 2.1 of Brown et al.
 PUBLISHED = {
-    "GPT-2 small": ModelShape("GPT-2 small", "gpt2", 12, 768, 50257, 1024, 117e6,
-                              released=124e6),
-    "GPT-2 medium": ModelShape("GPT-2 medium", "gpt2", 24, 1024, 50257, 1024, 345e6,
-                               released=355e6),
-    "GPT-2 large": ModelShape("GPT-2 large", "gpt2", 36, 1280, 50257, 1024, 762e6,
-                              released=774e6),
-    "GPT-2 XL": ModelShape("GPT-2 XL", "gpt2", 48, 1600, 50257, 1024, 1542e6,
-                           released=1558e6),
+    "GPT-2 small": ModelShape("GPT-2 small", "gpt2", 12, 768, 50257, 1024, 117e6, released=124e6),
+    "GPT-2 medium": ModelShape(
+        "GPT-2 medium", "gpt2", 24, 1024, 50257, 1024, 345e6, released=355e6
+    ),
+    "GPT-2 large": ModelShape("GPT-2 large", "gpt2", 36, 1280, 50257, 1024, 762e6, released=774e6),
+    "GPT-2 XL": ModelShape("GPT-2 XL", "gpt2", 48, 1600, 50257, 1024, 1542e6, released=1558e6),
     "BERT-base": ModelShape("BERT-base", "bert", 12, 768, 30522, 512, 110e6, n_token_types=2),
     "GPT-3 175B": ModelShape("GPT-3 175B", "gpt2", 96, 12288, 50257, 2048, 175e9),
 }
@@ -129,26 +127,44 @@ def transformer_block_params(d_model: int, d_ff: int | None = None) -> int:
     return attention + mlp + norms
 
 
-def gpt2_param_count(n_layer: int, d_model: int, vocab_size: int = 50257,
-                     n_positions: int = 1024, d_ff: int | None = None) -> int:
+def gpt2_param_count(
+    n_layer: int,
+    d_model: int,
+    vocab_size: int = 50257,
+    n_positions: int = 1024,
+    d_ff: int | None = None,
+) -> int:
     """Parameters of ``GPT2LMHeadModel``: embeddings, blocks, final LayerNorm; tied lm_head.
 
     The output layer reuses the token embedding matrix (weight tying), so it adds nothing.
     """
-    for name, value in (("n_layer", n_layer), ("vocab_size", vocab_size),
-                        ("n_positions", n_positions)):
+    for name, value in (
+        ("n_layer", n_layer),
+        ("vocab_size", vocab_size),
+        ("n_positions", n_positions),
+    ):
         _positive_int(name, value)
     embeddings = vocab_size * d_model + n_positions * d_model  # wte + wpe
     final_norm = 2 * d_model  # ln_f
     return embeddings + n_layer * transformer_block_params(d_model, d_ff) + final_norm
 
 
-def bert_param_count(n_layer: int, d_model: int, vocab_size: int = 30522,
-                     n_positions: int = 512, n_token_types: int = 2,
-                     d_ff: int | None = None, pooler: bool = True) -> int:
+def bert_param_count(
+    n_layer: int,
+    d_model: int,
+    vocab_size: int = 30522,
+    n_positions: int = 512,
+    n_token_types: int = 2,
+    d_ff: int | None = None,
+    pooler: bool = True,
+) -> int:
     """Parameters of ``BertModel``: three embeddings and their LayerNorm, blocks, pooler."""
-    for name, value in (("n_layer", n_layer), ("vocab_size", vocab_size),
-                        ("n_positions", n_positions), ("n_token_types", n_token_types)):
+    for name, value in (
+        ("n_layer", n_layer),
+        ("vocab_size", vocab_size),
+        ("n_positions", n_positions),
+        ("n_token_types", n_token_types),
+    ):
         _positive_int(name, value)
     embeddings = (vocab_size + n_positions + n_token_types) * d_model + 2 * d_model
     pooler_params = d_model * d_model + d_model if pooler else 0  # dense layer on [CLS]
@@ -160,10 +176,17 @@ def param_count(shape: ModelShape) -> int:
     if not isinstance(shape, ModelShape):
         raise ValueError(f"expected a ModelShape, got {type(shape).__name__}")
     if shape.family == "bert":
-        return bert_param_count(shape.n_layer, shape.d_model, shape.vocab_size,
-                                shape.n_positions, shape.n_token_types, shape.d_ff)
-    return gpt2_param_count(shape.n_layer, shape.d_model, shape.vocab_size,
-                            shape.n_positions, shape.d_ff)
+        return bert_param_count(
+            shape.n_layer,
+            shape.d_model,
+            shape.vocab_size,
+            shape.n_positions,
+            shape.n_token_types,
+            shape.d_ff,
+        )
+    return gpt2_param_count(
+        shape.n_layer, shape.d_model, shape.vocab_size, shape.n_positions, shape.d_ff
+    )
 
 
 def kaplan_approx_params(n_layer: int, d_model: int) -> int:
@@ -179,7 +202,7 @@ class PowerLaw:
     exponent: float
 
     def __call__(self, x):
-        return self.coefficient * x ** self.exponent
+        return self.coefficient * x**self.exponent
 
 
 def _positive_floats(name: str, values) -> list[float]:
@@ -224,8 +247,9 @@ def training_flops(n_params: float, n_tokens: float) -> float:
     return 6.0 * n_params * n_tokens
 
 
-def chinchilla_optimal(compute_flops: float, tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM
-                       ) -> tuple[float, float]:
+def chinchilla_optimal(
+    compute_flops: float, tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM
+) -> tuple[float, float]:
     """The compute-optimal (N, D) for a budget C, with D = 20 N and C = 6 N D.
 
     Then C = 6 * 20 * N^2, so N = sqrt(C / 120) and D = 20 N (Hoffmann et al., 2022).
@@ -252,7 +276,7 @@ class LossFit:
     beta: float
 
     def __call__(self, n_params, n_tokens):
-        return self.E + self.A / n_params ** self.alpha + self.B / n_tokens ** self.beta
+        return self.E + self.A / n_params**self.alpha + self.B / n_tokens**self.beta
 
     def optimal(self, compute_flops: float) -> tuple[float, float]:
         """The (N, D) that minimise L(N, D) subject to 6 N D = C.
@@ -261,8 +285,11 @@ class LossFit:
         with ``G = (alpha A / (beta B))^(1 / (alpha + beta))``, ``a = beta / (alpha + beta)`` and
         ``b = alpha / (alpha + beta)`` (Hoffmann et al., 2022, section 3.3).
         """
-        if (isinstance(compute_flops, bool) or not isinstance(compute_flops, (int, float))
-                or not compute_flops > 0):
+        if (
+            isinstance(compute_flops, bool)
+            or not isinstance(compute_flops, (int, float))
+            or not compute_flops > 0
+        ):
             raise ValueError(f"compute_flops must be a positive number, got {compute_flops!r}")
         total = self.alpha + self.beta
         g = (self.alpha * self.A / (self.beta * self.B)) ** (1 / total)
@@ -284,8 +311,9 @@ class ExperimentSize:
     n_embd: int  # model width C
 
 
-def run_scaling_experiment(train_ids, val_ids, vocab_size: int,
-                           sizes: Sequence[ExperimentSize], train_config) -> list[dict]:
+def run_scaling_experiment(
+    train_ids, val_ids, vocab_size: int, sizes: Sequence[ExperimentSize], train_config
+) -> list[dict]:
     """Train one GPT per size on the same data and budget; return what each one measured.
 
     Every model sees the very same batches, in the same order, for the same number of steps
@@ -303,20 +331,30 @@ def run_scaling_experiment(train_ids, val_ids, vocab_size: int,
         raise ValueError("sizes must be a non-empty sequence of ExperimentSize")
     results = []
     for size in sizes:
-        config = GPTConfig(vocab_size=vocab_size, block_size=train_config.block_size,
-                           n_layer=size.n_layer, n_head=size.n_head, n_embd=size.n_embd)
+        config = GPTConfig(
+            vocab_size=vocab_size,
+            block_size=train_config.block_size,
+            n_layer=size.n_layer,
+            n_head=size.n_head,
+            n_embd=size.n_embd,
+        )
         torch.manual_seed(train_config.seed)  # the same initialisation seed for every size
         model = GPT(config)
         n_params = gpt_param_count(config)
         embedding = (config.vocab_size + config.block_size) * config.n_embd  # wte + wpe
         history = train(model, train_ids, val_ids, train_config, progress=False)
-        results.append({
-            "n_layer": size.n_layer, "n_head": size.n_head, "n_embd": size.n_embd,
-            "params": n_params, "non_embedding_params": n_params - embedding,
-            "eval_steps": history.eval_steps,
-            "train_loss": [round(v, 6) for v in history.train_loss],
-            "val_loss": [round(v, 6) for v in history.val_loss],
-        })
+        results.append(
+            {
+                "n_layer": size.n_layer,
+                "n_head": size.n_head,
+                "n_embd": size.n_embd,
+                "params": n_params,
+                "non_embedding_params": n_params - embedding,
+                "eval_steps": history.eval_steps,
+                "train_loss": [round(v, 6) for v in history.train_loss],
+                "val_loss": [round(v, 6) for v in history.val_loss],
+            }
+        )
     return results
 
 

@@ -82,8 +82,11 @@ class EarlyExitDraft(nn.Module):
     def __init__(self, base: nn.Module, num_layers: int):
         super().__init__()
         total = len(base.model.layers)
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) \
-                or not 1 <= num_layers <= total:
+        if (
+            isinstance(num_layers, bool)
+            or not isinstance(num_layers, int)
+            or not 1 <= num_layers <= total
+        ):
             raise ValueError(f"num_layers must be an int from 1 to {total}, got {num_layers!r}")
         self.base, self.n_layers = base, num_layers
 
@@ -91,13 +94,14 @@ class EarlyExitDraft(nn.Module):
     def num_layers(self) -> int:
         return self.n_layers
 
-    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None,
-                logits_to_keep: int = 0) -> Tensor:
+    def forward(
+        self, input_ids: Tensor, kv_cache: KVCache | None = None, logits_to_keep: int = 0
+    ) -> Tensor:
         model = self.base.model
         start = len(kv_cache) if kv_cache is not None else 0
         cos, sin = model.rotary_emb(torch.arange(start, start + input_ids.shape[1]))
         x = model.embed_tokens(input_ids)  # (B, T) -> (B, T, C)
-        for layer in model.layers[:self.n_layers]:
+        for layer in model.layers[: self.n_layers]:
             x = layer(x, cos, sin, kv_cache)
         return self.base.lm_head(model.norm(x)[:, -logits_to_keep:])  # (B, T or n, V)
 
@@ -117,24 +121,39 @@ class SpeculativeStats:
 
 def _next_logits(model, cache: KVCache, ids: Tensor, n: int) -> Tensor:
     """Feed the tokens of ``ids`` that ``cache`` lacks; logits of the last ``n`` positions."""
-    return model(ids[:, len(cache):], kv_cache=cache, logits_to_keep=n)[0].float()  # (n, V)
+    return model(ids[:, len(cache) :], kv_cache=cache, logits_to_keep=n)[0].float()  # (n, V)
 
 
 def _check_args(input_ids, max_new_tokens, k):
-    if not isinstance(input_ids, Tensor) or input_ids.ndim != 2 or input_ids.shape[0] != 1 \
-            or input_ids.shape[1] == 0 or input_ids.dtype.is_floating_point:
+    if (
+        not isinstance(input_ids, Tensor)
+        or input_ids.ndim != 2
+        or input_ids.shape[0] != 1
+        or input_ids.shape[1] == 0
+        or input_ids.dtype.is_floating_point
+    ):
         shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
-        raise ValueError(f"expected integer input_ids of shape (1, seq) with seq >= 1 (one "
-                         f"sequence), got {shape}")
+        raise ValueError(
+            f"expected integer input_ids of shape (1, seq) with seq >= 1 (one "
+            f"sequence), got {shape}"
+        )
     for name, value, low in (("max_new_tokens", max_new_tokens, 0), ("k", k, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 @torch.no_grad()
-def speculative_generate(target, draft, input_ids: Tensor, max_new_tokens: int, k: int = 4, *,
-                         do_sample: bool = False, generator: torch.Generator | None = None,
-                         eos_token_id: int | None = None) -> tuple[Tensor, SpeculativeStats]:
+def speculative_generate(
+    target,
+    draft,
+    input_ids: Tensor,
+    max_new_tokens: int,
+    k: int = 4,
+    *,
+    do_sample: bool = False,
+    generator: torch.Generator | None = None,
+    eos_token_id: int | None = None,
+) -> tuple[Tensor, SpeculativeStats]:
     """Extend ``input_ids`` (1, T) by ``max_new_tokens`` tokens of ``target`` (fewer if
     ``eos_token_id`` comes first), ``k`` drafted tokens per target pass.
 
@@ -148,8 +167,9 @@ def speculative_generate(target, draft, input_ids: Tensor, max_new_tokens: int, 
     ids, end = input_ids, input_ids.shape[1] + max_new_tokens
 
     def choose(probs: Tensor) -> Tensor:  # (V,) -> (1,)
-        return torch.multinomial(probs, 1, generator=generator) if do_sample \
-            else probs.argmax()[None]
+        return (
+            torch.multinomial(probs, 1, generator=generator) if do_sample else probs.argmax()[None]
+        )
 
     while ids.shape[1] < end:
         n_draft = min(k, end - ids.shape[1] - 1)  # the target adds one token of its own
@@ -160,7 +180,7 @@ def speculative_generate(target, draft, input_ids: Tensor, max_new_tokens: int, 
         # The target scores the last known token and every drafted one in one pass.
         p = _next_logits(target, target_cache, drafted, n_draft + 1).softmax(-1)  # (k+1, V)
         stats.target_passes += 1
-        new = drafted[0, ids.shape[1]:].tolist()
+        new = drafted[0, ids.shape[1] :].tolist()
         kept = []
         for i, token in enumerate(new):
             if do_sample:
@@ -178,7 +198,7 @@ def speculative_generate(target, draft, input_ids: Tensor, max_new_tokens: int, 
         stats.drafted += n_draft
         stats.accepted += len(kept) - 1
         if eos_token_id is not None and eos_token_id in kept:
-            kept = kept[:kept.index(eos_token_id) + 1]
+            kept = kept[: kept.index(eos_token_id) + 1]
             end = ids.shape[1] + len(kept)
         ids = torch.cat([ids, torch.tensor([kept], dtype=ids.dtype)], dim=1)
         crop_cache(target_cache, ids.shape[1] - 1)  # everything but the newest token

@@ -33,8 +33,17 @@ from pathlib import Path
 
 import regex
 
-__all__ = ["CharTokenizer", "WordTokenizer", "BPETokenizer", "pretokenize", "merge_pair",
-           "bytes_to_unicode", "gpt2_tokenizer", "PRETOKENIZE_PATTERN", "GPT2_PATTERN"]
+__all__ = [
+    "CharTokenizer",
+    "WordTokenizer",
+    "BPETokenizer",
+    "pretokenize",
+    "merge_pair",
+    "bytes_to_unicode",
+    "gpt2_tokenizer",
+    "PRETOKENIZE_PATTERN",
+    "GPT2_PATTERN",
+]
 
 
 def _checked_ids(ids, vocab_size: int) -> list[int]:
@@ -174,8 +183,11 @@ def bytes_to_unicode() -> dict[int, str]:
     a newline as ``Ċ``. Hugging Face's ``ByteLevel`` pre-tokenizer uses the same table, which is
     why SmolLM2's tokens start with ``Ġ``.
     """
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-                 + list(range(ord("®"), ord("ÿ") + 1)))
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     table, extra = {}, 0
     for b in range(256):
         if b in printable:
@@ -216,8 +228,9 @@ def _checked_specials(special_tokens) -> list[str]:
     return specials
 
 
-def _train_merges(word_counts: Counter, num_merges: int,
-                  order: dict[str, int]) -> list[tuple[str, str]]:
+def _train_merges(
+    word_counts: Counter, num_merges: int, order: dict[str, int]
+) -> list[tuple[str, str]]:
     """The ``num_merges`` most frequent pair merges of the words in ``word_counts``.
 
     Incremental: pair counts are kept up to date by re-counting only the words that contain
@@ -310,8 +323,14 @@ class BPETokenizer:
 
     FORMAT = "llmcourse-bpe"
 
-    def __init__(self, text: str, num_merges: int, *, pattern: str = PRETOKENIZE_PATTERN,
-                 special_tokens: Iterable[str] = ()):
+    def __init__(
+        self,
+        text: str,
+        num_merges: int,
+        *,
+        pattern: str = PRETOKENIZE_PATTERN,
+        special_tokens: Iterable[str] = (),
+    ):
         if not isinstance(text, str) or not text:
             raise ValueError("BPETokenizer needs a non-empty training string")
         if not _is_int(num_merges) or num_merges < 0:
@@ -321,8 +340,10 @@ class BPETokenizer:
         splitter = _special_splitter(specials)
         word_counts = Counter(
             tuple(_symbols(word))
-            for part, is_special in _split_specials(text, splitter) if not is_special
-            for word in pretokenize(part, pattern))
+            for part, is_special in _split_specials(text, splitter)
+            if not is_special
+            for word in pretokenize(part, pattern)
+        )
         # Tie-break order of symbols: bytes by code point, then merged symbols as made.
         order = {c: ord(c) for c in byte_symbols}
         merges = _train_merges(word_counts, num_merges, order)
@@ -336,14 +357,24 @@ class BPETokenizer:
         if clash:
             raise ValueError(f"special token {clash[0]!r} is also an ordinary token")
         vocab += specials
-        self._setup(vocab, merges, pattern, {s: len(vocab) - len(specials) + k
-                                             for k, s in enumerate(specials)})
+        self._setup(
+            vocab,
+            merges,
+            pattern,
+            {s: len(vocab) - len(specials) + k for k, s in enumerate(specials)},
+        )
 
     # --- building from a vocabulary and merges, saving, loading ------------------------
 
     @classmethod
-    def from_merges(cls, vocab, merges, *, pattern: str = PRETOKENIZE_PATTERN,
-                    special_tokens: Iterable[str] = ()) -> BPETokenizer:
+    def from_merges(
+        cls,
+        vocab,
+        merges,
+        *,
+        pattern: str = PRETOKENIZE_PATTERN,
+        special_tokens: Iterable[str] = (),
+    ) -> BPETokenizer:
         """A tokenizer from a vocabulary and a merge list, as GPT-2's files give them.
 
         ``vocab`` is a list of token strings in id order, or a dict {token: id} whose ids are
@@ -367,12 +398,14 @@ class BPETokenizer:
         index = {t: i for i, t in enumerate(vocab)}
         missing = [c for c in bytes_to_unicode().values() if c not in index]
         if missing:
-            raise ValueError(f"vocab lacks {len(missing)} of the 256 byte symbols, "
-                             f"e.g. {missing[0]!r}")
+            raise ValueError(
+                f"vocab lacks {len(missing)} of the 256 byte symbols, e.g. {missing[0]!r}"
+            )
         for rank, (a, b) in enumerate(merges):
             if a not in index or b not in index or a + b not in index:
-                raise ValueError(f"merge {rank} ({a!r}, {b!r}) uses or makes a token that is "
-                                 "not in vocab")
+                raise ValueError(
+                    f"merge {rank} ({a!r}, {b!r}) uses or makes a token that is not in vocab"
+                )
         special_ids = {}
         for s in specials:
             if s not in index:
@@ -384,21 +417,33 @@ class BPETokenizer:
         return tokenizer
 
     @classmethod
-    def from_files(cls, vocab_file, merges_file, *, pattern: str = GPT2_PATTERN,
-                   special_tokens: Iterable[str] = (ENDOFTEXT,)) -> BPETokenizer:
+    def from_files(
+        cls,
+        vocab_file,
+        merges_file,
+        *,
+        pattern: str = GPT2_PATTERN,
+        special_tokens: Iterable[str] = (ENDOFTEXT,),
+    ) -> BPETokenizer:
         """Load GPT-2-style ``vocab.json`` ({token: id}) and ``merges.txt`` (one pair a line,
         after a ``#version`` header)."""
         vocab = json.loads(Path(vocab_file).read_text(encoding="utf-8"))
         lines = Path(merges_file).read_text(encoding="utf-8").splitlines()
-        merges = [tuple(line.split(" ")) for line in lines
-                  if line and not line.startswith("#version")]
+        merges = [
+            tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")
+        ]
         return cls.from_merges(vocab, merges, pattern=pattern, special_tokens=special_tokens)
 
     def save(self, path) -> Path:
         """Write the tokenizer to ``path`` as JSON (the format in the class docstring)."""
-        data = {"format": self.FORMAT, "version": 1, "pattern": self.pattern,
-                "vocab": self.vocab, "merges": [list(m) for m in self.merges],
-                "special_tokens": self.special_tokens}
+        data = {
+            "format": self.FORMAT,
+            "version": 1,
+            "pattern": self.pattern,
+            "vocab": self.vocab,
+            "merges": [list(m) for m in self.merges],
+            "special_tokens": self.special_tokens,
+        }
         path = Path(path)
         path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
         return path
@@ -411,8 +456,9 @@ class BPETokenizer:
             raise ValueError(f"{path} is not a saved BPETokenizer (no format {cls.FORMAT!r})")
         specials = data["special_tokens"]
         # The special tokens are in the saved vocab, so from_merges keeps their ids.
-        tokenizer = cls.from_merges(data["vocab"], data["merges"], pattern=data["pattern"],
-                                    special_tokens=list(specials))
+        tokenizer = cls.from_merges(
+            data["vocab"], data["merges"], pattern=data["pattern"], special_tokens=list(specials)
+        )
         if tokenizer.special_tokens != specials:
             raise ValueError(f"{path}: special token ids {specials} disagree with its vocab")
         return tokenizer
@@ -436,8 +482,10 @@ class BPETokenizer:
             try:
                 self._bytes.append(token.translate(to_latin1).encode("latin-1"))
             except UnicodeEncodeError:
-                raise ValueError(f"token {i} ({token!r}) is neither bytes written through "
-                                 "bytes_to_unicode nor a special token") from None
+                raise ValueError(
+                    f"token {i} ({token!r}) is neither bytes written through "
+                    "bytes_to_unicode nor a special token"
+                ) from None
         self._splitter = _special_splitter(list(self.special_tokens))
         self._cache: dict[str, list[str]] = {}
 
@@ -499,8 +547,10 @@ class BPETokenizer:
         by the longest piece, not by the length of the text.
         """
         if isinstance(texts, str):
-            raise ValueError("encode_iterable takes an iterable of strings (for example an open "
-                             "file); for one string use encode")
+            raise ValueError(
+                "encode_iterable takes an iterable of strings (for example an open "
+                "file); for one string use encode"
+            )
         longest = max((len(s) for s in self.special_tokens), default=0)
         carry = ""
         for chunk in texts:
@@ -508,8 +558,14 @@ class BPETokenizer:
                 raise ValueError(f"encode_iterable expected strings, got {type(chunk).__name__}")
             text = carry + chunk
             # A tail that is a proper prefix of a special token waits for the next chunk.
-            hold = next((k for k in range(min(longest - 1, len(text)), 0, -1)
-                         if any(s.startswith(text[-k:]) for s in self.special_tokens)), 0)
+            hold = next(
+                (
+                    k
+                    for k in range(min(longest - 1, len(text)), 0, -1)
+                    if any(s.startswith(text[-k:]) for s in self.special_tokens)
+                ),
+                0,
+            )
             cut = len(text) - hold
             parts, end = [], 0  # the parts that start before the held tail, and where they end
             for part, is_special in _split_specials(text, self._splitter):
@@ -521,7 +577,7 @@ class BPETokenizer:
             if parts and not parts[-1][1]:
                 last = parts.pop()[0]
                 end -= len(last)
-                last = last[:cut - end]
+                last = last[: cut - end]
                 for match in _compile(self.pattern).finditer(last):
                     if match.end() > len(last) - _LOOKAHEAD:  # may still grow: keep for later
                         break
@@ -548,14 +604,28 @@ class BPETokenizer:
         parts = []
         for part, is_special in _split_specials(text, self._splitter):
             if is_special:
-                parts.append({"word": part, "bytes": [], "merges": [], "tokens": [part],
-                              "ids": [self.special_tokens[part]]})
+                parts.append(
+                    {
+                        "word": part,
+                        "bytes": [],
+                        "merges": [],
+                        "tokens": [part],
+                        "ids": [self.special_tokens[part]],
+                    }
+                )
                 continue
             for word in pretokenize(part, self.pattern):
                 trace: list = []
                 tokens = self._bpe(word, trace)
-                parts.append({"word": word, "bytes": _symbols(word), "merges": trace,
-                              "tokens": tokens, "ids": [self.index[s] for s in tokens]})
+                parts.append(
+                    {
+                        "word": word,
+                        "bytes": _symbols(word),
+                        "merges": trace,
+                        "tokens": tokens,
+                        "ids": [self.index[s] for s in tokens],
+                    }
+                )
         return parts
 
     def decode(self, ids) -> str:
@@ -565,8 +635,10 @@ class BPETokenizer:
         return data.decode("utf-8", errors="replace")
 
     def __repr__(self) -> str:
-        return (f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
-                f"special_tokens={list(self.special_tokens)})")
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self.merges)}, "
+            f"special_tokens={list(self.special_tokens)})"
+        )
 
 
 def _symbols(word: str) -> list[str]:
@@ -579,8 +651,7 @@ def _special_splitter(specials: list[str]):
     """A pattern matching any special token, the longest first where several start at once."""
     if not specials:
         return None
-    return regex.compile("|".join(regex.escape(s) for s in sorted(specials, key=len,
-                                                                    reverse=True)))
+    return regex.compile("|".join(regex.escape(s) for s in sorted(specials, key=len, reverse=True)))
 
 
 def _split_specials(text: str, splitter) -> Iterator[tuple[str, bool]]:
@@ -592,7 +663,7 @@ def _split_specials(text: str, splitter) -> Iterator[tuple[str, bool]]:
     start = 0
     for match in splitter.finditer(text):
         if match.start() > start:
-            yield text[start:match.start()], False
+            yield text[start : match.start()], False
         yield match.group(), True
         start = match.end()
     if start < len(text):

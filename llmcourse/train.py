@@ -61,7 +61,7 @@ __all__ = [
     "build_model",
     "enable_activation_checkpointing",
     "full_state_dict",
-        "local_batches",
+    "local_batches",
     "main",
     "train_gpt",
 ]
@@ -79,13 +79,20 @@ class RunConfig:
     checkpointing: bool = False  # recompute each block's activations in backward
 
     def __post_init__(self):
-        choices = {"strategy": ("ddp", "fsdp"), "optimizer": ("adamw", "sgd"),
-                   "dtype": ("float32", "float64"), "autocast": ("none", "bfloat16")}
+        choices = {
+            "strategy": ("ddp", "fsdp"),
+            "optimizer": ("adamw", "sgd"),
+            "dtype": ("float32", "float64"),
+            "autocast": ("none", "bfloat16"),
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if isinstance(self.grad_accum, bool) or not isinstance(self.grad_accum, int) \
-                or self.grad_accum < 1:
+        if (
+            isinstance(self.grad_accum, bool)
+            or not isinstance(self.grad_accum, int)
+            or self.grad_accum < 1
+        ):
             raise ValueError(f"grad_accum must be a positive int, got {self.grad_accum!r}")
 
 
@@ -118,8 +125,10 @@ def local_batches(x: torch.Tensor, y: torch.Tensor, dist: Dist, grad_accum: int)
     """This rank's rows of a global batch, split into ``grad_accum`` micro-batches."""
     x, y = rank_rows(x, dist.rank, dist.world_size), rank_rows(y, dist.rank, dist.world_size)
     if x.shape[0] % grad_accum:
-        raise ValueError(f"{x.shape[0]} rows per rank do not split into {grad_accum} "
-                         f"micro-batches: make batch_size a multiple of world_size * grad_accum")
+        raise ValueError(
+            f"{x.shape[0]} rows per rank do not split into {grad_accum} "
+            f"micro-batches: make batch_size a multiple of world_size * grad_accum"
+        )
     x, y = x.to(dist.device), y.to(dist.device)
     return list(zip(x.chunk(grad_accum), y.chunk(grad_accum)))
 
@@ -141,13 +150,26 @@ def _mean_over_ranks(value: float, dist: Dist) -> float:
 def _evaluate(model, batches, dist: Dist) -> float:
     """Mean loss over fixed batches, each rank scoring its own rows (every rank must run the
     same number of forwards: FSDP's forward is a collective operation)."""
-    mine = [(rank_rows(x, dist.rank, dist.world_size).to(dist.device),
-             rank_rows(y, dist.rank, dist.world_size).to(dist.device)) for x, y in batches]
+    mine = [
+        (
+            rank_rows(x, dist.rank, dist.world_size).to(dist.device),
+            rank_rows(y, dist.rank, dist.world_size).to(dist.device),
+        )
+        for x, y in batches
+    ]
     return _mean_over_ranks(estimate_loss(model, mine), dist)
 
 
-def train_gpt(model, train_ids, val_ids, train: TrainConfig, run: RunConfig, dist: Dist,
-              log=None, accumulate=accumulate_gradients) -> dict:
+def train_gpt(
+    model,
+    train_ids,
+    val_ids,
+    train: TrainConfig,
+    run: RunConfig,
+    dist: Dist,
+    log=None,
+    accumulate=accumulate_gradients,
+) -> dict:
     """Chapter 8's loop on ``dist.world_size`` processes; returns the losses it measured.
 
     Per step: the learning rate of the schedule, one global batch (this rank's rows), the
@@ -155,9 +177,10 @@ def train_gpt(model, train_ids, val_ids, train: TrainConfig, run: RunConfig, dis
     15 swaps in wrong versions), clipping, one update.
     """
     generator = torch.Generator().manual_seed(train.seed)  # the same batches on every rank
-    evals = {name: fixed_batches(ids, train.eval_batches, train.batch_size, train.block_size,
-                                 seed=seed)
-             for name, ids, seed in (("train", train_ids, 1), ("val", val_ids, 2))}
+    evals = {
+        name: fixed_batches(ids, train.eval_batches, train.batch_size, train.block_size, seed=seed)
+        for name, ids, seed in (("train", train_ids, 1), ("val", val_ids, 2))
+    }
     optimizer = _make_optimizer(model, train, run)
     autocast = None
     if run.autocast == "bfloat16":
@@ -169,20 +192,28 @@ def train_gpt(model, train_ids, val_ids, train: TrainConfig, run: RunConfig, dis
         for name, batches in evals.items():
             history[f"{name}_loss"].append(_evaluate(model, batches, dist))
         if log:
-            log(f"step {step:>5}  train {history['train_loss'][-1]:.4f}  "
-                f"val {history['val_loss'][-1]:.4f}")
+            log(
+                f"step {step:>5}  train {history['train_loss'][-1]:.4f}  "
+                f"val {history['val_loss'][-1]:.4f}"
+            )
 
     evaluate(0)
     model.train()
     for step in range(train.steps):
-        lr = lr_schedule(step, max_lr=train.max_lr, warmup_steps=train.warmup_steps,
-                         total_steps=train.steps, min_lr=train.min_lr)
+        lr = lr_schedule(
+            step,
+            max_lr=train.max_lr,
+            warmup_steps=train.warmup_steps,
+            total_steps=train.steps,
+            min_lr=train.min_lr,
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = get_batch(train_ids, train.batch_size, train.block_size, generator)
         optimizer.zero_grad(set_to_none=True)
-        loss = accumulate(model, local_batches(x, y, dist, run.grad_accum), next_token_loss,
-                          autocast)
+        loss = accumulate(
+            model, local_batches(x, y, dist, run.grad_accum), next_token_loss, autocast
+        )
         if train.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
         optimizer.step()
@@ -224,9 +255,11 @@ def _data(args):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m llmcourse.train",
-                                description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m llmcourse.train",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     a = p.add_argument
     a("--data", help="uint16 token file to train on (none: Shakespeare, by character)")
     a("--val-data", help="uint16 token file for validation (none: --data)")
@@ -248,16 +281,28 @@ def _parser() -> argparse.ArgumentParser:
     a("--eval-batches", type=int, default=8, help="fixed batches per loss measurement")
     a("--seed", type=int, default=0, help="seeds the weights and the batches")
     r = RunConfig()
-    a("--strategy", choices=("ddp", "fsdp"), default=r.strategy,
-      help="with several processes: full replicas (ddp) or sharded parameters (fsdp)")
+    a(
+        "--strategy",
+        choices=("ddp", "fsdp"),
+        default=r.strategy,
+        help="with several processes: full replicas (ddp) or sharded parameters (fsdp)",
+    )
     a("--grad-accum", type=int, default=r.grad_accum, help="micro-batches per step per rank")
     a("--optimizer", choices=("adamw", "sgd"), default=r.optimizer, help="the update rule")
     a("--dtype", choices=("float32", "float64"), default=r.dtype, help="parameters' dtype")
-    a("--autocast", choices=("none", "bfloat16"), default=r.autocast,
-      help="mixed precision with torch.autocast")
+    a(
+        "--autocast",
+        choices=("none", "bfloat16"),
+        default=r.autocast,
+        help="mixed precision with torch.autocast",
+    )
     a("--checkpointing", action="store_true", help="activation checkpointing on every block")
-    a("--device", choices=("auto", "cpu", "cuda"), default="auto",
-      help="auto: cuda if available, else cpu")
+    a(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="auto: cuda if available, else cpu",
+    )
     a("--out", help="folder for metrics.json and model.pt (written by rank 0)")
     return p
 
@@ -265,43 +310,71 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
     train_ids, val_ids, vocab_size = _data(args)
-    model_config = GPTConfig(vocab_size=vocab_size, block_size=args.block_size,
-                             n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
-                             dropout=args.dropout)
-    train = TrainConfig(steps=args.steps, batch_size=args.batch_size,
-                        block_size=args.block_size, max_lr=args.lr, min_lr=args.min_lr,
-                        warmup_steps=min(args.warmup_steps, args.steps - 1),
-                        weight_decay=args.weight_decay, grad_clip=args.grad_clip,
-                        eval_every=args.eval_every, eval_batches=args.eval_batches,
-                        seed=args.seed)
-    run = RunConfig(strategy=args.strategy, grad_accum=args.grad_accum,
-                    optimizer=args.optimizer, dtype=args.dtype, autocast=args.autocast,
-                    checkpointing=args.checkpointing)
+    model_config = GPTConfig(
+        vocab_size=vocab_size,
+        block_size=args.block_size,
+        n_layer=args.n_layer,
+        n_head=args.n_head,
+        n_embd=args.n_embd,
+        dropout=args.dropout,
+    )
+    train = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        block_size=args.block_size,
+        max_lr=args.lr,
+        min_lr=args.min_lr,
+        warmup_steps=min(args.warmup_steps, args.steps - 1),
+        weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip,
+        eval_every=args.eval_every,
+        eval_batches=args.eval_batches,
+        seed=args.seed,
+    )
+    run = RunConfig(
+        strategy=args.strategy,
+        grad_accum=args.grad_accum,
+        optimizer=args.optimizer,
+        dtype=args.dtype,
+        autocast=args.autocast,
+        checkpointing=args.checkpointing,
+    )
     dist = init_distributed(args.device)
     log = print if dist.is_main else None
     try:
         if train.batch_size % (dist.world_size * run.grad_accum):
-            raise SystemExit(f"--batch-size {train.batch_size} must be a multiple of "
-                             f"world size x grad-accum = {dist.world_size * run.grad_accum}")
+            raise SystemExit(
+                f"--batch-size {train.batch_size} must be a multiple of "
+                f"world size x grad-accum = {dist.world_size * run.grad_accum}"
+            )
         if log:
-            log(f"{dist.world_size} process(es) on {dist.device.type}, strategy "
+            log(
+                f"{dist.world_size} process(es) on {dist.device.type}, strategy "
                 f"{run.strategy if dist.is_distributed else 'single'}; "
-                f"{gpt_param_count(model_config):,} parameters")
+                f"{gpt_param_count(model_config):,} parameters"
+            )
         model = build_model(model_config, run, dist, train.seed)
         start = time.perf_counter()
         history = train_gpt(model, train_ids, val_ids, train, run, dist, log)
         seconds = time.perf_counter() - start
         state = full_state_dict(model)
-        result = {"world_size": dist.world_size, "device": dist.device.type,
-                  "model": asdict(model_config), "train": {**asdict(train),
-                                                           "betas": list(train.betas)},
-                  "run": asdict(run), "history": history, "seconds": round(seconds, 2)}
+        result = {
+            "world_size": dist.world_size,
+            "device": dist.device.type,
+            "model": asdict(model_config),
+            "train": {**asdict(train), "betas": list(train.betas)},
+            "run": asdict(run),
+            "history": history,
+            "seconds": round(seconds, 2),
+        }
         if dist.device.type == "cuda":
             result["max_memory_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
         if dist.is_main:
             final = history["val_loss"][-1]
-            log(f"done in {seconds:.1f} s; validation loss {final:.4f} "
-                f"(perplexity {math.exp(final):.2f})")
+            log(
+                f"done in {seconds:.1f} s; validation loss {final:.4f} "
+                f"(perplexity {math.exp(final):.2f})"
+            )
             if args.out:
                 out = Path(args.out)
                 out.mkdir(parents=True, exist_ok=True)

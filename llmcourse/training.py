@@ -33,10 +33,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["next_token_loss", "unigram_cross_entropy", "get_batch", "write_token_file",
-           "open_token_file", "fixed_batches",
-           "estimate_loss", "lr_schedule", "TrainConfig", "History", "configure_optimizer",
-           "train", "sequence_log_probs"]
+__all__ = [
+    "next_token_loss",
+    "unigram_cross_entropy",
+    "get_batch",
+    "write_token_file",
+    "open_token_file",
+    "fixed_batches",
+    "estimate_loss",
+    "lr_schedule",
+    "TrainConfig",
+    "History",
+    "configure_optimizer",
+    "train",
+    "sequence_log_probs",
+]
 
 
 def _as_ids(ids, name: str = "ids") -> torch.Tensor:
@@ -45,8 +56,10 @@ def _as_ids(ids, name: str = "ids") -> torch.Tensor:
     if tensor.numel() == 0 and tensor.dim() == 1:
         return tensor.long()
     if tensor.dim() != 1 or tensor.dtype.is_floating_point or tensor.dtype == torch.bool:
-        raise ValueError(f"expected {name} as a 1-D sequence of integer token ids, got shape "
-                         f"{tuple(tensor.shape)} and dtype {tensor.dtype}")
+        raise ValueError(
+            f"expected {name} as a 1-D sequence of integer token ids, got shape "
+            f"{tuple(tensor.shape)} and dtype {tensor.dtype}"
+        )
     return tensor.long()
 
 
@@ -59,8 +72,10 @@ def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     if logits.dim() != 3:
         raise ValueError(f"expected logits of shape (batch, seq, vocab), got {tuple(logits.shape)}")
     if targets.shape != logits.shape[:2]:
-        raise ValueError(f"expected targets of shape {tuple(logits.shape[:2])} (batch, seq), "
-                         f"got {tuple(targets.shape)}")
+        raise ValueError(
+            f"expected targets of shape {tuple(logits.shape[:2])} (batch, seq), "
+            f"got {tuple(targets.shape)}"
+        )
     vocab = logits.shape[-1]
     return F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))  # (B*T, V), (B*T,)
 
@@ -81,14 +96,21 @@ def unigram_cross_entropy(train_ids, eval_ids, vocab_size: int) -> float:
     counts = torch.bincount(train, minlength=vocab_size).double()
     unseen = evaluation[counts[evaluation] == 0]
     if len(unseen):
-        raise ValueError(f"token id {int(unseen[0])} occurs in eval_ids but never in train_ids: "
-                         f"its unigram probability is 0 and the cross-entropy infinite")
+        raise ValueError(
+            f"token id {int(unseen[0])} occurs in eval_ids but never in train_ids: "
+            f"its unigram probability is 0 and the cross-entropy infinite"
+        )
     log_p = torch.log(counts / counts.sum())
     return float(-log_p[evaluation].mean())
 
 
-def get_batch(ids, batch_size: int, block_size: int, generator: torch.Generator | None = None,
-              device: str | torch.device | None = None):
+def get_batch(
+    ids,
+    batch_size: int,
+    block_size: int,
+    generator: torch.Generator | None = None,
+    device: str | torch.device | None = None,
+):
     """``batch_size`` random windows of ``ids``: inputs (B, T) and their next tokens (B, T).
 
     Each window holds ``block_size + 1`` consecutive ids; the inputs are all but its last id,
@@ -101,8 +123,9 @@ def get_batch(ids, batch_size: int, block_size: int, generator: torch.Generator 
     """
     data = _window_source(ids)
     if batch_size < 1 or block_size < 1:
-        raise ValueError(f"batch_size and block_size must be >= 1, got {batch_size} "
-                         f"and {block_size}")
+        raise ValueError(
+            f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}"
+        )
     if len(data) < block_size + 1:
         raise ValueError(f"need at least block_size + 1 = {block_size + 1} ids, got {len(data)}")
     starts = torch.randint(0, len(data) - block_size, (batch_size,), generator=generator)
@@ -124,8 +147,12 @@ def _window_source(ids):
     """``ids`` itself if it is a 1-D integer array or tensor (no copy), else a tensor of it."""
     if isinstance(ids, np.ndarray) and ids.ndim == 1 and ids.dtype.kind in "iu":
         return ids
-    if (isinstance(ids, torch.Tensor) and ids.dim() == 1 and not ids.dtype.is_floating_point
-            and ids.dtype != torch.bool):
+    if (
+        isinstance(ids, torch.Tensor)
+        and ids.dim() == 1
+        and not ids.dtype.is_floating_point
+        and ids.dtype != torch.bool
+    ):
         return ids
     return _as_ids(ids)
 
@@ -146,7 +173,7 @@ def write_token_file(ids, path, dtype=np.uint16, chunk_size: int = 1 << 20) -> n
     partial = path.with_name(path.name + ".partial")
     if isinstance(ids, (np.ndarray, torch.Tensor)):
         ids = np.asarray(ids)
-        chunks = (ids[k:k + chunk_size] for k in range(0, len(ids), chunk_size))
+        chunks = (ids[k : k + chunk_size] for k in range(0, len(ids), chunk_size))
     else:
         iterator = iter(ids)
         chunks = iter(lambda: list(itertools.islice(iterator, chunk_size)), [])
@@ -159,8 +186,10 @@ def write_token_file(ids, path, dtype=np.uint16, chunk_size: int = 1 << 20) -> n
                 raise ValueError(f"expected integer token ids, got {chunk.dtype} values")
             if len(chunk) and (chunk.min() < 0 or chunk.max() > top):
                 partial.unlink()
-                raise ValueError(f"token ids must lie in 0..{top} to fit {dtype}, got values "
-                                 f"from {chunk.min()} to {chunk.max()}")
+                raise ValueError(
+                    f"token ids must lie in 0..{top} to fit {dtype}, got values "
+                    f"from {chunk.min()} to {chunk.max()}"
+                )
             chunk.astype(dtype).tofile(f)
     os.replace(partial, path)
     return open_token_file(path, dtype)
@@ -173,13 +202,20 @@ def open_token_file(path, dtype=np.uint16) -> np.memmap:
     if not path.exists():
         raise FileNotFoundError(f"no token file at {path}")
     if path.stat().st_size % np.dtype(dtype).itemsize:
-        raise ValueError(f"{path} is {path.stat().st_size} bytes, not a whole number of "
-                         f"{np.dtype(dtype)} ids")
+        raise ValueError(
+            f"{path} is {path.stat().st_size} bytes, not a whole number of {np.dtype(dtype)} ids"
+        )
     return np.memmap(path, dtype=dtype, mode="r")
 
 
-def fixed_batches(ids, num_batches: int, batch_size: int, block_size: int, seed: int = 0,
-                  device: str | torch.device | None = None):
+def fixed_batches(
+    ids,
+    num_batches: int,
+    batch_size: int,
+    block_size: int,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+):
     """The same ``num_batches`` random batches every call: a fixed set to measure loss on."""
     generator = torch.Generator().manual_seed(seed)
     return [get_batch(ids, batch_size, block_size, generator, device) for _ in range(num_batches)]
@@ -197,8 +233,9 @@ def estimate_loss(model: nn.Module, batches) -> float:
     return float(np.mean(losses))
 
 
-def lr_schedule(step: int, *, max_lr: float, warmup_steps: int, total_steps: int,
-                min_lr: float = 0.0) -> float:
+def lr_schedule(
+    step: int, *, max_lr: float, warmup_steps: int, total_steps: int, min_lr: float = 0.0
+) -> float:
     """Learning rate at ``step`` (counted from 0): linear warm-up, then cosine decay.
 
     Steps 0 .. warmup_steps - 1 rise linearly, ``max_lr * (step + 1) / warmup_steps``, so the
@@ -208,8 +245,10 @@ def lr_schedule(step: int, *, max_lr: float, warmup_steps: int, total_steps: int
     at ``min_lr``. The same curve as PyTorch's ``LinearLR`` followed by ``CosineAnnealingLR``.
     """
     if not 0 <= warmup_steps < total_steps:
-        raise ValueError(f"need 0 <= warmup_steps < total_steps, got warmup_steps={warmup_steps} "
-                         f"and total_steps={total_steps}")
+        raise ValueError(
+            f"need 0 <= warmup_steps < total_steps, got warmup_steps={warmup_steps} "
+            f"and total_steps={total_steps}"
+        )
     if not 0 <= min_lr <= max_lr:
         raise ValueError(f"need 0 <= min_lr <= max_lr, got min_lr={min_lr} and max_lr={max_lr}")
     if step < 0:
@@ -243,8 +282,9 @@ class TrainConfig:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not 0 <= self.warmup_steps < self.steps:
-            raise ValueError(f"need 0 <= warmup_steps < steps, got {self.warmup_steps} "
-                             f"and {self.steps}")
+            raise ValueError(
+                f"need 0 <= warmup_steps < steps, got {self.warmup_steps} and {self.steps}"
+            )
         if not 0 <= self.min_lr <= self.max_lr:
             raise ValueError(f"need 0 <= min_lr <= max_lr, got {self.min_lr} and {self.max_lr}")
         if self.grad_clip < 0 or self.weight_decay < 0:
@@ -274,8 +314,10 @@ def configure_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Ad
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=config.max_lr, betas=config.betas)
 
 
@@ -288,8 +330,9 @@ def _progress(steps: int, show: bool):
     return tqdm(range(steps), desc="training", file=sys.stderr, mininterval=1e9, ncols=80)
 
 
-def train(model: nn.Module, train_ids, val_ids, config: TrainConfig = TrainConfig(),
-          progress: bool = True) -> History:
+def train(
+    model: nn.Module, train_ids, val_ids, config: TrainConfig = TrainConfig(), progress: bool = True
+) -> History:
     """Train ``model`` (input ids (B, T) -> logits (B, T, V)) on random windows of ``train_ids``.
 
     Measures the loss on fixed batches of ``train_ids`` and ``val_ids`` before the first step,
@@ -303,10 +346,12 @@ def train(model: nn.Module, train_ids, val_ids, config: TrainConfig = TrainConfi
     block = config.block_size
     torch.manual_seed(config.seed)  # dropout, if the model has any
     generator = torch.Generator().manual_seed(config.seed)
-    train_eval = fixed_batches(train_data, config.eval_batches, config.batch_size, block, seed=1,
-                               device=device)
-    val_eval = fixed_batches(val_data, config.eval_batches, config.batch_size, block, seed=2,
-                             device=device)
+    train_eval = fixed_batches(
+        train_data, config.eval_batches, config.batch_size, block, seed=1, device=device
+    )
+    val_eval = fixed_batches(
+        val_data, config.eval_batches, config.batch_size, block, seed=2, device=device
+    )
     optimizer = configure_optimizer(model, config)
     history = History()
 
@@ -318,8 +363,13 @@ def train(model: nn.Module, train_ids, val_ids, config: TrainConfig = TrainConfi
     evaluate(0)
     model.train()
     for step in _progress(config.steps, progress):
-        lr = lr_schedule(step, max_lr=config.max_lr, warmup_steps=config.warmup_steps,
-                         total_steps=config.steps, min_lr=config.min_lr)
+        lr = lr_schedule(
+            step,
+            max_lr=config.max_lr,
+            warmup_steps=config.warmup_steps,
+            total_steps=config.steps,
+            min_lr=config.min_lr,
+        )
         for group in optimizer.param_groups:
             group["lr"] = lr
         x, y = get_batch(train_data, config.batch_size, block, generator, device)
@@ -358,9 +408,9 @@ def sequence_log_probs(model: nn.Module, ids, block_size: int, batch_size: int =
     inputs = full[:-1].view(n_full, block_size)  # (N, T)
     targets = full[1:].view(n_full, block_size)
     for i in range(0, n_full, batch_size):
-        log_p = F.log_softmax(model(inputs[i:i + batch_size]).double(), dim=-1)  # (b, T, V)
-        out.append(log_p.gather(-1, targets[i:i + batch_size, :, None])[..., 0].reshape(-1))
-    rest = data[n_full * block_size:]
+        log_p = F.log_softmax(model(inputs[i : i + batch_size]).double(), dim=-1)  # (b, T, V)
+        out.append(log_p.gather(-1, targets[i : i + batch_size, :, None])[..., 0].reshape(-1))
+    rest = data[n_full * block_size :]
     if len(rest) > 1:
         log_p = F.log_softmax(model(rest[None, :-1]).double(), dim=-1)  # (1, t, V)
         out.append(log_p.gather(-1, rest[None, 1:, None])[..., 0].reshape(-1))

@@ -24,8 +24,9 @@ def chat(question, answer):
 
 def test_sft_example_masks_exactly_the_prompt(tokenizer):
     ids, labels = al.sft_example(tokenizer, chat("Who wrote Hamlet?", '{"answer": "Shakespeare"}'))
-    prompt = tokenizer.apply_chat_template(chat("Who wrote Hamlet?", "")[:1],
-                                           add_generation_prompt=True, tokenize=False)
+    prompt = tokenizer.apply_chat_template(
+        chat("Who wrote Hamlet?", "")[:1], add_generation_prompt=True, tokenize=False
+    )
     n_prompt = len(tokenizer(prompt)["input_ids"])
     assert labels[:n_prompt] == [al.IGNORE_INDEX] * n_prompt
     assert labels[n_prompt:] == ids[n_prompt:]
@@ -37,8 +38,12 @@ def test_sft_loss_equals_hand_computation_and_transformers_loss():
     torch.manual_seed(0)
     logits = torch.randn(2, 6, 11, dtype=torch.float64)
     labels = torch.tensor([[-100, -100, -100, 4, 7, 1], [-100, -100, 2, 3, -100, -100]])
-    terms = [-torch.log_softmax(logits[b, t - 1], -1)[labels[b, t]]
-             for b in range(2) for t in range(6) if labels[b, t] != -100]
+    terms = [
+        -torch.log_softmax(logits[b, t - 1], -1)[labels[b, t]]
+        for b in range(2)
+        for t in range(6)
+        if labels[b, t] != -100
+    ]
     assert_close(al.sft_loss(logits, labels), torch.stack(terms).mean())
     from transformers.loss.loss_utils import ForCausalLMLoss
 
@@ -50,13 +55,21 @@ def test_response_log_probs_sums_the_answer_tokens():
     torch.manual_seed(1)
     logits = torch.randn(2, 5, 7)
     labels = torch.tensor([[-100, -100, 3, 5, 0], [-100, 6, 6, -100, -100]])
-    want = torch.stack([
-        sum(torch.log_softmax(logits[b, t - 1], -1)[labels[b, t]]
-            for t in range(5) if labels[b, t] != -100) for b in range(2)])
+    want = torch.stack(
+        [
+            sum(
+                torch.log_softmax(logits[b, t - 1], -1)[labels[b, t]]
+                for t in range(5)
+                if labels[b, t] != -100
+            )
+            for b in range(2)
+        ]
+    )
     assert_close(al.response_log_probs(logits, labels), want)
     n_answer = (labels[:, 1:] != -100).sum()
-    assert_close(-al.response_log_probs(logits, labels).sum() / n_answer,
-                 al.sft_loss(logits, labels))
+    assert_close(
+        -al.response_log_probs(logits, labels).sum() / n_answer, al.sft_loss(logits, labels)
+    )
 
 
 def test_pad_examples():
@@ -82,8 +95,9 @@ def test_dpo_loss_equals_bradley_terry_and_its_gradient():
     assert_close(pc.grad, -beta * weight)
     assert_close(pr.grad, beta * weight)
     assert torch.autograd.gradcheck(
-        lambda a, b: al.dpo_loss(a, b, rc, rr, beta)[0], (pc.detach().requires_grad_(),
-                                                         pr.detach().requires_grad_()))
+        lambda a, b: al.dpo_loss(a, b, rc, rr, beta)[0],
+        (pc.detach().requires_grad_(), pr.detach().requires_grad_()),
+    )
 
 
 def test_dpo_loss_is_log_2_when_policy_equals_reference():
@@ -96,8 +110,15 @@ def test_dpo_loss_is_log_2_when_policy_equals_reference():
 def test_follows_format():
     assert al.follows_format('{"answer": "Paris"}') and al.follows_format(al.json_answer("8"))
     assert al.follows_format('  {"answer": "Mars"}\n')
-    for bad in ['The capital is Paris.', '{"answer": "Paris"', '{"reply": "Paris"}',
-                '{"answer": ""}', '{"answer": 8}', '{"answer": "a", "b": 1}', '["Paris"]']:
+    for bad in [
+        "The capital is Paris.",
+        '{"answer": "Paris"',
+        '{"reply": "Paris"}',
+        '{"answer": ""}',
+        '{"answer": 8}',
+        '{"answer": "a", "b": 1}',
+        '["Paris"]',
+    ]:
         assert not al.follows_format(bad), bad
 
 
@@ -107,19 +128,24 @@ def test_task_splits_do_not_overlap():
     assert len(train) == len(al.FORMAT_TRAIN)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: al.sft_loss(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long)), "batch, seq"),
-    (lambda: al.sft_loss(torch.zeros(1, 3, 4), torch.zeros(1, 2, dtype=torch.long)), "labels"),
-    (lambda: al.sft_loss(torch.zeros(1, 3, 4), torch.full((1, 3), -100)), "every label"),
-    (lambda: al.dpo_loss(torch.zeros(2), torch.zeros(3), torch.zeros(2), torch.zeros(2)),
-     "one shape"),
-    (lambda: al.dpo_loss(*[torch.zeros(2)] * 4, beta=0), "beta"),
-    (lambda: al.dpo_loss([0.0], [0.0], [0.0], [0.0]), "tensors"),
-    (lambda: al.pad_examples([], 0), "empty"),
-    (lambda: al.pad_examples([([1, 2], [1])], 0), "labels"),
-    (lambda: al.sft_example(None, [{"role": "user", "content": "hi"}]), "assistant"),
-    (lambda: al.sft_example(None, []), "non-empty"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: al.sft_loss(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long)), "batch, seq"),
+        (lambda: al.sft_loss(torch.zeros(1, 3, 4), torch.zeros(1, 2, dtype=torch.long)), "labels"),
+        (lambda: al.sft_loss(torch.zeros(1, 3, 4), torch.full((1, 3), -100)), "every label"),
+        (
+            lambda: al.dpo_loss(torch.zeros(2), torch.zeros(3), torch.zeros(2), torch.zeros(2)),
+            "one shape",
+        ),
+        (lambda: al.dpo_loss(*[torch.zeros(2)] * 4, beta=0), "beta"),
+        (lambda: al.dpo_loss([0.0], [0.0], [0.0], [0.0]), "tensors"),
+        (lambda: al.pad_examples([], 0), "empty"),
+        (lambda: al.pad_examples([([1, 2], [1])], 0), "labels"),
+        (lambda: al.sft_example(None, [{"role": "user", "content": "hi"}]), "assistant"),
+        (lambda: al.sft_example(None, []), "non-empty"),
+    ],
+)
 def test_input_validation(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()

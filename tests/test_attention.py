@@ -23,6 +23,7 @@ def randn(*shape, seed=0):
 
 # --- softmax -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dim", [-1, 0, 1])
 def test_softmax_matches_torch(dim):
     x = randn(3, 5, 7)
@@ -54,6 +55,7 @@ def test_softmax_validation():
 
 
 # --- causal_mask -------------------------------------------------------------------------
+
 
 def test_causal_mask_values():
     expected = torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool)
@@ -87,15 +89,19 @@ SHAPES = [
 @pytest.mark.parametrize("shapes", SHAPES)
 def test_sdpa_matches_torch(shapes):
     q, k, v = (randn(*s, seed=i) for i, s in enumerate(shapes))
-    assert_close(scaled_dot_product_attention(q, k, v),
-                 F.scaled_dot_product_attention(q, k, v), **TOL)
+    assert_close(
+        scaled_dot_product_attention(q, k, v), F.scaled_dot_product_attention(q, k, v), **TOL
+    )
 
 
 @pytest.mark.parametrize("shapes", SHAPES)
 def test_sdpa_causal_matches_torch(shapes):
     q, k, v = (randn(*s, seed=i) for i, s in enumerate(shapes))
-    assert_close(scaled_dot_product_attention(q, k, v, is_causal=True),
-                 F.scaled_dot_product_attention(q, k, v, is_causal=True), **TOL)
+    assert_close(
+        scaled_dot_product_attention(q, k, v, is_causal=True),
+        F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        **TOL,
+    )
 
 
 @pytest.mark.parametrize("shapes", SHAPES)
@@ -104,25 +110,37 @@ def test_sdpa_boolean_mask_matches_torch(shapes):
     L, S = q.shape[-2], k.shape[-2]
     mask = randn(L, S, seed=9) > -0.5
     mask[:, 0] = True  # no fully masked rows here (tested separately)
-    assert_close(scaled_dot_product_attention(q, k, v, attn_mask=mask),
-                 F.scaled_dot_product_attention(q, k, v, attn_mask=mask), **TOL)
+    assert_close(
+        scaled_dot_product_attention(q, k, v, attn_mask=mask),
+        F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+        **TOL,
+    )
 
 
 def test_sdpa_float_mask_and_per_batch_mask_match_torch():
     q, k, v = randn(2, 3, 4, 8, seed=1), randn(2, 3, 6, 8, seed=2), randn(2, 3, 6, 5, seed=3)
     float_mask = randn(4, 6, seed=4)
-    assert_close(scaled_dot_product_attention(q, k, v, attn_mask=float_mask),
-                 F.scaled_dot_product_attention(q, k, v, attn_mask=float_mask), **TOL)
+    assert_close(
+        scaled_dot_product_attention(q, k, v, attn_mask=float_mask),
+        F.scaled_dot_product_attention(q, k, v, attn_mask=float_mask),
+        **TOL,
+    )
     padding = torch.ones(2, 1, 1, 6, dtype=torch.bool)
     padding[1, ..., 4:] = False  # the second sequence has two padding keys
-    assert_close(scaled_dot_product_attention(q, k, v, attn_mask=padding),
-                 F.scaled_dot_product_attention(q, k, v, attn_mask=padding), **TOL)
+    assert_close(
+        scaled_dot_product_attention(q, k, v, attn_mask=padding),
+        F.scaled_dot_product_attention(q, k, v, attn_mask=padding),
+        **TOL,
+    )
 
 
 def test_sdpa_scale_matches_torch():
     q, k, v = randn(2, 4, 8, seed=1), randn(2, 5, 8, seed=2), randn(2, 5, 3, seed=3)
-    assert_close(scaled_dot_product_attention(q, k, v, scale=0.3),
-                 F.scaled_dot_product_attention(q, k, v, scale=0.3), **TOL)
+    assert_close(
+        scaled_dot_product_attention(q, k, v, scale=0.3),
+        F.scaled_dot_product_attention(q, k, v, scale=0.3),
+        **TOL,
+    )
 
 
 def test_sdpa_hand_worked_example():
@@ -159,8 +177,9 @@ def test_fully_masked_rows_give_zeros_like_torch():
 
 def test_gradients_flow():
     q = randn(2, 4, 8, seed=1).requires_grad_()
-    scaled_dot_product_attention(q, randn(2, 4, 8, seed=2), randn(2, 4, 8, seed=3),
-                                 is_causal=True).sum().backward()
+    scaled_dot_product_attention(
+        q, randn(2, 4, 8, seed=2), randn(2, 4, 8, seed=3), is_causal=True
+    ).sum().backward()
     assert q.grad is not None and torch.isfinite(q.grad).all()
 
 
@@ -168,8 +187,11 @@ def test_sdpa_validation():
     q, k, v = randn(2, 3, 4), randn(2, 5, 4), randn(2, 5, 6)
     with pytest.raises(ValueError, match="either attn_mask or is_causal"):
         scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(3, 5), is_causal=True)
-    with pytest.raises(ValueError, match=r"expected query of shape .* at least 2 dimensions, "
-                                         r"got shape \(4,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected query of shape .* at least 2 dimensions, "
+        r"got shape \(4,\)",
+    ):
         scaled_dot_product_attention(torch.zeros(4), k, v)
     with pytest.raises(ValueError, match="expected value of shape"):
         scaled_dot_product_attention(q, k, torch.zeros(6))

@@ -23,8 +23,9 @@ IGNORE_TAG = "nbval-ignore-output"  # nbval compares every output but those of c
 
 def toc_files():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    entries = ([c for part in toc.get("parts", []) for c in part["chapters"]]
-               + toc.get("chapters", []))
+    entries = [c for part in toc.get("parts", []) for c in part["chapters"]] + toc.get(
+        "chapters", []
+    )
     return [entry["file"] for entry in entries]
 
 
@@ -43,8 +44,11 @@ def test_every_chapter_is_in_the_toc_and_the_intro():
 
 
 def test_colab_cells_are_current():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "sync_colab_cell.py"), "--check"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "sync_colab_cell.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -64,8 +68,9 @@ def test_chapter_structure(path):
         assert f"{{solution-start}} {label}" in text, f"{label} has no solution"
     solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
     assert len(solutions) >= len(labels)
-    checks = [c for c in nb.cells
-              if c.cell_type == "code" and re.search(r"\bcheck_\w+\(", c.source)]
+    checks = [
+        c for c in nb.cells if c.cell_type == "code" and re.search(r"\bcheck_\w+\(", c.source)
+    ]
     assert len(checks) >= len(labels), "every exercise needs a check call"
 
 
@@ -73,8 +78,9 @@ def test_chapter_structure(path):
 def test_chapter_was_executed_cleanly(path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), \
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), (
         "execute the chapter top to bottom: make execute NB=" + str(path.relative_to(ROOT))
+    )
     for cell in code:
         for out in cell.outputs:
             assert out.output_type != "error", f"stored error in: {cell.source[:60]!r}"

@@ -24,13 +24,21 @@ sys.path.insert(0, str(ROOT / "tools"))
 from sync_colab_cell import TAG, colab_cell_source  # noqa: E402
 
 CHAPTER = ROOT / "book" / "03_positional_encoding.ipynb"
-COLAB_PREINSTALLED = ["torch==2.13.0", "transformers", "numpy", "matplotlib",
-                      "ipykernel", "nbclient"]
-FAKE_COLAB = ('import importlib.machinery, sys, types  # pretend to be Colab\n'
-              'sys.modules["google.colab"] = types.ModuleType("google.colab")\n'
-              'sys.modules["google.colab"].__spec__ = importlib.machinery.ModuleSpec(\n'
-              '    "google.colab", None)\n')
-RUNNER = r'''
+COLAB_PREINSTALLED = [
+    "torch==2.13.0",
+    "transformers",
+    "numpy",
+    "matplotlib",
+    "ipykernel",
+    "nbclient",
+]
+FAKE_COLAB = (
+    "import importlib.machinery, sys, types  # pretend to be Colab\n"
+    'sys.modules["google.colab"] = types.ModuleType("google.colab")\n'
+    'sys.modules["google.colab"].__spec__ = importlib.machinery.ModuleSpec(\n'
+    '    "google.colab", None)\n'
+)
+RUNNER = r"""
 import json, sys
 import nbformat
 from nbclient import NotebookClient
@@ -38,10 +46,12 @@ nb = nbformat.read(sys.argv[1], as_version=4)
 NotebookClient(nb, timeout=600, kernel_name="python3",
                resources={"metadata": {"path": sys.argv[2]}}).execute()
 print(json.dumps({"cells": len(nb.cells)}))
-'''
+"""
 
-pytestmark = pytest.mark.skipif(os.environ.get("LLMCOURSE_COLAB_TEST") != "1",
-                                reason="slow: set LLMCOURSE_COLAB_TEST=1 (make test-colab)")
+pytestmark = pytest.mark.skipif(
+    os.environ.get("LLMCOURSE_COLAB_TEST") != "1",
+    reason="slow: set LLMCOURSE_COLAB_TEST=1 (make test-colab)",
+)
 
 
 def colab_notebook(local: Path):
@@ -51,8 +61,7 @@ def colab_notebook(local: Path):
     assert TAG in first.metadata["tags"] and first.source == colab_cell_source()
     start = first.source.index('"llmcourse @ git+')
     end = first.source.index('"', start + 1) + 1
-    first.source = FAKE_COLAB + first.source[:start] + json.dumps(str(local)) + \
-        first.source[end:]
+    first.source = FAKE_COLAB + first.source[:start] + json.dumps(str(local)) + first.source[end:]
     return nb
 
 
@@ -60,8 +69,12 @@ def test_a_chapter_runs_in_a_fresh_colab_like_environment(tmp_path):
     venv = tmp_path / "colab"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
-    pip = subprocess.run([python, "-m", "pip", "install", "-q", *COLAB_PREINSTALLED],
-                         capture_output=True, text=True, timeout=1200)
+    pip = subprocess.run(
+        [python, "-m", "pip", "install", "-q", *COLAB_PREINSTALLED],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert pip.returncode == 0, pip.stderr[-3000:]
     work = tmp_path / "content"  # Colab's working folder: no checkout to import from
     work.mkdir()
@@ -74,12 +87,27 @@ def test_a_chapter_runs_in_a_fresh_colab_like_environment(tmp_path):
     runner.write_text(RUNNER)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
     env.pop("VIRTUAL_ENV", None)
-    done = subprocess.run([python, runner, nb_path, work], capture_output=True, text=True,
-                          env=env, cwd=work, timeout=1800)
+    done = subprocess.run(
+        [python, runner, nb_path, work],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        timeout=1800,
+    )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    installed = subprocess.run([python, "-c", "import llmcourse; print(llmcourse.__file__)"],
-                               capture_output=True, text=True, cwd=work, env=env)
+    installed = subprocess.run(
+        [python, "-c", "import llmcourse; print(llmcourse.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+    )
     assert "site-packages" in installed.stdout, installed.stdout + installed.stderr
-    torch = subprocess.run([python, "-c", "import torch; print(torch.__version__)"],
-                           capture_output=True, text=True, env=env)
+    torch = subprocess.run(
+        [python, "-c", "import torch; print(torch.__version__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert torch.stdout.startswith("2.13.0"), "installing the course replaced Colab's torch"

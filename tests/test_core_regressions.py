@@ -20,6 +20,7 @@ from llmcourse.multihead import MultiHeadAttention
 
 # --- an integer 0/1 mask must never be added to the scores -------------------------------
 
+
 @pytest.mark.parametrize("dtype", [torch.long, torch.int32, torch.uint8])
 def test_integer_attention_mask_is_refused(dtype):
     q, k, v = torch.randn(1, 3, 4), torch.randn(1, 5, 4), torch.randn(1, 5, 4)
@@ -42,6 +43,7 @@ def test_integer_mask_refused_by_multihead_attention():
 
 # --- top_p is validated whatever its value ---------------------------------------------
 
+
 @pytest.mark.parametrize("p", [1.5, float("nan"), 0.0, -0.1, True])
 def test_bad_top_p_is_refused_everywhere(p):
     logits = torch.randn(2, 7)
@@ -60,6 +62,7 @@ def test_top_p_of_one_keeps_everything():
 
 # --- weight copies keep the source's dtype ----------------------------------------------
 
+
 def test_multihead_from_torch_keeps_float64_exactly():
     torch.manual_seed(0)
     ref = nn.MultiheadAttention(8, 2, batch_first=True).double()
@@ -67,18 +70,23 @@ def test_multihead_from_torch_keeps_float64_exactly():
     assert ours.q_proj.weight.dtype == torch.float64
     assert torch.equal(ours.q_proj.weight, ref.in_proj_weight[:8])
     x = torch.randn(2, 3, 8, dtype=torch.float64)
-    torch.testing.assert_close(ours(x, x, x), ref(x, x, x, need_weights=False)[0],
-                               atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        ours(x, x, x), ref(x, x, x, need_weights=False)[0], atol=1e-12, rtol=0
+    )
 
 
 def test_gpt_from_and_to_hf_keep_float64_exactly():
     torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=2,
-                                    n_head=2)).double().eval()
+    hf = (
+        GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2))
+        .double()
+        .eval()
+    )
     ours = GPT.from_hf(hf)
     assert ours.lm_head.weight.dtype == torch.float64
-    assert torch.equal(ours.transformer.h[0].attn.c_attn.weight,
-                       hf.transformer.h[0].attn.c_attn.weight.t())
+    assert torch.equal(
+        ours.transformer.h[0].attn.c_attn.weight, hf.transformer.h[0].attn.c_attn.weight.t()
+    )
     back = ours.to_hf()
     assert back.lm_head.weight.dtype == torch.float64
     for name, tensor in hf.state_dict().items():
@@ -87,8 +95,19 @@ def test_gpt_from_and_to_hf_keep_float64_exactly():
 
 def test_encoder_from_hf_keeps_float64_exactly():
     torch.manual_seed(0)
-    hf = BertModel(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1,
-                              num_attention_heads=2, intermediate_size=32)).double().eval()
+    hf = (
+        BertModel(
+            BertConfig(
+                vocab_size=40,
+                hidden_size=16,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=32,
+            )
+        )
+        .double()
+        .eval()
+    )
     ours = Encoder.from_hf(hf)
     w = ours.state_dict()["embeddings.word_embeddings.weight"]
     assert w.dtype == torch.float64
@@ -111,19 +130,29 @@ def test_copy_weights_names_the_problem():
 
 # --- empty inputs and booleans get messages, not internal errors ------------------------
 
+
 def test_empty_inputs_get_clear_messages():
     with pytest.raises(ValueError, match="softmax over an empty dimension"):
         softmax(torch.zeros(2, 0))
     with pytest.raises(ValueError, match=r"at least one key \(S >= 1\)"):
-        scaled_dot_product_attention(torch.randn(1, 2, 4), torch.randn(1, 0, 4),
-                                     torch.randn(1, 0, 4))
+        scaled_dot_product_attention(
+            torch.randn(1, 2, 4), torch.randn(1, 0, 4), torch.randn(1, 0, 4)
+        )
     gpt, llama = GPT(GPTConfig.tiny()), LlamaForCausalLM(LlamaConfig.tiny())
     for model in (gpt, llama):
         with pytest.raises(ValueError, match="batch >= 1"):
             model(torch.zeros(0, 3, dtype=torch.long))
-    encoder = Encoder.from_hf(BertModel(BertConfig(vocab_size=40, hidden_size=16,
-                                                   num_hidden_layers=1, num_attention_heads=2,
-                                                   intermediate_size=32)).eval())
+    encoder = Encoder.from_hf(
+        BertModel(
+            BertConfig(
+                vocab_size=40,
+                hidden_size=16,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=32,
+            )
+        ).eval()
+    )
     with pytest.raises(ValueError, match="seq >= 1"):
         encoder(torch.zeros(1, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="batch >= 1"):

@@ -22,8 +22,13 @@ def get_batch_before(ids, batch_size, block_size, generator=None):
 @pytest.mark.parametrize("kind", ["list", "int64", "uint16", "int32 tensor", "long tensor"])
 def test_same_batches_as_before(kind):
     ids = np.random.default_rng(0).integers(0, 50_000, 5_000)
-    data = {"list": ids.tolist(), "int64": ids, "uint16": ids.astype(np.uint16),
-            "int32 tensor": torch.from_numpy(ids).int(), "long tensor": torch.from_numpy(ids)}
+    data = {
+        "list": ids.tolist(),
+        "int64": ids,
+        "uint16": ids.astype(np.uint16),
+        "int32 tensor": torch.from_numpy(ids).int(),
+        "long tensor": torch.from_numpy(ids),
+    }
     for seed in range(3):
         new = get_batch(data[kind], 6, 32, torch.Generator().manual_seed(seed))
         old = get_batch_before(ids, 6, 32, torch.Generator().manual_seed(seed))
@@ -73,8 +78,11 @@ def test_device_argument():
 
 
 def test_errors(tmp_path):
-    with pytest.raises(ValueError, match=r"token ids must lie in 0..65535 to fit uint16, got "
-                                         r"values from 0 to 70000"):
+    with pytest.raises(
+        ValueError,
+        match=r"token ids must lie in 0..65535 to fit uint16, got "
+        r"values from 0 to 70000",
+    ):
         write_token_file([0, 70_000], tmp_path / "a.bin")
     with pytest.raises(ValueError, match="from -1"):
         write_token_file(np.array([-1, 3]), tmp_path / "a.bin")
@@ -102,8 +110,9 @@ def test_train_reads_a_token_file_without_copying_it(tmp_path):
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 50, size=5000)
     mapped = write_token_file(ids, tmp_path / "train.bin")
-    config = TrainConfig(steps=4, batch_size=4, block_size=8, eval_every=2, eval_batches=2,
-                         warmup_steps=1)
+    config = TrainConfig(
+        steps=4, batch_size=4, block_size=8, eval_every=2, eval_batches=2, warmup_steps=1
+    )
     runs = []
     for data in (torch.as_tensor(ids), mapped):
         torch.manual_seed(0)

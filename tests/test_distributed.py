@@ -39,15 +39,20 @@ def test_state_bytes_per_param():
 
 def test_zero_stages_by_hand():
     n = 7 * 10**9  # Rajbhandari et al. (2020): 16 P, then 4 P + 12 P / N, 2 P + 14 P / N, 16 P / N
-    assert [memory.zero_bytes_per_gpu(n, 8, s) / 1e9 for s in range(4)] == \
-        [112.0, 38.5, 26.25, 14.0]
+    assert [memory.zero_bytes_per_gpu(n, 8, s) / 1e9 for s in range(4)] == [
+        112.0,
+        38.5,
+        26.25,
+        14.0,
+    ]
     assert {memory.zero_bytes_per_gpu(n, 1, s) for s in range(4)} == {16 * n}
 
 
 def test_activation_formulas():
     # Korthikanti et al. (2022): s b h (34 + 5 a s / h) per layer
-    assert memory.transformer_activation_bytes(1, 8, 2, 3, 5, fused_attention=False) == \
-        5 * 3 * 8 * (34 + 5 * 2 * 5 / 8)
+    assert memory.transformer_activation_bytes(
+        1, 8, 2, 3, 5, fused_attention=False
+    ) == 5 * 3 * 8 * (34 + 5 * 2 * 5 / 8)
     assert memory.transformer_activation_bytes(2, 8, 2, 3, 5) == 2 * 5 * 3 * 8 * 34
     per_position = 2 * (16 * 16 + 2 + 4) + 2 * 16 + 20
     assert memory.gpt_activation_bytes(TINY, 3, 5, bytes_per_value=2) == 2 * 3 * 5 * per_position
@@ -58,8 +63,7 @@ def test_saved_activations_match_the_count(batch, seq):
     torch.manual_seed(0)
     model = GPT(TINY)
     x, y = torch.randint(0, 20, (2, batch, seq)).unbind(0)
-    saved = memory.saved_activation_bytes(lambda: next_token_loss(model(x), y),
-                                          model.parameters())
+    saved = memory.saved_activation_bytes(lambda: next_token_loss(model(x), y), model.parameters())
     counted = memory.gpt_activation_bytes(TINY, batch, seq)
     assert abs(saved - counted) / counted < 0.03  # ids and targets are not counted
 
@@ -98,8 +102,9 @@ def test_rank_rows_is_distributed_samplers_striding():
     shards = [rank_rows(batch, r, 3).flatten().tolist() for r in range(3)]
     assert sorted(i for shard in shards for i in shard) == list(range(12))
     for r in range(3):
-        assert shards[r] == list(DistributedSampler(range(12), num_replicas=3, rank=r,
-                                                    shuffle=False))
+        assert shards[r] == list(
+            DistributedSampler(range(12), num_replicas=3, rank=r, shuffle=False)
+        )
 
 
 def test_local_batches_and_accumulation_equal_the_full_batch():
@@ -124,31 +129,38 @@ def test_checkpointing_keeps_gradients_and_saves_memory():
     ckpt.load_state_dict(plain.state_dict())
     enable_activation_checkpointing(ckpt)
     x, y = torch.randint(0, 20, (2, 4, 16)).unbind(0)
-    sizes = [memory.saved_activation_bytes(lambda m=m: next_token_loss(m(x), y).backward(),
-                                           m.parameters()) for m in (plain, ckpt)]
+    sizes = [
+        memory.saved_activation_bytes(
+            lambda m=m: next_token_loss(m(x), y).backward(), m.parameters()
+        )
+        for m in (plain, ckpt)
+    ]
     assert sizes[1] < sizes[0] / 2
     for a, b in zip(plain.parameters(), ckpt.parameters()):
         torch.testing.assert_close(a.grad, b.grad)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: memory.state_bytes_per_param(False, "adam"), "optimizer must be"),
-    (lambda: memory.zero_bytes_per_gpu(0, 8, 1), "n_params must be a positive int"),
-    (lambda: memory.zero_bytes_per_gpu(10, 0, 1), "n_gpus must be a positive int"),
-    (lambda: memory.zero_bytes_per_gpu(10, 8, 4), "stage must be 0, 1, 2 or 3"),
-    (lambda: memory.transformer_activation_bytes(1, 8, 2, 0, 5), "batch must be"),
-    (lambda: memory.gpt_activation_bytes(TINY, 2, 0), "seq_len must be"),
-    (lambda: rank_rows(torch.zeros(4, 2), 2, 2), "need 0 <= rank < world_size"),
-    (lambda: rank_rows(torch.zeros(5, 2), 0, 2), "does not split evenly"),
-    (lambda: local_batches(torch.zeros(6, 2), torch.zeros(6, 2), Dist(), 4), "micro-batches"),
-    (lambda: wrap_model(GPT(TINY), "zero", Dist()), "strategy must be"),
-    (lambda: RunConfig(strategy="tp"), "strategy must be one of"),
-    (lambda: RunConfig(grad_accum=0), "grad_accum must be a positive int"),
-    (lambda: RunConfig(dtype="float16"), "dtype must be one of"),
-    (lambda: init_distributed("tpu"), "device must be"),
-    (lambda: accumulate_gradients(GPT(TINY), [], next_token_loss), "at least one micro-batch"),
-    (lambda: launch(["llmcourse.train"], nproc=0), "nproc must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: memory.state_bytes_per_param(False, "adam"), "optimizer must be"),
+        (lambda: memory.zero_bytes_per_gpu(0, 8, 1), "n_params must be a positive int"),
+        (lambda: memory.zero_bytes_per_gpu(10, 0, 1), "n_gpus must be a positive int"),
+        (lambda: memory.zero_bytes_per_gpu(10, 8, 4), "stage must be 0, 1, 2 or 3"),
+        (lambda: memory.transformer_activation_bytes(1, 8, 2, 0, 5), "batch must be"),
+        (lambda: memory.gpt_activation_bytes(TINY, 2, 0), "seq_len must be"),
+        (lambda: rank_rows(torch.zeros(4, 2), 2, 2), "need 0 <= rank < world_size"),
+        (lambda: rank_rows(torch.zeros(5, 2), 0, 2), "does not split evenly"),
+        (lambda: local_batches(torch.zeros(6, 2), torch.zeros(6, 2), Dist(), 4), "micro-batches"),
+        (lambda: wrap_model(GPT(TINY), "zero", Dist()), "strategy must be"),
+        (lambda: RunConfig(strategy="tp"), "strategy must be one of"),
+        (lambda: RunConfig(grad_accum=0), "grad_accum must be a positive int"),
+        (lambda: RunConfig(dtype="float16"), "dtype must be one of"),
+        (lambda: init_distributed("tpu"), "device must be"),
+        (lambda: accumulate_gradients(GPT(TINY), [], next_token_loss), "at least one micro-batch"),
+        (lambda: launch(["llmcourse.train"], nproc=0), "nproc must be a positive int"),
+    ],
+)
 def test_input_validation(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -166,10 +178,37 @@ def token_file(tmp_path_factory):
 
 
 def script_args(token_file, out, *extra):
-    return ["--data", str(token_file), "--vocab-size", "20", "--n-layer", "1", "--n-head", "2",
-            "--n-embd", "16", "--block-size", "16", "--batch-size", "4", "--steps", "4",
-            "--eval-every", "4", "--eval-batches", "1", "--optimizer", "sgd", "--lr", "0.5",
-            "--device", "cpu", "--out", str(out), *extra]
+    return [
+        "--data",
+        str(token_file),
+        "--vocab-size",
+        "20",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "16",
+        "--block-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--steps",
+        "4",
+        "--eval-every",
+        "4",
+        "--eval-batches",
+        "1",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.5",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -198,8 +237,11 @@ def test_script_refuses_a_missing_token_file(tmp_path):
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_torchrun_two_processes_equal_one(strategy, token_file, single_run, tmp_path):
     out = tmp_path / strategy
-    output = launch(["llmcourse.train", *script_args(token_file, out, "--strategy", strategy)],
-                    nproc=2, timeout=300)
+    output = launch(
+        ["llmcourse.train", *script_args(token_file, out, "--strategy", strategy)],
+        nproc=2,
+        timeout=300,
+    )
     assert f"2 process(es) on cpu, strategy {strategy}" in output
     single = torch.load(single_run[0] / "model.pt")
     many = torch.load(out / "model.pt")
@@ -210,16 +252,22 @@ def test_torchrun_two_processes_equal_one(strategy, token_file, single_run, tmp_
 
 def test_launch_reports_a_failing_process(tmp_path):
     with pytest.raises(RuntimeError, match="no token file"):
-        launch(["llmcourse.train", "--data", str(tmp_path / "absent.bin"), "--vocab-size", "5"],
-               nproc=2, timeout=300)
+        launch(
+            ["llmcourse.train", "--data", str(tmp_path / "absent.bin"), "--vocab-size", "5"],
+            nproc=2,
+            timeout=300,
+        )
 
 
 def test_launch_leaves_no_process_behind_on_timeout(tmp_path):
     marker = tmp_path / "marker-of-this-test"
     marker.mkdir()
     with pytest.raises(subprocess.TimeoutExpired):
-        launch(["http.server", "0", "--bind", "127.0.0.1", "--directory", str(marker)],
-               nproc=1, timeout=8)
+        launch(
+            ["http.server", "0", "--bind", "127.0.0.1", "--directory", str(marker)],
+            nproc=1,
+            timeout=8,
+        )
     alive = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():

@@ -56,8 +56,10 @@ def test_cosine_similarity_matrix_equals_torch():
     x = torch.randn(5, 9)
     want = nn.functional.cosine_similarity(x[:, None, :], x[None, :, :], dim=-1)
     assert_close(cosine_similarity_matrix(x), want, atol=1e-6, rtol=1e-6)
-    assert_close(cosine_similarity_matrix(torch.tensor([[3.0, 4.0], [4.0, 3.0]]))[0, 1],
-                 torch.tensor(24 / 25))
+    assert_close(
+        cosine_similarity_matrix(torch.tensor([[3.0, 4.0], [4.0, 3.0]]))[0, 1],
+        torch.tensor(24 / 25),
+    )
 
 
 def test_validation_messages():
@@ -70,8 +72,11 @@ def test_validation_messages():
         TokenEmbedding(4, 2)(torch.tensor([1.0]))
     with pytest.raises(ValueError, match="expected ids as a torch.Tensor, got list"):
         embedding_lookup([1, 2], weight)
-    with pytest.raises(ValueError, match=r"expected weight of shape \(num_embeddings, "
-                                         r"embedding_dim\), got \(4,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected weight of shape \(num_embeddings, "
+        r"embedding_dim\), got \(4,\)",
+    ):
         embedding_lookup(torch.tensor([1]), torch.randn(4))
     with pytest.raises(ValueError, match="embedding_dim must be a positive int, got 0"):
         TokenEmbedding(3, 0)

@@ -11,8 +11,15 @@ from llmcourse.offline import minilm_path
 
 def hf_tiny(seed=0):
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=71, hidden_size=20, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=36, max_position_embeddings=16, type_vocab_size=3)
+    config = BertConfig(
+        vocab_size=71,
+        hidden_size=20,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=36,
+        max_position_embeddings=16,
+        type_vocab_size=3,
+    )
     return BertModel(config, add_pooling_layer=False).eval()
 
 
@@ -42,8 +49,9 @@ def test_batch_of_one_without_mask():
     ours = Encoder.from_hf(hf)
     ids = torch.randint(0, 71, (1, 16))
     with torch.no_grad():
-        torch.testing.assert_close(ours(ids), hf(input_ids=ids).last_hidden_state,
-                                   atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            ours(ids), hf(input_ids=ids).last_hidden_state, atol=1e-5, rtol=1e-5
+        )
 
 
 def test_padding_does_not_change_real_tokens():
@@ -67,9 +75,15 @@ def test_bidirectional_later_tokens_change_earlier_ones():
 def test_minilm_hidden_states_and_sentence_embeddings(minilm):
     hf, tokenizer = minilm
     ours = Encoder.from_hf(hf)
-    batch = tokenizer(["A man is playing a guitar.", "Someone plays music.",
-                       "The stock market fell sharply today after the announcement."],
-                      padding=True, return_tensors="pt")
+    batch = tokenizer(
+        [
+            "A man is playing a guitar.",
+            "Someone plays music.",
+            "The stock market fell sharply today after the announcement.",
+        ],
+        padding=True,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         want = hf(**batch).last_hidden_state
         got = ours(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])

@@ -23,8 +23,10 @@ def test_perplexity_check():
         (lambda lp: float(np.exp(np.mean(lp))), "minus sign"),
         (lambda lp: float(10 ** (-np.mean(lp))), "natural logs"),
         (lambda lp: float(np.exp(-np.sum(lp) / (len(lp) - 1))), "perplexity 4"),
-        (lambda lp: math.exp(-sum(lp) / len(lp)) if isinstance(lp, list) else float("nan"),
-         "NumPy array"),
+        (
+            lambda lp: math.exp(-sum(lp) / len(lp)) if isinstance(lp, list) else float("nan"),
+            "NumPy array",
+        ),
     ]
     for answer, hint in wrong:
         with pytest.raises(ExerciseError, match=hint):
@@ -49,19 +51,22 @@ def test_add_k_check():
         return right(text, prev, nxt, 1.0)
 
     check_add_k_bigram(right)  # raises if the answer is rejected
-    for answer, hint in [(no_kv, "k times the vocabulary size"),
-                         (counts_last_char, "last character"),
-                         (fixed_k, "use k as given")]:
+    for answer, hint in [
+        (no_kv, "k times the vocabulary size"),
+        (counts_last_char, "last character"),
+        (fixed_k, "use k as given"),
+    ]:
         with pytest.raises(ExerciseError, match=hint):
             check_add_k_bigram(answer)
 
 
 def test_table_size_check():
-    check_ngram_table_size(lambda v, n: v ** n)  # raises if the answer is rejected
-    for answer, hint in [(lambda v, n: v * n, "8 entries"),
-                         (lambda v, n: n ** v, "entries"),
-                         (lambda v, n: int(math.pow(v, n)) if n < 3 else math.pow(v, n),
-                          "exact int")]:
+    check_ngram_table_size(lambda v, n: v**n)  # raises if the answer is rejected
+    for answer, hint in [
+        (lambda v, n: v * n, "8 entries"),
+        (lambda v, n: n**v, "entries"),
+        (lambda v, n: int(math.pow(v, n)) if n < 3 else math.pow(v, n), "exact int"),
+    ]:
         with pytest.raises(ExerciseError, match=hint):
             check_ngram_table_size(answer)
 
@@ -80,8 +85,9 @@ def test_rnn_step_check():
             check_rnn_step(answer)
 
 
-@pytest.mark.parametrize("check", [check_perplexity, check_add_k_bigram, check_ngram_table_size,
-                                   check_rnn_step])
+@pytest.mark.parametrize(
+    "check", [check_perplexity, check_add_k_bigram, check_ngram_table_size, check_rnn_step]
+)
 def test_unanswered(check):
     with pytest.raises(NotYetAnswered, match="not yet answered"):
         check(None)
@@ -140,9 +146,14 @@ def test_count_gradient_check():
         rows = counts.sum(dim=1, keepdim=True)
         return (rows * torch.log_softmax(W, dim=-1) - counts) / counts.sum()
 
-    wrong = [(flipped, "sign is flipped"), (summed, "divide the summed gradient by N"),
-             (per_row, "must not give NaN"), (per_row_guarded, "no gradient"),
-             (no_row_weight, "no gradient"), (log_softmax, r"c\(a\) softmax")]
+    wrong = [
+        (flipped, "sign is flipped"),
+        (summed, "divide the summed gradient by N"),
+        (per_row, "must not give NaN"),
+        (per_row_guarded, "no gradient"),
+        (no_row_weight, "no gradient"),
+        (log_softmax, r"c\(a\) softmax"),
+    ]
     for answer, hint in wrong:
         with pytest.raises(ExerciseError, match=hint):
             check_count_gradient(answer)

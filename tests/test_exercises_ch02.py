@@ -17,8 +17,14 @@ from llmcourse.exercises.ch02 import (
 )
 from llmcourse.tokenization import merge_pair
 
-CHECKS = [check_count_pairs, check_merge_pair, check_one_hot_embedding, check_cosine_similarity,
-          check_split_special, check_wordpiece]
+CHECKS = [
+    check_count_pairs,
+    check_merge_pair,
+    check_one_hot_embedding,
+    check_cosine_similarity,
+    check_split_special,
+    check_wordpiece,
+]
 
 
 @pytest.mark.parametrize("check", CHECKS)
@@ -28,6 +34,7 @@ def test_none_is_not_yet_answered(check):
 
 
 # --- count pairs ----------------------------------------------------------------------
+
 
 def count_pairs(word_counts):
     counts = Counter()
@@ -73,6 +80,7 @@ def test_count_pairs_across_words_is_rejected():
 
 # --- merge a pair ---------------------------------------------------------------------
 
+
 def test_merge_pair(capsys):
     check_merge_pair(merge_pair)  # raises if the answer is rejected
     assert "all 5 checks passed" in capsys.readouterr().out
@@ -82,7 +90,7 @@ def test_merge_only_first_is_rejected():
     def first_only(symbols, pair):
         for i in range(len(symbols) - 1):
             if (symbols[i], symbols[i + 1]) == pair:
-                return symbols[:i] + [symbols[i] + symbols[i + 1]] + symbols[i + 2:]
+                return symbols[:i] + [symbols[i] + symbols[i + 1]] + symbols[i + 2 :]
         return list(symbols)
 
     with pytest.raises(ExerciseError, match="not only the first"):
@@ -102,7 +110,7 @@ def test_merge_in_place_is_rejected():
         i = 0
         while i < len(symbols) - 1:
             if (symbols[i], symbols[i + 1]) == pair:
-                symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+                symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
             i += 1
         return symbols
 
@@ -120,6 +128,7 @@ def test_merge_overlapping_is_rejected():
 
 
 # --- one-hot embedding ----------------------------------------------------------------
+
 
 def test_one_hot_embedding(capsys):
     check_one_hot_embedding(one_hot_embedding)  # raises if the answer is rejected
@@ -152,6 +161,7 @@ def test_one_hot_on_first_dimension_is_rejected():
 
 # --- cosine similarity ----------------------------------------------------------------
 
+
 def test_cosine_similarity(capsys):
     # raises if the answer is rejected
     check_cosine_similarity(lambda a, b: a @ b / (a.norm() * b.norm()))
@@ -180,6 +190,7 @@ def test_absolute_value_is_rejected():
 
 # --- special tokens, longest first ----------------------------------------------------------
 
+
 def split_special_regex(text, specials):
     import re
 
@@ -187,7 +198,7 @@ def split_special_regex(text, specials):
     out, start = [], 0
     for m in re.finditer(pattern, text):
         if m.start() > start:
-            out.append((text[start:m.start()], False))
+            out.append((text[start : m.start()], False))
         out.append((m.group(), True))
         start = m.end()
     if start < len(text):
@@ -250,6 +261,7 @@ def test_split_special_losing_the_tokens_is_rejected():
 
 
 # --- WordPiece ------------------------------------------------------------------------------
+
 
 def wordpiece_loop(word, vocab):
     pieces, start = [], 0

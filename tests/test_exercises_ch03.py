@@ -76,8 +76,10 @@ def test_pe_vector_wrong_shape_and_unanswered():
 
 def offset_matrix(k, d_model):
     w = 10000 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    blocks = [torch.tensor([[math.cos(k * wi), math.sin(k * wi)],
-                            [-math.sin(k * wi), math.cos(k * wi)]]) for wi in w.tolist()]
+    blocks = [
+        torch.tensor([[math.cos(k * wi), math.sin(k * wi)], [-math.sin(k * wi), math.cos(k * wi)]])
+        for wi in w.tolist()
+    ]
     return torch.block_diag(*blocks)
 
 

@@ -10,6 +10,7 @@ from llmcourse.exercises.ch04 import check_attention, check_causal_mask, check_s
 
 # --- stable softmax ----------------------------------------------------------------------
 
+
 def stable_softmax(x):
     e = (x - x.amax(dim=-1, keepdim=True)).exp()
     return e / e.sum(dim=-1, keepdim=True)
@@ -63,6 +64,7 @@ def test_stable_softmax_not_answered():
 
 
 # --- attention ---------------------------------------------------------------------------
+
 
 def my_attention(Q, K, V):
     return torch.softmax(Q @ K.T / math.sqrt(K.shape[-1]), dim=-1) @ V
@@ -121,6 +123,7 @@ def test_attention_not_answered():
 
 # --- causal mask -------------------------------------------------------------------------
 
+
 def test_causal_mask_right():
     # raises if the answer is rejected
     check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril())
@@ -138,8 +141,9 @@ def test_causal_mask_sees_future():
 
 def test_causal_mask_pytorch_mha_convention():
     with pytest.raises(ExerciseError, match="must not see the future"):
-        check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).triu(1) | torch.eye(
-            T, dtype=torch.bool))
+        check_causal_mask(
+            lambda T: torch.ones(T, T, dtype=torch.bool).triu(1) | torch.eye(T, dtype=torch.bool)
+        )
 
 
 def test_causal_mask_float():

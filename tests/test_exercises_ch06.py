@@ -15,6 +15,7 @@ from llmcourse.exercises.ch06 import (
 
 # --- layer norm -----------------------------------------------------------------------------
 
+
 def layer_norm(x, weight, bias, eps):
     mean = x.mean(-1, keepdim=True)
     var = ((x - mean) ** 2).mean(-1, keepdim=True)
@@ -76,8 +77,9 @@ def test_layer_norm_not_answered():
 
 # --- GELU, tanh approximation ---------------------------------------------------------------
 
+
 def gelu_tanh(x):
-    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
 def gelu_tanh_float32(x):
@@ -92,19 +94,28 @@ def test_gelu_tanh_passes(answer, capsys):
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda x: 0.5 * x * (1 + torch.erf(x / math.sqrt(2))), "exact GELU"),
-    (lambda x: x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
-     "factor 0.5"),
-    (lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(math.pi / 2) * (x + 0.044715 * x ** 3))),
-     r"sqrt\(2 / pi\)"),
-    (lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * x)), "cubic term"),
-    (lambda x: x * torch.sigmoid(1.702 * x), "cubic term"),
-    # the same slips computed in float32: still caught at the looser tolerance
-    (lambda x: 0.5 * x.float() * (1 + torch.erf(x.float() / math.sqrt(2))), "exact GELU"),
-    (lambda x: 0.5 * x.float() * (1 + torch.tanh(math.sqrt(2 / math.pi) * x.float())),
-     "cubic term"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda x: 0.5 * x * (1 + torch.erf(x / math.sqrt(2))), "exact GELU"),
+        (
+            lambda x: x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
+            "factor 0.5",
+        ),
+        (
+            lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(math.pi / 2) * (x + 0.044715 * x**3))),
+            r"sqrt\(2 / pi\)",
+        ),
+        (lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * x)), "cubic term"),
+        (lambda x: x * torch.sigmoid(1.702 * x), "cubic term"),
+        # the same slips computed in float32: still caught at the looser tolerance
+        (lambda x: 0.5 * x.float() * (1 + torch.erf(x.float() / math.sqrt(2))), "exact GELU"),
+        (
+            lambda x: 0.5 * x.float() * (1 + torch.tanh(math.sqrt(2 / math.pi) * x.float())),
+            "cubic term",
+        ),
+    ],
+)
 def test_gelu_tanh_wrong_rejected(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_gelu_tanh(wrong)
@@ -117,17 +128,21 @@ def test_gelu_tanh_not_answered():
 
 # --- feed-forward parameter count -----------------------------------------------------------
 
+
 def test_ffn_param_count_passes():
     # raises if the answer is rejected
     check_ffn_param_count(lambda d_model, d_ff: 2 * d_model * d_ff + d_ff + d_model)
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda d, f: 2 * d * f, "count the biases too"),
-    (lambda d, f: 2 * d * f + 2 * f, "linear1's bias has d_ff entries"),
-    (lambda d, f: d * f + f + d, "2 d_model d_ff"),
-    (lambda d, f: float(2 * d * f + f + d), "return an int"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda d, f: 2 * d * f, "count the biases too"),
+        (lambda d, f: 2 * d * f + 2 * f, "linear1's bias has d_ff entries"),
+        (lambda d, f: d * f + f + d, "2 d_model d_ff"),
+        (lambda d, f: float(2 * d * f + f + d), "return an int"),
+    ],
+)
 def test_ffn_param_count_wrong_rejected(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_ffn_param_count(wrong)
@@ -140,17 +155,21 @@ def test_ffn_param_count_not_answered():
 
 # --- pre-norm block -------------------------------------------------------------------------
 
+
 def test_pre_norm_block_passes():
     # raises if the answer is rejected
     check_pre_norm_block(lambda x, sublayer, norm: x + sublayer(norm(x)))
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda x, s, n: n(x + s(x)), "post-norm"),
-    (lambda x, s, n: s(n(x)), "residual connection is missing"),
-    (lambda x, s, n: n(x) + s(n(x)), "add the raw x"),
-    (lambda x, s, n: x + n(s(x)), "x \\+ sublayer\\(norm\\(x\\)\\)"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda x, s, n: n(x + s(x)), "post-norm"),
+        (lambda x, s, n: s(n(x)), "residual connection is missing"),
+        (lambda x, s, n: n(x) + s(n(x)), "add the raw x"),
+        (lambda x, s, n: x + n(s(x)), "x \\+ sublayer\\(norm\\(x\\)\\)"),
+    ],
+)
 def test_pre_norm_block_wrong_rejected(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_pre_norm_block(wrong)

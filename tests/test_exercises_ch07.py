@@ -16,12 +16,15 @@ def test_block_params_passes(capsys):
     assert "all 1 checks passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda C: 12 * C * C + 9 * C, "two LayerNorms"),
-    (lambda C: 12 * C * C, "only the weight matrices"),
-    (lambda C: 4 * C * C + 13 * C, "fall short of 12 C"),
-    (lambda C: 12 * C * C + 14 * C, "expected a different count"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda C: 12 * C * C + 9 * C, "two LayerNorms"),
+        (lambda C: 12 * C * C, "only the weight matrices"),
+        (lambda C: 4 * C * C + 13 * C, "fall short of 12 C"),
+        (lambda C: 12 * C * C + 14 * C, "expected a different count"),
+    ],
+)
 def test_block_params_wrong(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_block_params(wrong)
@@ -77,12 +80,15 @@ def test_mean_pool_passes():
     check_mean_pool(mean_pool)  # raises if the answer is rejected
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda h, m: h.mean(1), "padding vectors were averaged in"),
-    (lambda h, m: (h * m[..., None]).sum(1) / h.shape[1], "number of REAL tokens"),
-    (lambda h, m: (h * m[..., None]).sum(1), "you summed"),
-    (lambda h, m: h.mean(2), r"return shape \(batch, C\)"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda h, m: h.mean(1), "padding vectors were averaged in"),
+        (lambda h, m: (h * m[..., None]).sum(1) / h.shape[1], "number of REAL tokens"),
+        (lambda h, m: (h * m[..., None]).sum(1), "you summed"),
+        (lambda h, m: h.mean(2), r"return shape \(batch, C\)"),
+    ],
+)
 def test_mean_pool_wrong(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_mean_pool(wrong)

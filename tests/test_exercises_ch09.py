@@ -34,11 +34,14 @@ def test_model_answers_pass(capsys):
     assert capsys.readouterr().out.count("checks passed") == 3
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda x, t: torch.softmax(x * t, -1), "you multiplied by T"),
-    (lambda x, t: x / t, "apply the softmax"),
-    (lambda x, t: torch.softmax(x / (t + 1), -1), "expected softmax"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda x, t: torch.softmax(x * t, -1), "you multiplied by T"),
+        (lambda x, t: x / t, "apply the softmax"),
+        (lambda x, t: torch.softmax(x / (t + 1), -1), "expected softmax"),
+    ],
+)
 def test_temperature_wrong(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_temperature(wrong)
@@ -97,7 +100,7 @@ def test_not_yet_answered():
 
 
 def sequence_log_prob(logits, ids, prompt_len):
-    logp = logits.log_softmax(-1)[prompt_len - 1:-1]
+    logp = logits.log_softmax(-1)[prompt_len - 1 : -1]
     return logp.gather(1, ids[prompt_len:, None]).sum()
 
 
@@ -116,18 +119,29 @@ def test_sequence_log_prob_right_answers(capsys):
     assert capsys.readouterr().out.count("checks passed") == 2
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda z, ids, p: z[p - 1:-1].gather(1, ids[p:, None]).sum(), "log_softmax"),
-    (lambda z, ids, p: z.softmax(-1)[p - 1:-1].gather(1, ids[p:, None]).sum(),
-     "returned probabilities"),
-    (lambda z, ids, p: z.log_softmax(-1)[p:].gather(1, ids[p:, None]).sum(),
-     "predict token t \\+ 1"),
-    (lambda z, ids, p: z.log_softmax(-1)[p - 1:-1].gather(1, ids[p:, None]).mean(),
-     "you averaged"),
-    (lambda z, ids, p: z.log_softmax(-1)[:-1].gather(1, ids[1:, None]).sum(),
-     "scored the prompt's tokens"),
-    (lambda z, ids, p: [1.0], "return one number"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda z, ids, p: z[p - 1 : -1].gather(1, ids[p:, None]).sum(), "log_softmax"),
+        (
+            lambda z, ids, p: z.softmax(-1)[p - 1 : -1].gather(1, ids[p:, None]).sum(),
+            "returned probabilities",
+        ),
+        (
+            lambda z, ids, p: z.log_softmax(-1)[p:].gather(1, ids[p:, None]).sum(),
+            "predict token t \\+ 1",
+        ),
+        (
+            lambda z, ids, p: z.log_softmax(-1)[p - 1 : -1].gather(1, ids[p:, None]).mean(),
+            "you averaged",
+        ),
+        (
+            lambda z, ids, p: z.log_softmax(-1)[:-1].gather(1, ids[1:, None]).sum(),
+            "scored the prompt's tokens",
+        ),
+        (lambda z, ids, p: [1.0], "return one number"),
+    ],
+)
 def test_sequence_log_prob_wrong(wrong, hint):
     from llmcourse.exercises.ch09 import check_sequence_log_prob
 

@@ -9,6 +9,7 @@ from llmcourse.exercises.ch11 import check_chinchilla, check_gpt2_param_count, c
 
 # --- GPT-2's parameter count ----------------------------------------------------------------
 
+
 def gpt2_params(n_layer, d_model, vocab_size, n_positions):
     embeddings = vocab_size * d_model + n_positions * d_model
     attention = 3 * d_model * d_model + 3 * d_model + d_model * d_model + d_model
@@ -22,17 +23,20 @@ def test_gpt2_params_passes(capsys):
     assert "all 2 checks passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda L, d, V, P: gpt2_params(L, d, V, P) - P * d, "position embeddings"),
-    (lambda L, d, V, P: gpt2_params(L, d, V, P) - L * 9 * d, "biases"),
-    (lambda L, d, V, P: gpt2_params(L, d, V, P) - 2 * d, "final LayerNorm"),
-    (lambda L, d, V, P: gpt2_params(L, d, V, P) - L * 4 * d - 2 * d, "forgot the LayerNorms"),
-    (lambda L, d, V, P: gpt2_params(L, d, V, P) - L * 4 * d, "inside each block"),
-    (lambda L, d, V, P: gpt2_params(L, d, V, P) + V * d, "ties it to the token embedding"),
-    (lambda L, d, V, P: gpt2_params(L, d, V, P) - L * (8 * d * d + 5 * d), "MLP is missing"),
-    (lambda L, d, V, P: 12 * L * d * d, "wrong total"),
-    (lambda L, d, V, P: "many", "return a number"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda L, d, V, P: gpt2_params(L, d, V, P) - P * d, "position embeddings"),
+        (lambda L, d, V, P: gpt2_params(L, d, V, P) - L * 9 * d, "biases"),
+        (lambda L, d, V, P: gpt2_params(L, d, V, P) - 2 * d, "final LayerNorm"),
+        (lambda L, d, V, P: gpt2_params(L, d, V, P) - L * 4 * d - 2 * d, "forgot the LayerNorms"),
+        (lambda L, d, V, P: gpt2_params(L, d, V, P) - L * 4 * d, "inside each block"),
+        (lambda L, d, V, P: gpt2_params(L, d, V, P) + V * d, "ties it to the token embedding"),
+        (lambda L, d, V, P: gpt2_params(L, d, V, P) - L * (8 * d * d + 5 * d), "MLP is missing"),
+        (lambda L, d, V, P: 12 * L * d * d, "wrong total"),
+        (lambda L, d, V, P: "many", "return a number"),
+    ],
+)
 def test_gpt2_params_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_gpt2_param_count(wrong)
@@ -50,6 +54,7 @@ def test_gpt2_params_not_answered():
 
 # --- parameters for a target loss -----------------------------------------------------------
 
+
 def params_for_loss(coefficient, exponent, loss):
     return (loss / coefficient) ** (1 / exponent)
 
@@ -59,13 +64,16 @@ def test_params_for_loss_passes(capsys):
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda c, a, loss: (c / loss) ** (1 / a), "upside down"),
-    (lambda c, a, loss: c * loss ** a, "applies the law to the loss"),
-    (lambda c, a, loss: (loss / c) ** a, "power 1 / exponent, not exponent"),
-    (lambda c, a, loss: 2 * (loss / c) ** (1 / a), "for loss = 10 / sqrt\\(N\\)"),
-    (lambda c, a, loss: "a lot", "expected a number"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda c, a, loss: (c / loss) ** (1 / a), "upside down"),
+        (lambda c, a, loss: c * loss**a, "applies the law to the loss"),
+        (lambda c, a, loss: (loss / c) ** a, "power 1 / exponent, not exponent"),
+        (lambda c, a, loss: 2 * (loss / c) ** (1 / a), "for loss = 10 / sqrt\\(N\\)"),
+        (lambda c, a, loss: "a lot", "expected a number"),
+    ],
+)
 def test_params_for_loss_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_params_for_loss(wrong)
@@ -86,6 +94,7 @@ def test_params_for_loss_not_answered():
 
 # --- Chinchilla-optimal size ----------------------------------------------------------------
 
+
 def chinchilla(compute):
     n = math.sqrt(compute / 120)
     return n, 20 * n
@@ -96,14 +105,17 @@ def test_chinchilla_passes(capsys):
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda c: chinchilla(c)[0], "return a pair"),
-    (lambda c: chinchilla(c)[::-1], "swapped"),
-    (lambda c: (math.sqrt(c / 20), 20 * math.sqrt(c / 20)), "left out the 6"),
-    (lambda c: (math.sqrt(c / 6), math.sqrt(c / 6)), "left out the 20"),
-    (lambda c: (math.sqrt(c / 120), math.sqrt(c / 120) * 10), "20 tokens per parameter"),
-    (lambda c: (c / 120 / 1e12, 20 * c / 120 / 1e12), "N = sqrt"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda c: chinchilla(c)[0], "return a pair"),
+        (lambda c: chinchilla(c)[::-1], "swapped"),
+        (lambda c: (math.sqrt(c / 20), 20 * math.sqrt(c / 20)), "left out the 6"),
+        (lambda c: (math.sqrt(c / 6), math.sqrt(c / 6)), "left out the 20"),
+        (lambda c: (math.sqrt(c / 120), math.sqrt(c / 120) * 10), "20 tokens per parameter"),
+        (lambda c: (c / 120 / 1e12, 20 * c / 120 / 1e12), "N = sqrt"),
+    ],
+)
 def test_chinchilla_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_chinchilla(wrong)

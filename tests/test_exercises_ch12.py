@@ -46,10 +46,13 @@ def test_rms_norm():
     def wrong_dim(x, w, eps):
         return x * torch.rsqrt(x.pow(2).mean(0, keepdim=True) + eps) * w
 
-    for wrong, hint in [(centred, "that is layer norm"), (eps_outside, "eps goes inside"),
-                        (wrong_dim, "root mean square 1"),
-                        (lambda x, w, eps: right(x, 1.0, eps), "multiply by weight"),
-                        (lambda x, w, eps: right(x, w, eps)[0], "shape")]:
+    for wrong, hint in [
+        (centred, "that is layer norm"),
+        (eps_outside, "eps goes inside"),
+        (wrong_dim, "root mean square 1"),
+        (lambda x, w, eps: right(x, 1.0, eps), "multiply by weight"),
+        (lambda x, w, eps: right(x, w, eps)[0], "shape"),
+    ]:
         with pytest.raises(ExerciseError, match=hint):
             check_rms_norm(wrong)
 
@@ -70,9 +73,11 @@ def test_swiglu():
     def geglu(x, g, u, d):
         return F.gelu(x @ g.T) * (x @ u.T) @ d.T
 
-    for wrong, hint in [(in_float32(swapped), "gate and up are swapped"),
-                        (in_float32(geglu), "that is GeGLU"),
-                        (lambda *a: right(*a).half(), "compute in float32 or float64")]:
+    for wrong, hint in [
+        (in_float32(swapped), "gate and up are swapped"),
+        (in_float32(geglu), "that is GeGLU"),
+        (lambda *a: right(*a).half(), "compute in float32 or float64"),
+    ]:
         with pytest.raises(ExerciseError, match=hint):
             check_swiglu(wrong)
     for wrong, hint in [
@@ -89,9 +94,11 @@ def test_swiglu():
 def test_repeat_kv():
     check_repeat_kv(llama.repeat_kv)  # raises if the answer is rejected
     check_repeat_kv(lambda x, n: x.repeat_interleave(n, dim=1))  # raises if the answer is rejected
-    for wrong, hint in [(lambda x, n: x.repeat(1, n, 1, 1), "repeat_interleave, not repeat"),
-                        (lambda x, n: x.repeat_interleave(n, dim=2), "shape"),
-                        (lambda x, n: x.repeat_interleave(2, dim=1), "n_rep=1")]:
+    for wrong, hint in [
+        (lambda x, n: x.repeat(1, n, 1, 1), "repeat_interleave, not repeat"),
+        (lambda x, n: x.repeat_interleave(n, dim=2), "shape"),
+        (lambda x, n: x.repeat_interleave(2, dim=1), "n_rep=1"),
+    ]:
         with pytest.raises(ExerciseError, match=hint):
             check_repeat_kv(wrong)
 
@@ -99,9 +106,11 @@ def test_repeat_kv():
 def test_kv_cache_bytes():
     # raises if the answer is rejected
     check_kv_cache_bytes(lambda L, K, D, T, b: 2 * L * K * D * T * b)
-    for wrong, hint in [(lambda L, K, D, T, b: L * K * D * T * b, "both the keys and the values"),
-                        (lambda L, K, D, T, b: 2 * L * 3 * K * D * T * b, "counts 9 heads"),
-                        (lambda L, K, D, T, b: 2.0 * L * K * D * T * b, "an int"),
-                        (lambda L, K, D, T, b: 2 * L * K * D * T, "positions x bytes")]:
+    for wrong, hint in [
+        (lambda L, K, D, T, b: L * K * D * T * b, "both the keys and the values"),
+        (lambda L, K, D, T, b: 2 * L * 3 * K * D * T * b, "counts 9 heads"),
+        (lambda L, K, D, T, b: 2.0 * L * K * D * T * b, "an int"),
+        (lambda L, K, D, T, b: 2 * L * K * D * T, "positions x bytes"),
+    ]:
         with pytest.raises(ExerciseError, match=hint):
             check_kv_cache_bytes(wrong)

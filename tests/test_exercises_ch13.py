@@ -65,9 +65,12 @@ def test_choose_rank():
         s2 = torch.as_tensor(s, dtype=torch.float64) ** 2
         return int(((s2.cumsum(0) / s2.sum()) < keep - 1e-12).sum()) + 1
 
-    for wrong, hint in [(not_squared, "squared singular values"), (index, "not an index"),
-                        (unsorted, "sort them first"),
-                        (lambda s, keep: torch.tensor(right_rank(s, keep)), "an int")]:
+    for wrong, hint in [
+        (not_squared, "squared singular values"),
+        (index, "not an index"),
+        (unsorted, "sort them first"),
+        (lambda s, keep: torch.tensor(right_rank(s, keep)), "an int"),
+    ]:
         with pytest.raises(ExerciseError, match=hint):
             check_choose_rank(wrong)
 
@@ -106,20 +109,37 @@ def test_masked_sft_loss():
         return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
     def per_sequence(logits, input_ids, prompt_lengths, attention_mask):
-        return torch.stack([right(logits[i:i + 1], input_ids[i:i + 1], prompt_lengths[i:i + 1],
-                                  attention_mask[i:i + 1]) for i in range(len(input_ids))]).mean()
+        return torch.stack(
+            [
+                right(
+                    logits[i : i + 1],
+                    input_ids[i : i + 1],
+                    prompt_lengths[i : i + 1],
+                    attention_mask[i : i + 1],
+                )
+                for i in range(len(input_ids))
+            ]
+        ).mean()
 
     def off_by_one(logits, input_ids, prompt_lengths, attention_mask):
         return right(logits, input_ids, [n - 1 for n in prompt_lengths], attention_mask)
 
     def summed(logits, input_ids, prompt_lengths, attention_mask):
         labels = labels_from_lengths(input_ids, prompt_lengths, attention_mask)
-        return F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(),
-                               ignore_index=-100, reduction="none")
+        return F.cross_entropy(
+            logits[:, :-1].flatten(0, 1),
+            labels[:, 1:].flatten(),
+            ignore_index=-100,
+            reduction="none",
+        )
 
-    for wrong, hint in [(buggy, "that is the buggy loss"), (no_padding_mask, "padding"),
-                        (unshifted, "t \\+ 1"), (per_sequence, "mean over all answer tokens"),
-                        (off_by_one, "positions < prompt length"),
-                        (summed, "0-dimensional")]:
+    for wrong, hint in [
+        (buggy, "that is the buggy loss"),
+        (no_padding_mask, "padding"),
+        (unshifted, "t \\+ 1"),
+        (per_sequence, "mean over all answer tokens"),
+        (off_by_one, "positions < prompt length"),
+        (summed, "0-dimensional"),
+    ]:
         with pytest.raises(ExerciseError, match=hint):
             check_masked_sft_loss(wrong)

@@ -49,6 +49,7 @@ def _right_encoder(dtype):
         if d == 0:
             return d, low, torch.zeros(32, dtype=torch.uint8)
         return d, low, torch.round((block - low) / d).to(torch.uint8)
+
     return encode
 
 
@@ -79,24 +80,29 @@ def test_encode_q4_1():
         d = (block.max() - low) / 15
         return d, low, torch.round((block - low) / d).long()  # 0 / 0 = nan for a constant block
 
-    for wrong, hint in [(symmetric, "0..15"), (floor, "half a step"),
-                        (sixteen_steps, "15 steps"), (float_codes, "codes are integers"),
-                        (divides_by_zero, "constant block"),
-                        (lambda block: (1.0, 0.0), "return a tuple")]:
+    for wrong, hint in [
+        (symmetric, "0..15"),
+        (floor, "half a step"),
+        (sixteen_steps, "15 steps"),
+        (float_codes, "codes are integers"),
+        (divides_by_zero, "constant block"),
+        (lambda block: (1.0, 0.0), "return a tuple"),
+    ]:
         with pytest.raises(ExerciseError, match=hint):
             check_encode_q4_1(wrong)
 
 
 def test_expected_tokens_per_pass():
     # raises if rejected
-    check_expected_tokens_per_pass(lambda a, k: sum(a ** i for i in range(k + 1)))
+    check_expected_tokens_per_pass(lambda a, k: sum(a**i for i in range(k + 1)))
     check_expected_tokens_per_pass(  # the closed form, with alpha = 1 handled; raises if rejected
-        lambda a, k: k + 1.0 if a == 1 else (1 - a ** (k + 1)) / (1 - a))
+        lambda a, k: k + 1.0 if a == 1 else (1 - a ** (k + 1)) / (1 - a)
+    )
     for wrong, hint in [
-        (lambda a, k: sum(a ** i for i in range(k)) if k else 1.0, "left out the target's own"),
+        (lambda a, k: sum(a**i for i in range(k)) if k else 1.0, "left out the target's own"),
         (lambda a, k: 1 + a * k, "alpha\\^i, not alpha"),
         (lambda a, k: (1 - a ** (k + 1)) / (1 - a), "divides by 1 - alpha"),
-        (lambda a, k: sum(a ** i for i in range(1, k + 1)), "one token of its own"),
+        (lambda a, k: sum(a**i for i in range(1, k + 1)), "one token of its own"),
     ]:
         with pytest.raises(ExerciseError, match=hint):
             check_expected_tokens_per_pass(wrong)

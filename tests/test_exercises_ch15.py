@@ -34,15 +34,21 @@ def test_largest_model_passes(answer, capsys):
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda g, n, s: g / 16 if s == 0 else largest_model(g, n, s), "an int"),
-    (lambda g, n, s: int(g // 12), "only the optimizer state"),
-    (lambda g, n, s: int(g // 2), "inference"),
-    (lambda g, n, s: int(g // 16) if s == 0 else int(g // (16 / n)), "shards only the optimizer"),
-    (lambda g, n, s: largest_model(g, n, min(s, 1)), "also shards the gradients"),
-    (lambda g, n, s: largest_model(g, n, min(s, 2)), "shards the weights too"),
-    (lambda g, n, s: int(g // 16) * (n // 8) if s == 0 else largest_model(g, n, s), "stage 0"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda g, n, s: g / 16 if s == 0 else largest_model(g, n, s), "an int"),
+        (lambda g, n, s: int(g // 12), "only the optimizer state"),
+        (lambda g, n, s: int(g // 2), "inference"),
+        (
+            lambda g, n, s: int(g // 16) if s == 0 else int(g // (16 / n)),
+            "shards only the optimizer",
+        ),
+        (lambda g, n, s: largest_model(g, n, min(s, 1)), "also shards the gradients"),
+        (lambda g, n, s: largest_model(g, n, min(s, 2)), "shards the weights too"),
+        (lambda g, n, s: int(g // 16) * (n // 8) if s == 0 else largest_model(g, n, s), "stage 0"),
+    ],
+)
 def test_largest_model_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_largest_model(wrong)
@@ -59,7 +65,7 @@ def test_largest_model_unanswered():
 def shard_indices(n, rank, world_size, epoch, seed):
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
     total = -(-n // world_size) * world_size
-    order += (order * total)[:total - n]
+    order += (order * total)[: total - n]
     return order[rank::world_size]
 
 
@@ -69,7 +75,7 @@ def shard_indices_tensor(n, rank, world_size, epoch, seed):  # tensors, padding 
     order = torch.randperm(n, generator=g)
     per_rank = (n + world_size - 1) // world_size
     while len(order) < per_rank * world_size:
-        order = torch.cat([order, order[:per_rank * world_size - len(order)]])
+        order = torch.cat([order, order[: per_rank * world_size - len(order)]])
     return order[rank::world_size]
 
 
@@ -82,18 +88,25 @@ def test_shard_indices_passes(answer, capsys):
 def contiguous(n, rank, world_size, epoch, seed):
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
     total = -(-n // world_size) * world_size
-    order += order[:total - n]
+    order += order[: total - n]
     size = total // world_size
-    return order[rank * size:(rank + 1) * size]
+    return order[rank * size : (rank + 1) * size]
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (lambda n, r, w, e, s: shard_indices(n, r, w, e, s + r), "same seed"),
-    (contiguous, "contiguous blocks"),
-    (lambda n, r, w, e, s: shard_indices(n, r, w, 0, s), "set_epoch"),
-    (lambda n, r, w, e, s: torch.randperm(n, generator=torch.Generator().manual_seed(s + e))
-     .tolist()[r::w], "ceil"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda n, r, w, e, s: shard_indices(n, r, w, e, s + r), "same seed"),
+        (contiguous, "contiguous blocks"),
+        (lambda n, r, w, e, s: shard_indices(n, r, w, 0, s), "set_epoch"),
+        (
+            lambda n, r, w, e, s: torch.randperm(
+                n, generator=torch.Generator().manual_seed(s + e)
+            ).tolist()[r::w],
+            "ceil",
+        ),
+    ],
+)
 def test_shard_indices_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_shard_indices(wrong)
@@ -184,14 +197,17 @@ def not_zeroed(model, micro_batches, optimizer):
     optimizer.step()
 
 
-@pytest.mark.parametrize("wrong, hint", [
-    (syncs_every_micro_step, "every micro-batch all-reduces"),
-    (never_syncs, "silently drift apart"),
-    (syncs_first, "LAST micro-batch"),
-    (steps_every_micro_batch, "ran 4 times"),
-    (not_divided, "4 times too large"),
-    (not_zeroed, "previous step"),
-])
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (syncs_every_micro_step, "every micro-batch all-reduces"),
+        (never_syncs, "silently drift apart"),
+        (syncs_first, "LAST micro-batch"),
+        (steps_every_micro_batch, "ran 4 times"),
+        (not_divided, "4 times too large"),
+        (not_zeroed, "previous step"),
+    ],
+)
 def test_fixed_step_wrong_answers(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_fixed_step(wrong)

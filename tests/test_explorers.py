@@ -54,8 +54,9 @@ def vocab_logits(V=300, seed=0):
 
 
 def embedded(html_text: str) -> dict:
-    found = re.search(r'<script type="application/json" data-llmc="data">(.*?)</script>',
-                      html_text, re.S)
+    found = re.search(
+        r'<script type="application/json" data-llmc="data">(.*?)</script>', html_text, re.S
+    )
     assert found, "no embedded data"
     return json.loads(found[1])
 
@@ -67,6 +68,7 @@ def fresh(build):
 
 
 # --- packing ------------------------------------------------------------------------------
+
 
 def test_pack_round_trips_and_uses_no_digits():
     values = [0, 1, 51, 52, 1000, 2703, 2704, 140607]
@@ -86,13 +88,15 @@ def test_pack_rejects_bad_input():
 
 # --- the attention explorer --------------------------------------------------------------
 
+
 def test_attention_html_is_self_contained_and_holds_the_data():
     w = causal_weights()
     html_text = fresh(lambda: attention_explorer(TOKENS, w, layer=1, head=1, query="sat"))
     html_text = html_text._repr_html_()
     assert "<script>" in html_text and "<style>" in html_text
-    assert not re.search(r"https?:|//[a-z]|\bsrc=|\bhref=|@import|url\(", html_text), \
+    assert not re.search(r"https?:|//[a-z]|\bsrc=|\bhref=|@import|url\(", html_text), (
         "an explorer must not load anything from elsewhere"
+    )
     data = embedded(html_text)
     assert data["tokens"] == TOKENS and (data["layers"], data["heads"]) == (3, 2)
     assert data["causal"] is True and data["query"] == 2
@@ -130,8 +134,11 @@ def test_attention_html_is_deterministic_and_ids_are_unique():
     assert len(ids) == 1 and f'getElementById("{ids[0]}")' in first
     second_copy = attention_explorer(TOKENS, w)._repr_html_()  # the same data twice: new id
     other = attention_explorer(TOKENS, causal_weights(seed=1))._repr_html_()
-    all_ids = {ids[0], re.search(r'id="(llmc-attn-[\w-]+)"', second_copy)[1],
-               re.search(r'id="(llmc-attn-[\w-]+)"', other)[1]}
+    all_ids = {
+        ids[0],
+        re.search(r'id="(llmc-attn-[\w-]+)"', second_copy)[1],
+        re.search(r'id="(llmc-attn-[\w-]+)"', other)[1],
+    }
     assert len(all_ids) == 3
 
 
@@ -150,8 +157,14 @@ def test_explorers_give_the_same_bytes_in_separate_processes():
     digests = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                              env=env, cwd=ROOT, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         digests.add(done.stdout.strip())
     assert len(digests) == 1
@@ -164,17 +177,23 @@ def test_attention_bidirectional_weights_are_not_drawn_as_causal():
     assert 'llmc-future"' not in out.html.split("<script")[0]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(tokens=["a", "b"], weights=np.ones((1, 1, 3, 3)) / 3), r"shape \(layers, heads, 2, 2\)"),
-    (dict(tokens=["a"], weights=np.ones((1, 1)) / 3), "shape"),
-    (dict(tokens="ab", weights=np.ones((1, 1, 2, 2)) / 2), "list of strings"),
-    (dict(tokens=["a", "b"], weights=np.full((1, 1, 2, 2), 2.0)), "between 0 and 1"),
-    (dict(tokens=["a", "b"], weights=np.full((1, 1, 2, 2), np.nan)), "between 0 and 1"),
-    (dict(tokens=["a", "b"], weights=np.ones((1, 1, 2, 2)) / 2, layer=1), "layer must be"),
-    (dict(tokens=["a", "b"], weights=np.ones((1, 1, 2, 2)) / 2, head=-1), "head must be"),
-    (dict(tokens=["a", "b"], weights=np.ones((1, 1, 2, 2)) / 2, query="z"), "not one of"),
-    (dict(tokens=["a", "b"], weights="weights"), "array of numbers"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            dict(tokens=["a", "b"], weights=np.ones((1, 1, 3, 3)) / 3),
+            r"shape \(layers, heads, 2, 2\)",
+        ),
+        (dict(tokens=["a"], weights=np.ones((1, 1)) / 3), "shape"),
+        (dict(tokens="ab", weights=np.ones((1, 1, 2, 2)) / 2), "list of strings"),
+        (dict(tokens=["a", "b"], weights=np.full((1, 1, 2, 2), 2.0)), "between 0 and 1"),
+        (dict(tokens=["a", "b"], weights=np.full((1, 1, 2, 2), np.nan)), "between 0 and 1"),
+        (dict(tokens=["a", "b"], weights=np.ones((1, 1, 2, 2)) / 2, layer=1), "layer must be"),
+        (dict(tokens=["a", "b"], weights=np.ones((1, 1, 2, 2)) / 2, head=-1), "head must be"),
+        (dict(tokens=["a", "b"], weights=np.ones((1, 1, 2, 2)) / 2, query="z"), "not one of"),
+        (dict(tokens=["a", "b"], weights="weights"), "array of numbers"),
+    ],
+)
 def test_attention_explorer_rejects_bad_input(kwargs, message):
     with pytest.raises(ValueError, match=message):
         attention_explorer(**kwargs)
@@ -182,10 +201,14 @@ def test_attention_explorer_rejects_bad_input(kwargs, message):
 
 # --- the sampling explorer ---------------------------------------------------------------
 
+
 def test_sampling_html_is_self_contained_and_holds_the_top_tokens():
     z = vocab_logits()
-    out = fresh(lambda: sampling_explorer(z, lambda i: f"tok{i}", prompt="Once <upon>",
-                                          temperature=0.7, top_k=30, top_p=0.9))
+    out = fresh(
+        lambda: sampling_explorer(
+            z, lambda i: f"tok{i}", prompt="Once <upon>", temperature=0.7, top_k=30, top_p=0.9
+        )
+    )
     html_text = out._repr_html_()
     assert not re.search(r"https?:|//[a-z]|\bsrc=|\bhref=|@import|url\(", html_text)
     assert SAMPLING_JS in html_text  # the filter the tests below run
@@ -203,9 +226,14 @@ def test_sampling_html_is_self_contained_and_holds_the_top_tokens():
     assert html_text.count('class="llmc-num">top-k<') == 40 - int(kept_k.sum()) > 0
     assert html_text.count('class="llmc-num">top-p<') == int(kept_k.sum() - kept.sum()) > 0
     assert f">{probs.max():.3f}<" in html_text
-    assert fresh(lambda: sampling_explorer(z, lambda i: f"tok{i}", prompt="Once <upon>",
-                                           temperature=0.7, top_k=30,
-                                           top_p=0.9))._repr_html_() == html_text
+    assert (
+        fresh(
+            lambda: sampling_explorer(
+                z, lambda i: f"tok{i}", prompt="Once <upon>", temperature=0.7, top_k=30, top_p=0.9
+            )
+        )._repr_html_()
+        == html_text
+    )
 
 
 def test_sampling_explorer_accepts_a_list_of_labels_and_orders_rounding_ties_by_id():
@@ -214,16 +242,19 @@ def test_sampling_explorer_accepts_a_list_of_labels_and_orders_rounding_ties_by_
     assert out.data["ids"] == [1, 2, 3, 0] and out.data["tokens"] == ["b", "c", "d", "a"]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(logits=np.zeros((2, 5))), r"shape \(V,\)"),
-    (dict(logits=np.arange(50.0), shown=1), "shown must be"),
-    (dict(logits=np.arange(50.0), shown=60), "shown must be"),
-    (dict(logits=np.arange(50.0), top_k=41), "top_k must be"),
-    (dict(logits=np.arange(50.0), temperature=0.0), "temperature must be"),
-    (dict(logits=np.arange(50.0), top_p=1.5), "top_p must be"),
-    (dict(logits=np.r_[np.arange(39.0) + 10, 5.0, 5.0, 0.0]), "tie at the edge"),
-    (dict(logits=np.r_[np.arange(39.0), -np.inf, -np.inf]), "must be finite"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(logits=np.zeros((2, 5))), r"shape \(V,\)"),
+        (dict(logits=np.arange(50.0), shown=1), "shown must be"),
+        (dict(logits=np.arange(50.0), shown=60), "shown must be"),
+        (dict(logits=np.arange(50.0), top_k=41), "top_k must be"),
+        (dict(logits=np.arange(50.0), temperature=0.0), "temperature must be"),
+        (dict(logits=np.arange(50.0), top_p=1.5), "top_p must be"),
+        (dict(logits=np.r_[np.arange(39.0) + 10, 5.0, 5.0, 0.0]), "tie at the edge"),
+        (dict(logits=np.r_[np.arange(39.0), -np.inf, -np.inf]), "must be finite"),
+    ],
+)
 def test_sampling_explorer_rejects_bad_input(kwargs, message):
     with pytest.raises(ValueError, match=message):
         sampling_explorer(labels=str, **kwargs)
@@ -234,14 +265,25 @@ def run_js_filter(cases: list[dict], source: str = SAMPLING_JS) -> list[dict]:
         const cases = JSON.parse(require("fs").readFileSync(0, "utf8"));
         console.log(JSON.stringify(cases.map(c => llmcSampling(c.logits, c.t, c.k, c.p))));
     """)
-    done = subprocess.run([NODE, "-e", driver], input=json.dumps(cases), capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [NODE, "-e", driver], input=json.dumps(cases), capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
-SETTINGS = [(1.0, 40, 1.0), (1.0, 40, 0.9), (0.7, 40, 0.9), (0.7, 10, 1.0), (1.5, 25, 0.5),
-            (0.1, 40, 0.95), (2.0, 3, 0.99), (1.0, 1, 0.3), (0.35, 40, 0.05), (1.25, 17, 0.8)]
+SETTINGS = [
+    (1.0, 40, 1.0),
+    (1.0, 40, 0.9),
+    (0.7, 40, 0.9),
+    (0.7, 10, 1.0),
+    (1.5, 25, 0.5),
+    (0.1, 40, 0.95),
+    (2.0, 3, 0.99),
+    (1.0, 1, 0.3),
+    (0.35, 40, 0.05),
+    (1.25, 17, 0.8),
+]
 
 
 @needs_node
@@ -255,17 +297,25 @@ def test_js_filter_equals_llmcourse_generation_on_the_whole_vocabulary():
     results = run_js_filter([dict(logits=shown_logits, t=t, k=k, p=p) for t, k, p in SETTINGS])
     full = torch.tensor(z)[None]
     for (t, k, p), js in zip(SETTINGS, results):
-        processed = process_logits(full, torch.zeros(1, 1, dtype=torch.long), do_sample=True,
-                                   temperature=t, top_k=k, top_p=p)[0]
+        processed = process_logits(
+            full,
+            torch.zeros(1, 1, dtype=torch.long),
+            do_sample=True,
+            temperature=t,
+            top_k=k,
+            top_p=p,
+        )[0]
         survivors = set(torch.isfinite(processed).nonzero()[:, 0].tolist())
         assert survivors == set(ids[js["kept"]].tolist()), (t, k, p)
         probs = processed.softmax(-1)
         np.testing.assert_allclose(js["probs"], probs[ids].numpy(), rtol=0, atol=1e-12)
         assert abs(sum(js["probs"]) - 1) < 1e-12
-        after_k = process_logits(full, torch.zeros(1, 1, dtype=torch.long), do_sample=True,
-                                 temperature=t, top_k=k)[0]
+        after_k = process_logits(
+            full, torch.zeros(1, 1, dtype=torch.long), do_sample=True, temperature=t, top_k=k
+        )[0]
         assert set(ids[js["keptByTopK"]].tolist()) == set(
-            torch.isfinite(after_k).nonzero()[:, 0].tolist())
+            torch.isfinite(after_k).nonzero()[:, 0].tolist()
+        )
     assert len({sum(js["kept"]) for js in results}) > 5  # the settings do filter differently
 
 
@@ -275,8 +325,14 @@ def test_js_filter_equals_the_python_one_with_ties():
     rows = [[2.0, 1.0, 1.0, 1.0, 0.0, -1.0], [0.5, 0.5, 0.5, 0.5], [3.0, 1.0, 1.0, 0.2, 0.2]]
     cases, expected = [], []
     for row in rows:
-        for t, k, p in [(1.0, 2, 1.0), (1.0, 3, 0.7), (0.5, len(row), 0.6), (1.0, len(row), 0.5),
-                        (1.3, 1, 0.9), (1.0, len(row), 0.74)]:
+        for t, k, p in [
+            (1.0, 2, 1.0),
+            (1.0, 3, 0.7),
+            (0.5, len(row), 0.6),
+            (1.0, len(row), 0.5),
+            (1.3, 1, 0.9),
+            (1.0, len(row), 0.74),
+        ]:
             cases.append(dict(logits=row, t=t, k=k, p=p))
             expected.append(sampling_filter(row, t, k, p))
     for case, js, (kept_k, kept, probs) in zip(cases, run_js_filter(cases), expected):
@@ -286,25 +342,44 @@ def test_js_filter_equals_the_python_one_with_ties():
 
 
 @needs_node
-@pytest.mark.parametrize("mutation", [
-    ("z[i] >= kth", "z[i] > kth"),                       # top-k drops the k-th itself
-    ("cum <= 1 - topP", "cum < 1 - topP"),               # top-p keeps one token too many
-    ("return za < zb ? -1 : za > zb ? 1 : a - b;", "return za < zb ? -1 : za > zb ? 1 : b - a;"),
-    ("logits[i] / temperature", "logits[i] * temperature"),
-])
+@pytest.mark.parametrize(
+    "mutation",
+    [
+        ("z[i] >= kth", "z[i] > kth"),  # top-k drops the k-th itself
+        ("cum <= 1 - topP", "cum < 1 - topP"),  # top-p keeps one token too many
+        (
+            "return za < zb ? -1 : za > zb ? 1 : a - b;",
+            "return za < zb ? -1 : za > zb ? 1 : b - a;",
+        ),
+        ("logits[i] / temperature", "logits[i] * temperature"),
+    ],
+)
 def test_the_comparison_catches_a_wrong_filter(mutation):
     """The test above can fail: each small slip in the JavaScript changes some result."""
     old, new = mutation
     assert old in SAMPLING_JS
-    rows = [[2.0, 1.0, 1.0, 1.0, 0.0, -1.0], [0.5, 0.5, 0.5, 0.5], [3.0, 1.0, 1.0, 0.2, 0.2],
-            [1.0, 0.0, -1.0]]
-    cases = [dict(logits=r, t=t, k=k, p=p) for r in rows
-             for t, k, p in [(1.0, 2, 1.0), (0.5, len(r), 0.6), (1.0, len(r), 0.5),
-                             (2.0, len(r), 1.0), (1.0, len(r), 1 - 0.2689414213699951)]]
+    rows = [
+        [2.0, 1.0, 1.0, 1.0, 0.0, -1.0],
+        [0.5, 0.5, 0.5, 0.5],
+        [3.0, 1.0, 1.0, 0.2, 0.2],
+        [1.0, 0.0, -1.0],
+    ]
+    cases = [
+        dict(logits=r, t=t, k=k, p=p)
+        for r in rows
+        for t, k, p in [
+            (1.0, 2, 1.0),
+            (0.5, len(r), 0.6),
+            (1.0, len(r), 0.5),
+            (2.0, len(r), 1.0),
+            (1.0, len(r), 1 - 0.2689414213699951),
+        ]
+    ]
     mutated = run_js_filter(cases, SAMPLING_JS.replace(old, new))
     differs = False
     for case, js in zip(cases, mutated):
         kept_k, kept, probs = sampling_filter(case["logits"], case["t"], case["k"], case["p"])
-        differs |= js["kept"] != kept.astype(bool).tolist() or \
-            not np.allclose(js["probs"], probs, rtol=0, atol=1e-12)
+        differs |= js["kept"] != kept.astype(bool).tolist() or not np.allclose(
+            js["probs"], probs, rtol=0, atol=1e-12
+        )
     assert differs, f"the mutation {new!r} went unnoticed"

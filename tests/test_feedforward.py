@@ -14,11 +14,13 @@ from llmcourse.feedforward import FeedForward, PostNormBlock, PreNormBlock, Resi
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_matches_torch(approximate):
     x = torch.linspace(-8, 8, 1001, dtype=torch.float64)
-    torch.testing.assert_close(gelu(x, approximate), F.gelu(x, approximate=approximate),
-                               atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(
+        gelu(x, approximate), F.gelu(x, approximate=approximate), atol=1e-12, rtol=1e-12
+    )
     x32 = torch.randn(3, 5, 7)
-    torch.testing.assert_close(gelu(x32, approximate), F.gelu(x32, approximate=approximate),
-                               atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(
+        gelu(x32, approximate), F.gelu(x32, approximate=approximate), atol=1e-6, rtol=1e-6
+    )
 
 
 def test_gelu_approximations_differ_slightly():
@@ -36,9 +38,15 @@ def test_gelu_rejects_bad_input():
 
 def _encoder_layer(d_model, d_ff, activation, norm_first):
     """A PyTorch encoder layer whose attention half adds exactly zero."""
-    layer = nn.TransformerEncoderLayer(d_model, nhead=1, dim_feedforward=d_ff, dropout=0.0,
-                                       activation=activation, batch_first=True,
-                                       norm_first=norm_first)
+    layer = nn.TransformerEncoderLayer(
+        d_model,
+        nhead=1,
+        dim_feedforward=d_ff,
+        dropout=0.0,
+        activation=activation,
+        batch_first=True,
+        norm_first=norm_first,
+    )
     with torch.no_grad():
         for p in layer.parameters():
             p.normal_(0, 0.5)
@@ -54,9 +62,14 @@ def _feedforward_from(layer, d_model, d_ff, activation):
 
 
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
-@pytest.mark.parametrize("d_model, d_ff, x_shape", [
-    (8, 32, (2, 5, 8)), (5, 7, (1, 3, 5)), (6, 4, (1, 1, 6)),
-])
+@pytest.mark.parametrize(
+    "d_model, d_ff, x_shape",
+    [
+        (8, 32, (2, 5, 8)),
+        (5, 7, (1, 3, 5)),
+        (6, 4, (1, 1, 6)),
+    ],
+)
 def test_feedforward_matches_encoder_layer(activation, d_model, d_ff, x_shape):
     torch.manual_seed(0)
     layer = _encoder_layer(d_model, d_ff, activation, norm_first=True)
@@ -68,7 +81,11 @@ def test_feedforward_matches_encoder_layer(activation, d_model, d_ff, x_shape):
 
 def test_feedforward_state_dict_keys():
     assert list(FeedForward(4, 16).state_dict()) == [
-        "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias"]
+        "linear1.weight",
+        "linear1.bias",
+        "linear2.weight",
+        "linear2.bias",
+    ]
 
 
 def test_feedforward_is_position_wise():
@@ -133,8 +150,9 @@ def test_residual_block_is_identity_plus_sublayer():
 
 def test_feedforward_rejects_bad_input():
     ff = FeedForward(8, 32)
-    with pytest.raises(ValueError,
-                       match=r"expected x of shape \(\.\.\., d_model=8\), got \(2, 5, 7\)"):
+    with pytest.raises(
+        ValueError, match=r"expected x of shape \(\.\.\., d_model=8\), got \(2, 5, 7\)"
+    ):
         ff(torch.randn(2, 5, 7))
     with pytest.raises(ValueError, match=r"d_model=8\), got \(\)"):
         ff(torch.tensor(1.0))

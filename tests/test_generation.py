@@ -32,8 +32,17 @@ V = 53
 @pytest.fixture(scope="module")
 def models():
     torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=64, n_embd=16, n_layer=2,
-                                    n_head=2, bos_token_id=None, eos_token_id=None)).eval()
+    hf = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=V,
+            n_positions=64,
+            n_embd=16,
+            n_layer=2,
+            n_head=2,
+            bos_token_id=None,
+            eos_token_id=None,
+        )
+    ).eval()
     # A random model's next-token distribution is nearly flat; sharpen it so that sampling
     # filters actually cut something.
     with torch.no_grad():
@@ -50,8 +59,9 @@ def test_repetition_penalty_equals_hf():
     logits, ids = logits_and_ids()
     for penalty in (1.3, 0.7):
         want = RepetitionPenaltyLogitsProcessor(penalty)(ids, logits.clone())
-        torch.testing.assert_close(apply_repetition_penalty(logits, ids, penalty), want,
-                                   atol=0, rtol=0)
+        torch.testing.assert_close(
+            apply_repetition_penalty(logits, ids, penalty), want, atol=0, rtol=0
+        )
 
 
 def test_repetition_penalty_lowers_seen_tokens_once():
@@ -63,8 +73,12 @@ def test_repetition_penalty_lowers_seen_tokens_once():
 @pytest.mark.parametrize("t", [0.3, 1.0, 2.5])
 def test_temperature_equals_hf(t):
     logits, ids = logits_and_ids()
-    torch.testing.assert_close(apply_temperature(logits, t),
-                               TemperatureLogitsWarper(t)(ids, logits.clone()), atol=0, rtol=0)
+    torch.testing.assert_close(
+        apply_temperature(logits, t),
+        TemperatureLogitsWarper(t)(ids, logits.clone()),
+        atol=0,
+        rtol=0,
+    )
 
 
 @pytest.mark.parametrize("k", [1, 5, V, V + 10])
@@ -91,7 +105,7 @@ def test_top_p_equals_hf(p):
 def test_top_p_keeps_the_token_that_crosses_p():
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
     kept = torch.isfinite(top_p_filter(probs.log(), 0.7))
-    assert kept.tolist() == [[True, True, False, False]]   # 0.5 < 0.7 <= 0.5 + 0.3
+    assert kept.tolist() == [[True, True, False, False]]  # 0.5 < 0.7 <= 0.5 + 0.3
     kept = torch.isfinite(top_p_filter(probs.log(), 0.4))
     assert kept.tolist() == [[True, False, False, False]]  # the top token alone reaches 0.4
 
@@ -100,10 +114,17 @@ def test_processor_order_equals_hf():
     from transformers.generation.logits_process import LogitsProcessorList
 
     logits, ids = logits_and_ids(seed=5)
-    hf = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(1.5), TemperatureLogitsWarper(0.7),
-                              TopKLogitsWarper(20), TopPLogitsWarper(0.8)])
-    got = process_logits(logits, ids, do_sample=True, temperature=0.7, top_k=20, top_p=0.8,
-                         repetition_penalty=1.5)
+    hf = LogitsProcessorList(
+        [
+            RepetitionPenaltyLogitsProcessor(1.5),
+            TemperatureLogitsWarper(0.7),
+            TopKLogitsWarper(20),
+            TopPLogitsWarper(0.8),
+        ]
+    )
+    got = process_logits(
+        logits, ids, do_sample=True, temperature=0.7, top_k=20, top_p=0.8, repetition_penalty=1.5
+    )
     torch.testing.assert_close(got, hf(ids, logits.clone()), atol=0, rtol=0)
     greedy = process_logits(logits, ids, temperature=0.7, top_k=20, repetition_penalty=1.5)
     torch.testing.assert_close(greedy, RepetitionPenaltyLogitsProcessor(1.5)(ids, logits.clone()))
@@ -114,23 +135,42 @@ def test_processor_order_equals_hf():
 def test_greedy_equals_hf(models, use_cache, penalty):
     ours, hf = models
     prompt = torch.randint(0, V, (2, 5), generator=torch.Generator().manual_seed(3))
-    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=20,
-                       do_sample=False, repetition_penalty=penalty, pad_token_id=0)
+    want = hf.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=20,
+        do_sample=False,
+        repetition_penalty=penalty,
+        pad_token_id=0,
+    )
     got = generate(ours, prompt, 20, repetition_penalty=penalty, use_cache=use_cache)
     assert torch.equal(got, want)
 
 
-@pytest.mark.parametrize("settings", [
-    dict(), dict(temperature=0.7), dict(top_k=5), dict(top_p=0.8),
-    dict(temperature=1.3, top_k=10, top_p=0.9, repetition_penalty=1.2)])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(),
+        dict(temperature=0.7),
+        dict(top_k=5),
+        dict(top_p=0.8),
+        dict(temperature=1.3, top_k=10, top_p=0.9, repetition_penalty=1.2),
+    ],
+)
 def test_sampling_equals_hf(models, settings):
     ours, hf = models
     prompt = torch.randint(0, V, (3, 4), generator=torch.Generator().manual_seed(4))
     hf_settings = dict(settings)
     hf_settings.setdefault("top_k", 0)  # HF samples with top_k=50 unless told otherwise
     torch.manual_seed(123)
-    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=15,
-                       do_sample=True, pad_token_id=0, **hf_settings)
+    want = hf.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=15,
+        do_sample=True,
+        pad_token_id=0,
+        **hf_settings,
+    )
     for use_cache in (True, False):
         torch.manual_seed(123)
         got = generate(ours, prompt, 15, do_sample=True, use_cache=use_cache, **settings)
@@ -142,8 +182,14 @@ def test_eos_stops_and_pads_like_hf(models):
     prompt = torch.randint(0, V, (2, 3), generator=torch.Generator().manual_seed(7))
     free = generate(ours, prompt, 12)
     eos = int(free[0, 6])  # a token the first row produces at its 4th step
-    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=12,
-                       do_sample=False, eos_token_id=eos, pad_token_id=eos)
+    want = hf.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=12,
+        do_sample=False,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
     got = generate(ours, prompt, 12, eos_token_id=eos)
     assert torch.equal(got, want)
     assert (got[0, 7:] == eos).all()
@@ -152,8 +198,18 @@ def test_eos_stops_and_pads_like_hf(models):
 def test_generator_and_cache_give_the_same_tokens(models):
     ours, _ = models
     prompt = torch.randint(0, V, (1, 4))
-    runs = [generate(ours, prompt, 10, do_sample=True, use_cache=c, top_p=0.9,
-                     generator=torch.Generator().manual_seed(9)) for c in (True, False)]
+    runs = [
+        generate(
+            ours,
+            prompt,
+            10,
+            do_sample=True,
+            use_cache=c,
+            top_p=0.9,
+            generator=torch.Generator().manual_seed(9),
+        )
+        for c in (True, False)
+    ]
     assert torch.equal(runs[0], runs[1])
     assert runs[0].shape == (1, 14) and torch.equal(runs[0][:, :4], prompt)
     assert torch.equal(generate(ours, prompt, 0), prompt)
@@ -206,24 +262,49 @@ def test_prompts_holding_token_zero_are_not_padding(models):
     """pad_token_id=0 with an explicit attention mask: a real token 0 in the prompt counts."""
     ours, hf = models
     prompt = torch.tensor([[0, 7, 0, 3], [5, 0, 0, 9]])
-    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=8,
-                       do_sample=False, pad_token_id=0)
+    want = hf.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=8,
+        do_sample=False,
+        pad_token_id=0,
+    )
     assert torch.equal(generate(ours, prompt, 8), want)
 
 
 def test_hugging_face_models_run_through_the_same_loop():
     torch.manual_seed(1)
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=64, n_embd=16, n_layer=2,
-                                    n_head=2, bos_token_id=None, eos_token_id=None)).eval()
+    hf = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=V,
+            n_positions=64,
+            n_embd=16,
+            n_layer=2,
+            n_head=2,
+            bos_token_id=None,
+            eos_token_id=None,
+        )
+    ).eval()
     prompt = torch.randint(1, V, (3, 4), generator=torch.Generator().manual_seed(5))
     free = generate(HuggingFaceLM(hf), prompt, 10, use_cache=False)
-    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=10,
-                       do_sample=False, pad_token_id=0)
+    want = hf.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=10,
+        do_sample=False,
+        pad_token_id=0,
+    )
     assert torch.equal(free, want)
     eos = int(free[0, 4 + 2])
     got = generate(HuggingFaceLM(hf), prompt, 10, use_cache=False, eos_token_id=eos)
-    want = hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=10,
-                       do_sample=False, eos_token_id=eos, pad_token_id=eos)
+    want = hf.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=10,
+        do_sample=False,
+        eos_token_id=eos,
+        pad_token_id=eos,
+    )
     assert torch.equal(got, want)
     assert not hf.training  # generate put the model back in eval mode, where it was
     with pytest.raises(ValueError, match="num_layers"):
@@ -234,14 +315,24 @@ def test_hugging_face_models_run_through_the_same_loop():
 
 # ---- beam search ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def beam_models():
     """A twin whose every weight matrix is drawn with std 0.6: its text does not collapse into
     one repeated token (as ``models``' does), so beam search often disagrees with greedy and a
     chosen end-of-sequence token ends hypotheses at many different lengths."""
     torch.manual_seed(0)
-    hf = GPT2LMHeadModel(GPT2Config(vocab_size=V, n_positions=64, n_embd=16, n_layer=2,
-                                    n_head=2, bos_token_id=None, eos_token_id=None)).eval()
+    hf = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=V,
+            n_positions=64,
+            n_embd=16,
+            n_layer=2,
+            n_head=2,
+            bos_token_id=None,
+            eos_token_id=None,
+        )
+    ).eval()
     with torch.no_grad():
         for p in hf.parameters():
             if p.dim() == 2:
@@ -254,9 +345,16 @@ def beam_prompt(seed):
 
 
 def hf_beams(hf, prompt, num_beams, n, eos=None, **settings):
-    return hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,
-                       num_beams=num_beams, do_sample=False, eos_token_id=eos,
-                       pad_token_id=0 if eos is None else eos, **settings)
+    return hf.generate(
+        prompt,
+        attention_mask=torch.ones_like(prompt),
+        max_new_tokens=n,
+        num_beams=num_beams,
+        do_sample=False,
+        eos_token_id=eos,
+        pad_token_id=0 if eos is None else eos,
+        **settings,
+    )
 
 
 @pytest.mark.parametrize("num_beams", [2, 4])
@@ -267,12 +365,27 @@ def test_beam_search_equals_hf(beam_models, num_beams, seed):
     no_eos = beam_search(ours, prompt, num_beams, 12)
     eos = int(no_eos[0, prompt.shape[1] + 4])  # a token the best beam holds: it can end beams
     for length_penalty, early_stopping, with_eos in itertools.product(
-            (1.0, 0.5, 2.0), (False, True), (False, True)):
+        (1.0, 0.5, 2.0), (False, True), (False, True)
+    ):
         e = eos if with_eos else None
-        want = hf_beams(hf, prompt, num_beams, 12, e, length_penalty=length_penalty,
-                        early_stopping=early_stopping)
-        got = beam_search(ours, prompt, num_beams, 12, length_penalty=length_penalty,
-                          eos_token_id=e, early_stopping=early_stopping)
+        want = hf_beams(
+            hf,
+            prompt,
+            num_beams,
+            12,
+            e,
+            length_penalty=length_penalty,
+            early_stopping=early_stopping,
+        )
+        got = beam_search(
+            ours,
+            prompt,
+            num_beams,
+            12,
+            length_penalty=length_penalty,
+            eos_token_id=e,
+            early_stopping=early_stopping,
+        )
         assert torch.equal(got, want), (length_penalty, early_stopping, e)
 
 
@@ -286,15 +399,19 @@ def test_beam_search_cases_are_not_trivial(beam_models):
         differs += not torch.equal(no_eos, generate(ours, prompt, 12))
         eos = int(no_eos[0, prompt.shape[1] + 4])
         for length_penalty in (1.0, 0.5):
-            lengths.add(beam_search(ours, prompt, num_beams, 12, eos_token_id=eos,
-                                    length_penalty=length_penalty).shape[1] - prompt.shape[1])
+            lengths.add(
+                beam_search(
+                    ours, prompt, num_beams, 12, eos_token_id=eos, length_penalty=length_penalty
+                ).shape[1]
+                - prompt.shape[1]
+            )
     assert differs >= 3
     assert len(lengths - {1, 12}) >= 2  # stopped early, at two lengths at least
 
 
 def sequence_log_prob(model, ids, prompt_len):
     with torch.no_grad():
-        logp = model(ids).log_softmax(-1)[0, prompt_len - 1:-1]  # predictions of the new tokens
+        logp = model(ids).log_softmax(-1)[0, prompt_len - 1 : -1]  # predictions of the new tokens
     return float(logp.gather(1, ids[0, prompt_len:, None]).sum())
 
 
@@ -302,14 +419,15 @@ def sequence_log_prob(model, ids, prompt_len):
 def test_beam_search_score_is_the_normalised_log_prob(beam_models, length_penalty):
     ours, _ = beam_models
     prompt = beam_prompt(2)
-    best, score = beam_search(ours, prompt, 3, 9, length_penalty=length_penalty,
-                              return_score=True)
+    best, score = beam_search(ours, prompt, 3, 9, length_penalty=length_penalty, return_score=True)
     n = best.shape[1] - prompt.shape[1]
-    want = sequence_log_prob(ours, best, prompt.shape[1]) / n ** length_penalty
+    want = sequence_log_prob(ours, best, prompt.shape[1]) / n**length_penalty
     assert score == pytest.approx(want, abs=1e-4)
     greedy = generate(ours, prompt, 9)
-    assert sequence_log_prob(ours, best, prompt.shape[1]) >= \
-        sequence_log_prob(ours, greedy, prompt.shape[1]) - 1e-5
+    assert (
+        sequence_log_prob(ours, best, prompt.shape[1])
+        >= sequence_log_prob(ours, greedy, prompt.shape[1]) - 1e-5
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -320,7 +438,7 @@ def test_one_beam_is_greedy(beam_models, seed):
     assert torch.equal(beam_search(ours, prompt, 1, 10), greedy)
     eos = int(greedy[0, prompt.shape[1] + 3])
     greedy_eos = generate(ours, prompt, 10, eos_token_id=eos)
-    stop = (greedy_eos[0, prompt.shape[1]:] == eos).nonzero()[0, 0] + 1 + prompt.shape[1]
+    stop = (greedy_eos[0, prompt.shape[1] :] == eos).nonzero()[0, 0] + 1 + prompt.shape[1]
     assert torch.equal(beam_search(ours, prompt, 1, 10, eos_token_id=eos), greedy_eos[:, :stop])
 
 
@@ -370,8 +488,11 @@ def left_padded(prompts, pad=0):
 
 def test_padding_positions():
     _, mask = left_padded(PROMPTS)
-    assert padding_positions(mask).tolist() == [[0, 1, 2, 3, 4, 5], [1, 1, 1, 1, 0, 1],
-                                                [1, 1, 1, 0, 1, 2]]
+    assert padding_positions(mask).tolist() == [
+        [0, 1, 2, 3, 4, 5],
+        [1, 1, 1, 1, 0, 1],
+        [1, 1, 1, 0, 1, 2],
+    ]
 
 
 @pytest.mark.parametrize("pad", [0, 17])
@@ -381,22 +502,23 @@ def test_left_padded_batch_equals_hf_and_each_prompt_alone(beam_models, pad):
     _, hf = beam_models
     ids, mask = left_padded(PROMPTS, pad)
     width = ids.shape[1]
-    want = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False,
-                       pad_token_id=pad)
+    want = hf.generate(
+        ids, attention_mask=mask, max_new_tokens=10, do_sample=False, pad_token_id=pad
+    )
     got = generate(HuggingFaceLM(hf), ids, 10, attention_mask=mask, use_cache=False)
     assert torch.equal(got, want)
     for row, p in zip(got, PROMPTS):
         alone = generate(HuggingFaceLM(hf), torch.tensor([p]), 10, use_cache=False)
-        assert torch.equal(row[width:], alone[0, len(p):])
+        assert torch.equal(row[width:], alone[0, len(p) :])
     # without the mask the padding changes the short rows' tokens: the test can fail
     unmasked = generate(HuggingFaceLM(hf), ids, 10, use_cache=False)
     assert not torch.equal(unmasked[1:], got[1:])
     torch.manual_seed(5)
-    want = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=True, top_k=0,
-                       pad_token_id=pad)
+    want = hf.generate(
+        ids, attention_mask=mask, max_new_tokens=10, do_sample=True, top_k=0, pad_token_id=pad
+    )
     torch.manual_seed(5)
-    got = generate(HuggingFaceLM(hf), ids, 10, attention_mask=mask, use_cache=False,
-                   do_sample=True)
+    got = generate(HuggingFaceLM(hf), ids, 10, attention_mask=mask, use_cache=False, do_sample=True)
     assert torch.equal(got, want)
 
 
@@ -405,15 +527,15 @@ def test_left_padded_batch_with_our_gpt(beam_models, use_cache):
     ours, hf = beam_models
     ids, mask = left_padded(PROMPTS)
     width = ids.shape[1]
-    want = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False,
-                       pad_token_id=0)
+    want = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False, pad_token_id=0)
     got = generate(ours, ids, 10, attention_mask=mask, use_cache=use_cache)
     assert torch.equal(got, want)
     for row, p in zip(got, PROMPTS):
-        assert torch.equal(row[width:], generate(ours, torch.tensor([p]), 10)[0, len(p):])
+        assert torch.equal(row[width:], generate(ours, torch.tensor([p]), 10)[0, len(p) :])
     torch.manual_seed(8)
-    want = hf.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=True, top_k=0,
-                       pad_token_id=0)
+    want = hf.generate(
+        ids, attention_mask=mask, max_new_tokens=10, do_sample=True, top_k=0, pad_token_id=0
+    )
     torch.manual_seed(8)
     got = generate(ours, ids, 10, attention_mask=mask, use_cache=use_cache, do_sample=True)
     assert torch.equal(got, want)
@@ -437,5 +559,6 @@ def test_attention_mask_validation(beam_models):
     with pytest.raises(ValueError, match="NoMask.forward takes no attention_mask"):
         generate(NoMask(), ids, 2, attention_mask=mask, use_cache=False)
     # an all-ones mask has nothing to skip: any model will do
-    assert generate(NoMask(), ids, 2, attention_mask=torch.ones_like(ids),
-                    use_cache=False).shape == (3, 8)
+    assert generate(
+        NoMask(), ids, 2, attention_mask=torch.ones_like(ids), use_cache=False
+    ).shape == (3, 8)

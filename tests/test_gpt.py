@@ -15,8 +15,15 @@ from llmcourse.norm import layer_norm
 
 def hf_tiny(seed=0, **kw):
     torch.manual_seed(seed)
-    settings = dict(vocab_size=97, n_positions=24, n_embd=20, n_layer=3, n_head=5,
-                    bos_token_id=None, eos_token_id=None)
+    settings = dict(
+        vocab_size=97,
+        n_positions=24,
+        n_embd=20,
+        n_layer=3,
+        n_head=5,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
     settings.update(kw)
     return GPT2LMHeadModel(GPT2Config(**settings)).eval()
 
@@ -36,8 +43,12 @@ def test_from_hf_copies_every_tensor_and_ties_head():
     assert set(ours.state_dict()) == set(hf.state_dict())
     assert ours.lm_head.weight.data_ptr() == ours.transformer.wte.weight.data_ptr()
     assert not ours.training
-    torch.testing.assert_close(ours.transformer.h[1].attn.c_attn.weight,
-                               hf.transformer.h[1].attn.c_attn.weight.T, atol=0, rtol=0)
+    torch.testing.assert_close(
+        ours.transformer.h[1].attn.c_attn.weight,
+        hf.transformer.h[1].attn.c_attn.weight.T,
+        atol=0,
+        rtol=0,
+    )
 
 
 def test_kv_cache_gives_the_same_logits_in_chunks():
@@ -174,8 +185,9 @@ def test_validation_messages():
     ours(torch.zeros(1, 6, dtype=torch.long), kv_cache=cache)
     with pytest.raises(ValueError, match=r"length 9 \(past 6 \+ new 3\) is longer than the model"):
         ours(torch.zeros(1, 3, dtype=torch.long), kv_cache=cache)
-    with pytest.raises(ValueError,
-                       match=r"expected input_ids of shape \(batch, seq\) .*got \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"expected input_ids of shape \(batch, seq\) .*got \(4,\)"
+    ):
         ours(torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="integer token ids"):
         ours(torch.zeros(1, 4))
@@ -189,8 +201,9 @@ def test_validation_messages():
         ours(torch.zeros(1, 2, dtype=torch.long), kv_cache=[])
     batch_of_two = KVCache(2)
     ours(torch.zeros(2, 3, dtype=torch.long), kv_cache=batch_of_two)
-    with pytest.raises(ValueError, match="kv_cache holds a batch of 2, but input_ids has a batch "
-                                         "of 1"):
+    with pytest.raises(
+        ValueError, match="kv_cache holds a batch of 2, but input_ids has a batch of 1"
+    ):
         ours(torch.zeros(1, 1, dtype=torch.long), kv_cache=batch_of_two)
     with pytest.raises(ValueError, match="n_embd=10 is not divisible by n_head=3"):
         GPTConfig(n_embd=10, n_head=3)

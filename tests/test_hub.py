@@ -12,6 +12,7 @@ from llmcourse.hub import captured_warnings, hub_is_reachable, mean_pool, semant
 
 # --- hub_is_reachable -----------------------------------------------------------------------
 
+
 def test_offline_mode_is_unreachable_without_network(monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("must not touch the network in offline mode")
@@ -58,6 +59,7 @@ def test_hub_timeout_validated(timeout):
 
 # --- captured_warnings ----------------------------------------------------------------------
 
+
 def test_captured_warnings_collects_and_restores(capsys):
     hf_logging.set_verbosity_error()
     logger = hf_logging.get_logger("transformers.generation.utils")
@@ -73,6 +75,7 @@ def test_captured_warnings_collects_and_restores(capsys):
 
 
 # --- mean_pool ------------------------------------------------------------------------------
+
 
 def test_mean_pool_ignores_padding():
     gen = torch.Generator().manual_seed(0)
@@ -94,19 +97,29 @@ def test_mean_pool_padding_changes_nothing():
     assert_close(mean_pool(padded, mask), mean_pool(x), atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("x,mask,match", [
-    (torch.zeros(4, 3), None,
-     r"expected hidden_states of shape \(batch, seq, hidden\), got \(4, 3\)"),
-    (torch.zeros(2, 4, 3), torch.ones(2, 3),
-     r"expected attention_mask of shape \(batch, seq\) = \(2, 4\), got \(2, 3\)"),
-    (torch.zeros(2, 4, 3), torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]), "has no real token"),
-])
+@pytest.mark.parametrize(
+    "x,mask,match",
+    [
+        (
+            torch.zeros(4, 3),
+            None,
+            r"expected hidden_states of shape \(batch, seq, hidden\), got \(4, 3\)",
+        ),
+        (
+            torch.zeros(2, 4, 3),
+            torch.ones(2, 3),
+            r"expected attention_mask of shape \(batch, seq\) = \(2, 4\), got \(2, 3\)",
+        ),
+        (torch.zeros(2, 4, 3), torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]), "has no real token"),
+    ],
+)
 def test_mean_pool_errors(x, mask, match):
     with pytest.raises(ValueError, match=match):
         mean_pool(x, mask)
 
 
 # --- semantic_search ------------------------------------------------------------------------
+
 
 def test_semantic_search_ranks_by_cosine():
     gen = torch.Generator().manual_seed(2)
@@ -117,10 +130,10 @@ def test_semantic_search_ranks_by_cosine():
     for q in range(2):
         order = cos[q].argsort(descending=True)[:3].tolist()
         assert [h["corpus_id"] for h in hits[q]] == order
-        assert_close(torch.tensor([h["score"] for h in hits[q]]), cos[q, order],
-                     atol=1e-6, rtol=0)
-        assert all(isinstance(h["corpus_id"], int) and isinstance(h["score"], float)
-                   for h in hits[q])
+        assert_close(torch.tensor([h["score"] for h in hits[q]]), cos[q, order], atol=1e-6, rtol=0)
+        assert all(
+            isinstance(h["corpus_id"], int) and isinstance(h["score"], float) for h in hits[q]
+        )
 
 
 def test_semantic_search_single_query_and_large_top_k():
@@ -129,13 +142,25 @@ def test_semantic_search_single_query_and_large_top_k():
     assert len(hits) == 1 and [h["corpus_id"] for h in hits[0]] == [1, 2, 0]
 
 
-@pytest.mark.parametrize("q,c,k,match", [
-    (torch.zeros(2, 2, 3), torch.zeros(4, 3), 1, r"expected query_embeddings of shape \(n, dim\)"),
-    (torch.zeros(2, 3), torch.zeros(3), 1,
-     r"expected corpus_embeddings of shape \(n, dim\), got \(3,\)"),
-    (torch.zeros(2, 3), torch.zeros(4, 5), 1, "query dim 3 does not match corpus dim 5"),
-    (torch.zeros(2, 3), torch.zeros(4, 3), 0, "top_k must be a positive int, got 0"),
-])
+@pytest.mark.parametrize(
+    "q,c,k,match",
+    [
+        (
+            torch.zeros(2, 2, 3),
+            torch.zeros(4, 3),
+            1,
+            r"expected query_embeddings of shape \(n, dim\)",
+        ),
+        (
+            torch.zeros(2, 3),
+            torch.zeros(3),
+            1,
+            r"expected corpus_embeddings of shape \(n, dim\), got \(3,\)",
+        ),
+        (torch.zeros(2, 3), torch.zeros(4, 5), 1, "query dim 3 does not match corpus dim 5"),
+        (torch.zeros(2, 3), torch.zeros(4, 3), 0, "top_k must be a positive int, got 0"),
+    ],
+)
 def test_semantic_search_errors(q, c, k, match):
     with pytest.raises(ValueError, match=match):
         semantic_search(q, c, top_k=k)

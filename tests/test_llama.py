@@ -33,12 +33,17 @@ TOL = dict(atol=1e-5, rtol=1e-5)
 
 def hf_config(cfg: LlamaConfig, attn: str = "eager") -> HFLlamaConfig:
     config = HFLlamaConfig(
-        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
-        intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_hidden_layers,
-        num_attention_heads=cfg.num_attention_heads, num_key_value_heads=cfg.num_key_value_heads,
-        head_dim=cfg.head_dim, rms_norm_eps=cfg.rms_norm_eps,
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_key_value_heads,
+        head_dim=cfg.head_dim,
+        rms_norm_eps=cfg.rms_norm_eps,
         max_position_embeddings=cfg.max_position_embeddings,
-        tie_word_embeddings=cfg.tie_word_embeddings, rope_theta=cfg.rope_theta,
+        tie_word_embeddings=cfg.tie_word_embeddings,
+        rope_theta=cfg.rope_theta,
     )
     config._attn_implementation = attn
     return config
@@ -66,6 +71,7 @@ def greedy(model, input_ids, n):
 
 # --- the pieces ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(1, 1, 6), (2, 5, 6), (3, 6)])
 def test_rms_norm_matches_hf(shape):
     ref = hf_llama.LlamaRMSNorm(6, eps=1e-5)
@@ -81,7 +87,7 @@ def test_rms_norm_matches_hf(shape):
 def test_rms_norm_is_not_layer_norm():
     x = torch.tensor([[1.0, 2.0, 3.0, 6.0]])
     # mean square (1 + 4 + 9 + 36) / 4 = 12.5: no centring
-    assert_close(rms_norm(x, torch.ones(4), eps=0.0 + 1e-12), x / 12.5 ** 0.5)
+    assert_close(rms_norm(x, torch.ones(4), eps=0.0 + 1e-12), x / 12.5**0.5)
     assert not torch.allclose(rms_norm(x, torch.ones(4)), torch.layer_norm(x, (4,)), atol=1e-2)
 
 
@@ -107,8 +113,9 @@ def test_repeat_kv_matches_hf_and_repeat_interleave(n_rep):
 @pytest.mark.parametrize("C,heads,kv_heads", [(32, 4, 2), (32, 4, 4), (32, 4, 1), (36, 6, 3)])
 def test_attention_matches_llama_attention(C, heads, kv_heads):
     # head_dim=6: heads * head_dim need not equal hidden_size (24 != 32)
-    cfg = LlamaConfig.tiny(hidden_size=C, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                           head_dim=6)
+    cfg = LlamaConfig.tiny(
+        hidden_size=C, num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=6
+    )
     ref = hf_llama.LlamaAttention(hf_config(cfg), layer_idx=0).eval()
     ours = GroupedQueryAttention(C, heads, kv_heads, 6)
     ours.load_state_dict(ref.state_dict())
@@ -122,9 +129,11 @@ def test_attention_matches_llama_attention(C, heads, kv_heads):
 
 # --- the whole model ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
-@pytest.mark.parametrize("overrides", [{}, {"tie_word_embeddings": False},
-                                       {"num_key_value_heads": 1, "hidden_size": 36}])
+@pytest.mark.parametrize(
+    "overrides", [{}, {"tie_word_embeddings": False}, {"num_key_value_heads": 1, "hidden_size": 36}]
+)
 def test_logits_match_hf(attn, overrides):
     ours, hf = twin_models(LlamaConfig.tiny(**overrides), attn)
     for shape in [(1, 1), (2, 7), (1, 13)]:
@@ -159,8 +168,12 @@ def test_kv_cache_gives_the_same_logits_as_the_full_sequence():
     with torch.no_grad():
         full = ours(ids)
         cache = ours.new_kv_cache()
-        parts = [ours(ids[:, :4], cache), ours(ids[:, 4:7], cache), ours(ids[:, 7:8], cache),
-                 ours(ids[:, 8:], cache)]
+        parts = [
+            ours(ids[:, :4], cache),
+            ours(ids[:, 4:7], cache),
+            ours(ids[:, 7:8], cache),
+            ours(ids[:, 8:], cache),
+        ]
     assert len(cache) == 9
     assert_close(torch.cat(parts, dim=1), full, **TOL)
 
@@ -169,12 +182,19 @@ def test_greedy_tokens_match_hf_generate():
     ours, hf = twin_models(LlamaConfig.tiny(), "sdpa", seed=1)
     ids = torch.randint(0, 97, (1, 6))
     with torch.no_grad():
-        want = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12,
-                           do_sample=False, eos_token_id=None, pad_token_id=0)[:, 6:]
+        want = hf.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=12,
+            do_sample=False,
+            eos_token_id=None,
+            pad_token_id=0,
+        )[:, 6:]
         assert torch.equal(greedy(ours, ids, 12), want)
 
 
 # --- configs and input validation ---------------------------------------------------------
+
 
 def test_config_from_hf_round_trip(tmp_path):
     cfg = LlamaConfig.tiny(rope_theta=5000.0, rms_norm_eps=1e-6)
@@ -196,16 +216,19 @@ def test_smollm2_preset_is_the_checkpoint_config():
 
 def test_config_rejects_what_is_not_implemented():
     base = hf_config(LlamaConfig.tiny()).to_dict()
-    for key, value, match in [("hidden_act", "gelu", "hidden_act='silu' only, got 'gelu'"),
-                              ("mlp_bias", True, "mlp_bias=False only"),
-                              ("model_type", "gpt2", "model_type='llama' only")]:
+    for key, value, match in [
+        ("hidden_act", "gelu", "hidden_act='silu' only, got 'gelu'"),
+        ("mlp_bias", True, "mlp_bias=False only"),
+        ("model_type", "gpt2", "model_type='llama' only"),
+    ]:
         with pytest.raises(ValueError, match=match):
             LlamaConfig.from_hf({**base, key: value})
     scaled = {**base, "rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5}}
     with pytest.raises(ValueError, match="rope_type='default' only"):
         LlamaConfig.from_hf(scaled)
-    with pytest.raises(ValueError, match="num_attention_heads=4 is not divisible by "
-                                         "num_key_value_heads=3"):
+    with pytest.raises(
+        ValueError, match="num_attention_heads=4 is not divisible by num_key_value_heads=3"
+    ):
         LlamaConfig.tiny(num_key_value_heads=3)
     with pytest.raises(ValueError, match="head_dim=7 must be even"):
         LlamaConfig.tiny(head_dim=7)
@@ -217,8 +240,11 @@ def test_config_rejects_what_is_not_implemented():
 
 def test_forward_rejects_bad_input():
     model = LlamaForCausalLM(LlamaConfig.tiny())
-    with pytest.raises(ValueError, match=r"token ids must lie in 0..96 \(vocab_size=97\), "
-                                         r"got ids from 0 to 97"):
+    with pytest.raises(
+        ValueError,
+        match=r"token ids must lie in 0..96 \(vocab_size=97\), "
+        r"got ids from 0 to 97",
+    ):
         model(torch.tensor([[0, 97]]))
     with pytest.raises(ValueError, match="got ids from -1"):
         model(torch.tensor([[-1, 3]]))
@@ -230,8 +256,9 @@ def test_forward_rejects_bad_input():
         model(torch.tensor([[1, 2]]), kv_cache=KVCache(3))
     cache = model.new_kv_cache()
     model(torch.tensor([[1, 2]]), kv_cache=cache)
-    with pytest.raises(ValueError, match="kv_cache holds a batch of 1, but input_ids has a "
-                                         "batch of 2"):
+    with pytest.raises(
+        ValueError, match="kv_cache holds a batch of 1, but input_ids has a batch of 2"
+    ):
         model(torch.tensor([[1], [2]]), kv_cache=cache)
 
 
@@ -244,8 +271,9 @@ def test_pieces_reject_bad_input():
         repeat_kv(torch.randn(2, 3, 4), 2)
     with pytest.raises(ValueError, match="n_rep must be a positive int, got 0"):
         repeat_kv(torch.randn(1, 2, 3, 4), 0)
-    with pytest.raises(ValueError, match="num_attention_heads=4 is not divisible by "
-                                         "num_key_value_heads=3"):
+    with pytest.raises(
+        ValueError, match="num_attention_heads=4 is not divisible by num_key_value_heads=3"
+    ):
         GroupedQueryAttention(8, 4, 3, 2)
     attn = GroupedQueryAttention(8, 4, 2, 2)
     cos, sin = rotary_cos_sin(torch.arange(3), 2)
@@ -260,16 +288,27 @@ def test_loading_checks_every_key_and_shape():
     _, hf = twin_models(cfg)
     state = hf.state_dict()
     model = LlamaForCausalLM(cfg)
-    with pytest.raises(ValueError, match=r"lacks 1 tensor\(s\) the model needs, "
-                                         r"e.g. \['model.norm.weight'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"lacks 1 tensor\(s\) the model needs, "
+        r"e.g. \['model.norm.weight'\]",
+    ):
         load_llama_state_dict(model, {k: v for k, v in state.items() if k != "model.norm.weight"})
     with pytest.raises(ValueError, match=r"has 1 tensor\(s\) the model does not"):
-        load_llama_state_dict(model, {**state, "model.layers.2.mlp.up_proj.weight": state[
-            "model.layers.1.mlp.up_proj.weight"]})
+        load_llama_state_dict(
+            model,
+            {
+                **state,
+                "model.layers.2.mlp.up_proj.weight": state["model.layers.1.mlp.up_proj.weight"],
+            },
+        )
     wider = LlamaForCausalLM(LlamaConfig.tiny(intermediate_size=60))
-    with pytest.raises(ValueError, match=r"model.layers.0.mlp.down_proj.weight: the source's "
-                                         r"tensor has shape \(32, 56\), the model expects "
-                                         r"\(32, 60\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"model.layers.0.mlp.down_proj.weight: the source's "
+        r"tensor has shape \(32, 56\), the model expects "
+        r"\(32, 60\)",
+    ):
         load_llama_state_dict(wider, state)
 
 
@@ -281,6 +320,7 @@ def test_repr_names_the_sizes():
 
 # --- the real checkpoint ------------------------------------------------------------------
 
+
 def exact_logits(model: LlamaForCausalLM, ids: torch.Tensor) -> torch.Tensor:
     """The decoder's function in float64 throughout, from the model's weights (batch 1).
 
@@ -288,8 +328,12 @@ def exact_logits(model: LlamaForCausalLM, ids: torch.Tensor) -> torch.Tensor:
     for float64 inputs, so neither can be the exact reference; this plain forward is.
     """
     cfg, T = model.config, ids.shape[1]
-    H, K, Dh, eps = (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim,
-                     cfg.rms_norm_eps)
+    H, K, Dh, eps = (
+        cfg.num_attention_heads,
+        cfg.num_key_value_heads,
+        cfg.head_dim,
+        cfg.rms_norm_eps,
+    )
 
     def w(module):
         return module.weight.double()
@@ -298,7 +342,7 @@ def exact_logits(model: LlamaForCausalLM, ids: torch.Tensor) -> torch.Tensor:
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w(module)
 
     def rotate(x):  # (heads, T, Dh), Hugging Face's rotate-half layout
-        return x * cos + torch.cat([-x[..., Dh // 2:], x[..., :Dh // 2]], -1) * sin
+        return x * cos + torch.cat([-x[..., Dh // 2 :], x[..., : Dh // 2]], -1) * sin
 
     inv_freq = 1 / cfg.rope_theta ** (torch.arange(0, Dh, 2, dtype=torch.float64) / Dh)
     angles = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq
@@ -312,7 +356,7 @@ def exact_logits(model: LlamaForCausalLM, ids: torch.Tensor) -> torch.Tensor:
         k = rotate((h @ w(a.k_proj).T).view(T, K, Dh).transpose(0, 1))
         v = (h @ w(a.v_proj).T).view(T, K, Dh).transpose(0, 1)
         k, v = k.repeat_interleave(H // K, 0), v.repeat_interleave(H // K, 0)
-        att = (q @ k.transpose(1, 2) / Dh ** 0.5 + mask).softmax(-1)
+        att = (q @ k.transpose(1, 2) / Dh**0.5 + mask).softmax(-1)
         x = x + (att @ v).transpose(0, 1).reshape(T, H * Dh) @ w(a.o_proj).T
         h = norm(x, block.post_attention_layernorm)
         x = x + (F.silu(h @ w(m.gate_proj).T) * (h @ w(m.up_proj).T)) @ w(m.down_proj).T
@@ -336,10 +380,12 @@ def smollm2():
     ours = LlamaForCausalLM.from_pretrained(path)
     hf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    messages = [{"role": "user", "content": "Explain how attention mechanism works in "
-                                            "Transformers."}]
-    chat = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
-                                         return_tensors="pt", return_dict=True)
+    messages = [
+        {"role": "user", "content": "Explain how attention mechanism works in Transformers."}
+    ]
+    chat = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     passage = tokenizer(shakespeare_text("validation")[:3000], return_tensors="pt")
     return ours, hf, chat, passage
 
@@ -348,7 +394,7 @@ def test_smollm2_real_weights_greedy_tokens_match_hf(smollm2):
     ours, hf, chat, _ = smollm2
     ids = chat["input_ids"]
     with torch.inference_mode():
-        want = hf.generate(**chat, max_new_tokens=8, do_sample=False)[:, ids.shape[1]:]
+        want = hf.generate(**chat, max_new_tokens=8, do_sample=False)[:, ids.shape[1] :]
         assert torch.equal(greedy(ours, ids, 8), want)
 
 

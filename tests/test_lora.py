@@ -15,17 +15,22 @@ transformers = pytest.importorskip("transformers")
 
 def tiny_llama(seed=0):
     torch.manual_seed(seed)
-    config = transformers.LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64,
-                                      num_hidden_layers=2, num_attention_heads=4,
-                                      num_key_value_heads=2, head_dim=8)
+    config = transformers.LlamaConfig(
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+    )
     return transformers.LlamaForCausalLM(config).eval()
 
 
 def adapted_pair(r=4, alpha=8, targets=("q_proj", "v_proj")):
     """Our LoRA model and peft's, with the same base weights and the same (non-zero) adapters."""
     base = tiny_llama()
-    config = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0,
-                             target_modules=list(targets))
+    config = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(targets))
     theirs = peft.get_peft_model(copy.deepcopy(base), config).eval()
     with torch.no_grad():
         for name, p in theirs.named_parameters():
@@ -65,8 +70,10 @@ def test_merged_equals_adapted_and_peft_merge():
         assert not any(isinstance(m, lora.LoRALinear) for m in merged_model.modules())
         assert_close(merged_model(input_ids=ids).logits, adapted, atol=1e-5, rtol=1e-5)
         peft_merged = theirs.merge_and_unload()
-        assert_close(merged_model.state_dict()["model.layers.1.self_attn.q_proj.weight"],
-                     peft_merged.state_dict()["model.layers.1.self_attn.q_proj.weight"])
+        assert_close(
+            merged_model.state_dict()["model.layers.1.self_attn.q_proj.weight"],
+            peft_merged.state_dict()["model.layers.1.self_attn.q_proj.weight"],
+        )
 
 
 def test_starts_equal_to_base_and_only_adapters_train():
@@ -97,18 +104,21 @@ def test_adamw_state_bytes():
     assert lora.adamw_state_bytes(10, bytes_per_value=2) == 40
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: lora.LoRALinear(nn.Conv1d(2, 2, 1), 1, 1), "wraps an nn.Linear"),
-    (lambda: lora.LoRALinear(nn.Linear(4, 4), 0, 1), "positive int"),
-    (lambda: lora.LoRALinear(nn.Linear(4, 3), 4, 1), "exceeds"),
-    (lambda: lora.LoRALinear(nn.Linear(4, 4), 2, 0), "alpha"),
-    (lambda: lora.add_lora(nn.Sequential(nn.Linear(2, 2)), "q_proj", 1, 1), "non-empty list"),
-    (lambda: lora.add_lora(nn.Sequential(nn.Linear(2, 2)), ["q_proj"], 1, 1), "no nn.Linear"),
-    (lambda: lora.merge_lora(nn.Linear(2, 2)), "no LoRA layers"),
-    (lambda: lora.adamw_state_bytes(-1), "non-negative"),
-    (lambda: lora.adamw_state_bytes(5, 3), "bytes_per_value"),
-    (lambda: lora.state_dict_from_peft({"model.x": 1}), "not a peft"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: lora.LoRALinear(nn.Conv1d(2, 2, 1), 1, 1), "wraps an nn.Linear"),
+        (lambda: lora.LoRALinear(nn.Linear(4, 4), 0, 1), "positive int"),
+        (lambda: lora.LoRALinear(nn.Linear(4, 3), 4, 1), "exceeds"),
+        (lambda: lora.LoRALinear(nn.Linear(4, 4), 2, 0), "alpha"),
+        (lambda: lora.add_lora(nn.Sequential(nn.Linear(2, 2)), "q_proj", 1, 1), "non-empty list"),
+        (lambda: lora.add_lora(nn.Sequential(nn.Linear(2, 2)), ["q_proj"], 1, 1), "no nn.Linear"),
+        (lambda: lora.merge_lora(nn.Linear(2, 2)), "no LoRA layers"),
+        (lambda: lora.adamw_state_bytes(-1), "non-negative"),
+        (lambda: lora.adamw_state_bytes(5, 3), "bytes_per_value"),
+        (lambda: lora.state_dict_from_peft({"model.x": 1}), "not a peft"),
+    ],
+)
 def test_input_validation(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()

@@ -26,6 +26,7 @@ def pair(embed_dim, num_heads, bias=True, seed=0):
 
 # --- split / merge -----------------------------------------------------------------------
 
+
 def test_split_heads_gives_each_head_a_contiguous_slice():
     x = torch.arange(2 * 3 * 6.0).view(2, 3, 6)
     heads = split_heads(x, 2)
@@ -125,12 +126,18 @@ def test_key_padding_mask_matches_torch():
     assert_close(w, ref_w, **TOL)
     allowed = randn(L, S, seed=4) > 0
     allowed[:, 0] = True
-    assert_close(ours(q, k, v, attn_mask=allowed, key_padding_mask=padding),
-                 ref(q, k, v, attn_mask=~allowed, key_padding_mask=padding)[0], **TOL)
+    assert_close(
+        ours(q, k, v, attn_mask=allowed, key_padding_mask=padding),
+        ref(q, k, v, attn_mask=~allowed, key_padding_mask=padding)[0],
+        **TOL,
+    )
     float_mask = randn(L, S, seed=5)
     float_padding = torch.zeros(B, S).masked_fill(padding, float("-inf"))  # PyTorch wants one type
-    assert_close(ours(q, k, v, attn_mask=float_mask, key_padding_mask=padding),
-                 ref(q, k, v, attn_mask=float_mask, key_padding_mask=float_padding)[0], **TOL)
+    assert_close(
+        ours(q, k, v, attn_mask=float_mask, key_padding_mask=padding),
+        ref(q, k, v, attn_mask=float_mask, key_padding_mask=float_padding)[0],
+        **TOL,
+    )
 
 
 def test_fully_masked_query_gives_out_proj_bias_not_nan():
@@ -150,8 +157,9 @@ def test_parameter_count_and_names():
     assert sum(p.numel() for p in ours.parameters()) == 4 * C * C + 4 * C
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
     assert sum(p.numel() for p in MultiHeadAttention(C, 3, bias=False).parameters()) == 4 * C * C
-    assert set(ours.state_dict()) == {f"{n}.{p}" for n in ("q_proj", "k_proj", "v_proj",
-                                                           "out_proj") for p in ("weight", "bias")}
+    assert set(ours.state_dict()) == {
+        f"{n}.{p}" for n in ("q_proj", "k_proj", "v_proj", "out_proj") for p in ("weight", "bias")
+    }
 
 
 def test_gradients_flow_to_every_parameter():
@@ -174,8 +182,11 @@ def test_validation():
         MultiHeadAttention(8, 0)
     mha = MultiHeadAttention(8, 2)
     x = torch.zeros(2, 3, 8)
-    with pytest.raises(ValueError, match=r"expected query of shape \(batch, seq, embed_dim=8\), "
-                                         r"got \(3, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected query of shape \(batch, seq, embed_dim=8\), "
+        r"got \(3, 8\)",
+    ):
         mha(torch.zeros(3, 8), x, x)
     with pytest.raises(ValueError, match=r"expected key of shape .* got \(2, 3, 6\)"):
         mha(x, torch.zeros(2, 3, 6), x)
@@ -189,8 +200,11 @@ def test_validation():
         mha(x, x, x, attn_mask=causal_mask(3), is_causal=True)
     with pytest.raises(ValueError, match=r"key_padding_mask of shape \(batch, S\) = \(2, 3\)"):
         mha(x, x, x, key_padding_mask=torch.zeros(2, 4, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"3-d attn_mask of shape \(batch \* num_heads, L, S\) = "
-                                         r"\(4, 3, 3\), got \(2, 3, 3\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"3-d attn_mask of shape \(batch \* num_heads, L, S\) = "
+        r"\(4, 3, 3\), got \(2, 3, 3\)",
+    ):
         mha(x, x, x, attn_mask=torch.ones(2, 3, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="key_padding_mask .* got list"):
         mha(x, x, x, key_padding_mask=[[False] * 3] * 2)

@@ -18,10 +18,10 @@ def witten_bell_reference(text, order, context, w):
     if order == 0:
         return 1 / len(vocab)
     lower = witten_bell_reference(text, order - 1, context, w)
-    h = context[len(context) - (order - 1):] if order > 1 else ""
+    h = context[len(context) - (order - 1) :] if order > 1 else ""
     if len(h) < order - 1:
         return lower
-    grams = Counter(text[i:i + order] for i in range(len(text) - order + 1))
+    grams = Counter(text[i : i + order] for i in range(len(text) - order + 1))
     c_hw = grams[h + w]
     c_h = sum(c for g, c in grams.items() if g[:-1] == h)
     t_h = len({g[-1] for g in grams if g[:-1] == h})

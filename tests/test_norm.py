@@ -15,13 +15,16 @@ def _random_reference(shape, **kwargs):
     return ref
 
 
-@pytest.mark.parametrize("shape, x_shape", [
-    (8, (2, 5, 8)),            # (B, T, C)
-    (7, (1, 1, 7)),            # batch size 1, one position, odd width
-    (5, (5,)),                 # a single vector
-    ((3, 4), (2, 6, 3, 4)),    # normalize over the last two dims
-    ((2, 3, 5), (4, 2, 3, 5)),
-])
+@pytest.mark.parametrize(
+    "shape, x_shape",
+    [
+        (8, (2, 5, 8)),  # (B, T, C)
+        (7, (1, 1, 7)),  # batch size 1, one position, odd width
+        (5, (5,)),  # a single vector
+        ((3, 4), (2, 6, 3, 4)),  # normalize over the last two dims
+        ((2, 3, 5), (4, 2, 3, 5)),
+    ],
+)
 def test_matches_nn_layernorm(shape, x_shape):
     torch.manual_seed(0)
     ref = _random_reference(shape)
@@ -31,9 +34,15 @@ def test_matches_nn_layernorm(shape, x_shape):
     torch.testing.assert_close(ours(x), ref(x), atol=1e-6, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"eps": 1e-2}, {"elementwise_affine": False}, {"bias": False}, {"eps": 0.0},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"eps": 1e-2},
+        {"elementwise_affine": False},
+        {"bias": False},
+        {"eps": 0.0},
+    ],
+)
 def test_options_match(kwargs):
     torch.manual_seed(1)
     ref = _random_reference(6, **kwargs)
@@ -75,10 +84,15 @@ def test_output_has_mean_zero_variance_one():
 def test_function_matches_functional():
     torch.manual_seed(3)
     x, w, b = torch.randn(3, 7), torch.randn(7), torch.randn(7)
-    torch.testing.assert_close(layer_norm(x, w, b, 1e-5),
-                               nn.functional.layer_norm(x, (7,), w, b, 1e-5), atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(layer_norm(x), nn.functional.layer_norm(x, (7,)),
-                               atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(
+        layer_norm(x, w, b, 1e-5),
+        nn.functional.layer_norm(x, (7,), w, b, 1e-5),
+        atol=1e-6,
+        rtol=1e-6,
+    )
+    torch.testing.assert_close(
+        layer_norm(x), nn.functional.layer_norm(x, (7,)), atol=1e-6, rtol=1e-6
+    )
 
 
 def test_differs_from_annotated_transformer_version():
@@ -89,8 +103,9 @@ def test_differs_from_annotated_transformer_version():
 
 
 def test_rejects_wrong_trailing_dims():
-    with pytest.raises(ValueError,
-                       match=r"trailing dimensions are normalized_shape=\(8,\).*\(2, 5, 7\)"):
+    with pytest.raises(
+        ValueError, match=r"trailing dimensions are normalized_shape=\(8,\).*\(2, 5, 7\)"
+    ):
         LayerNorm(8)(torch.randn(2, 5, 7))
     with pytest.raises(ValueError, match=r"normalized_shape=\(3, 4\).*\(2, 4, 3\)"):
         LayerNorm((3, 4))(torch.randn(2, 4, 3))
@@ -116,7 +131,8 @@ def test_rejects_bad_arguments():
 def test_repr_matches_pytorch():
     assert repr(LayerNorm(6)) == repr(nn.LayerNorm(6))
     assert repr(LayerNorm((2, 3), eps=1e-6, elementwise_affine=False)) == repr(
-        nn.LayerNorm((2, 3), eps=1e-6, elementwise_affine=False))
+        nn.LayerNorm((2, 3), eps=1e-6, elementwise_affine=False)
+    )
 
 
 def test_double_precision_and_no_nan_on_constant_input():

@@ -61,8 +61,10 @@ def test_published_folder_is_verified_on_every_load(empty_cache):
     offline._publish(build, final)
     assert offline._cached(final, checksums=True)
     (final / "weights.bin").write_bytes(b"\1" * 50)  # a truncated file
-    with pytest.raises(offline.OfflineAssetError, match="weights.bin has 50 bytes, the manifest "
-                                                        "says 100.*--rebuild"):
+    with pytest.raises(
+        offline.OfflineAssetError,
+        match="weights.bin has 50 bytes, the manifest says 100.*--rebuild",
+    ):
         offline._publish(build, final)
     (final / "weights.bin").write_bytes(b"\2" * 100)  # same size, other bytes
     assert offline._cached(final)  # sizes only, cheap
@@ -148,7 +150,12 @@ def test_cached_models_load_with_the_network_switched_off():
         "print(len(offline.shakespeare_text('validation')))\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(["unshare", "-n", sys.executable, "-c", code], env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "173943"

@@ -34,6 +34,7 @@ def loop_encoding(num_positions, d_model, base=10000.0):
 
 # ---- sinusoidal encoding ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("num_positions, d_model", [(1, 2), (7, 6), (50, 16), (33, 130)])
 def test_sinusoidal_matches_loop(num_positions, d_model):
     pe = sinusoidal_encoding(num_positions, d_model, dtype=torch.float64)
@@ -58,8 +59,12 @@ def test_sinusoidal_matches_marian_after_deinterleaving():
 
 
 def test_sinusoidal_other_base_and_empty():
-    assert_close(sinusoidal_encoding(9, 8, base=100.0, dtype=torch.float64),
-                 loop_encoding(9, 8, base=100.0), atol=1e-12, rtol=1e-12)
+    assert_close(
+        sinusoidal_encoding(9, 8, base=100.0, dtype=torch.float64),
+        loop_encoding(9, 8, base=100.0),
+        atol=1e-12,
+        rtol=1e-12,
+    )
     assert sinusoidal_encoding(0, 8).shape == (0, 8)
 
 
@@ -89,13 +94,16 @@ def test_dot_product_depends_only_on_offset():
         assert_close(dots, torch.cos(k * freq).sum().expand_as(dots), atol=1e-10, rtol=1e-10)
 
 
-@pytest.mark.parametrize("args, match", [
-    ((10, 7), "d_model must be a positive even int.*got 7"),
-    ((10, 0), "d_model must be a positive even int"),
-    ((10, 8.0), "d_model must be a positive even int"),
-    ((-1, 8), "num_positions must be a non-negative int, got -1"),
-    ((2.5, 8), "num_positions must be a non-negative int"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((10, 7), "d_model must be a positive even int.*got 7"),
+        ((10, 0), "d_model must be a positive even int"),
+        ((10, 8.0), "d_model must be a positive even int"),
+        ((-1, 8), "num_positions must be a non-negative int, got -1"),
+        ((2.5, 8), "num_positions must be a non-negative int"),
+    ],
+)
 def test_sinusoidal_validation(args, match):
     with pytest.raises(ValueError, match=match):
         sinusoidal_encoding(*args)
@@ -111,6 +119,7 @@ def test_base_and_offset_validation():
 
 
 # ---- learned positions ------------------------------------------------------------------------
+
 
 def test_learned_matches_gpt2_embeddings():
     torch.manual_seed(0)
@@ -153,14 +162,21 @@ def test_learned_validation():
 
 # ---- rotary position embedding ----------------------------------------------------------------
 
+
 def llama_rotary(head_dim, base):
-    config = LlamaConfig(hidden_size=head_dim * 2, num_attention_heads=2, head_dim=head_dim,
-                         rope_parameters={"rope_type": "default", "rope_theta": base})
+    config = LlamaConfig(
+        hidden_size=head_dim * 2,
+        num_attention_heads=2,
+        head_dim=head_dim,
+        rope_parameters={"rope_type": "default", "rope_theta": base},
+    )
     return LlamaRotaryEmbedding(config)
 
 
-@pytest.mark.parametrize("batch, heads, T, head_dim, base",
-                         [(1, 1, 1, 2, 10000.0), (2, 3, 7, 8, 10000.0), (3, 2, 11, 64, 100000.0)])
+@pytest.mark.parametrize(
+    "batch, heads, T, head_dim, base",
+    [(1, 1, 1, 2, 10000.0), (2, 3, 7, 8, 10000.0), (3, 2, 11, 64, 100000.0)],
+)
 def test_rotary_matches_llama(batch, heads, T, head_dim, base):
     torch.manual_seed(1)
     q, k = torch.randn(batch, heads, T, head_dim), torch.randn(batch, heads, T, head_dim)
@@ -192,8 +208,9 @@ def test_rotary_hand_worked_and_norm():
     y = torch.randn(4, 10, 16)
     c, s = rotary_cos_sin(torch.arange(10), 16)
     assert_close(apply_rotary(y, c, s).norm(dim=-1), y.norm(dim=-1))
-    assert_close(rotate_half(torch.tensor([1.0, 2.0, 3.0, 4.0])),
-                 torch.tensor([-3.0, -4.0, 1.0, 2.0]))
+    assert_close(
+        rotate_half(torch.tensor([1.0, 2.0, 3.0, 4.0])), torch.tensor([-3.0, -4.0, 1.0, 2.0])
+    )
     assert_close(rope_inv_freq(4), torch.tensor([1.0, 0.01]))
 
 

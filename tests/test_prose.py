@@ -27,26 +27,39 @@ CHAPTERS = sorted((ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
 LITERATURE = Path(__file__).resolve().parent / "literature_figures.yml"
 IGNORE_TAG = "nbval-ignore-output"
 
-SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12,
-          "k": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
-NUMBER = re.compile(r"""
+SCALES = {
+    "thousand": 10**3,
+    "million": 10**6,
+    "billion": 10**9,
+    "trillion": 10**12,
+    "k": 10**3,
+    "M": 10**6,
+    "B": 10**9,
+    "T": 10**12,
+}
+NUMBER = re.compile(
+    r"""
     (?P<int>\d{1,3}(?:[,_\u2009\u202f]\d{3})+(?!\d)|\d+)         # 1,536,000  1_000  42
     (?:\.(?P<frac>\d+))?                                        # .25
     (?:e(?P<exp>[-+]?\d+)|\s*\\times\s*10\^\{?(?P<exp10>[-+]?\d+)\}?)?  # e23, \times 10^{23}
     (?P<pct>\s?\\?%)?                                           # %
     (?P<scale>[\s-](?:thousand|million|billion|trillion)\b|[kMBT]\b)?
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 # A number right after one of these words is a reference, not a measurement.
-REFERENCE_WORDS = re.compile(r"(?:\b(?:sections?|figures?|fig\.|tables?|chapters?|appendix|"
-                             r"equations?|eqs?\.|pages?|pp?\.|versions?|python)|§)\s*\Z",
-                             re.IGNORECASE)
+REFERENCE_WORDS = re.compile(
+    r"(?:\b(?:sections?|figures?|fig\.|tables?|chapters?|appendix|"
+    r"equations?|eqs?\.|pages?|pp?\.|versions?|python)|§)\s*\Z",
+    re.IGNORECASE,
+)
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.DOTALL)
 NOT_PROSE = [
-    re.compile(r"^:[\w-]+:.*$", re.MULTILINE),                   # directive options (:label:)
-    re.compile(r"\{\w+\}`[^`]*`"),                                # roles: {numref}`fig-x`
-    re.compile(r"\]\([^)]*\)"),                                   # link targets
+    re.compile(r"^:[\w-]+:.*$", re.MULTILINE),  # directive options (:label:)
+    re.compile(r"\{\w+\}`[^`]*`"),  # roles: {numref}`fig-x`
+    re.compile(r"\]\([^)]*\)"),  # link targets
     re.compile(r"https?://\S+|arXiv:\s*\S+|doi:\s*\S+", re.IGNORECASE),  # addresses, ids
-    re.compile(r"<!--.*?-->", re.DOTALL),                              # comments
+    re.compile(r"<!--.*?-->", re.DOTALL),  # comments
 ]
 
 
@@ -88,7 +101,7 @@ def quoted_numbers(text: str) -> list[tuple[str, re.Match]]:
     found = []
     for m in NUMBER.finditer(text):
         start, end = m.span()
-        before, after = text[max(0, start - 20):start], text[end:end + 2]
+        before, after = text[max(0, start - 20) : start], text[end : end + 2]
         if re.search(r"(?:[A-Za-z_]|[A-Za-z0-9]-|\d\.)\Z", before) or re.match(r"\.\d", after):
             continue  # part of a name (GPT-2, SmolLM2-135M, L6) or a version (0.1.2)
         if REFERENCE_WORDS.search(before):
@@ -102,8 +115,11 @@ def quoted_numbers(text: str) -> list[tuple[str, re.Match]]:
             continue  # small whole numbers: counts the reader can check by eye
         if not decimal and len(m["int"]) > 1 and m["int"].startswith("0"):
             continue  # a code or bit pattern (01111011), not a count
-        if not (decimal or m["pct"] or m["scale"] or "," in m["int"]) and digits == 4 \
-                and 1900 <= int(m["int"]) <= 2039:
+        if (
+            not (decimal or m["pct"] or m["scale"] or "," in m["int"])
+            and digits == 4
+            and 1900 <= int(m["int"]) <= 2039
+        ):
             continue  # a year
         found.append((re.sub(r"\s+", " ", m.group()).replace("\\%", "%"), m))
     return found
@@ -114,8 +130,10 @@ def _rounds_to(value: Decimal, match: re.Match) -> bool:
     step = Decimal(1).scaleb(-len(match["frac"] or ""))
     with localcontext(prec=100):
         scaled = value / _unit(match)
-        return any(scaled.quantize(step, rounding=r) == _mantissa(match)
-                   for r in (ROUND_HALF_EVEN, ROUND_HALF_UP))
+        return any(
+            scaled.quantize(step, rounding=r) == _mantissa(match)
+            for r in (ROUND_HALF_EVEN, ROUND_HALF_UP)
+        )
 
 
 def evidence(nb) -> tuple[list[Decimal], list[Decimal]]:
@@ -170,7 +188,7 @@ def unsupported(nb, literature: list[str] = ()) -> list[str]:
             else:
                 supported = any(_rounds_to(v, m) for v in pool)
             if not supported:
-                context = " ".join(text[max(0, m.start() - 50):m.end() + 30].split())
+                context = " ".join(text[max(0, m.start() - 50) : m.end() + 30].split())
                 problems.append(f"cell {index}: {quoted!r} in '...{context}...'")
     return problems
 
@@ -186,7 +204,8 @@ def test_prose_quotes_only_numbers_the_chapter_shows(path):
     assert not problems, (
         "numbers quoted in the prose that no compared output or code of the chapter shows "
         "(print them, write them in words that stay true, or list a literature figure with "
-        f"its citation in {LITERATURE.name}):\n" + "\n".join(problems))
+        f"its citation in {LITERATURE.name}):\n" + "\n".join(problems)
+    )
 
 
 def test_literature_figures_are_cited_and_quoted():
@@ -198,10 +217,12 @@ def test_literature_figures_are_cited_and_quoted():
         for entry in entries:
             assert set(entry) == {"number", "citation"} and str(entry["citation"]).strip(), entry
             assert str(entry["number"]) in quoted, (
-                f"{LITERATURE.name}: {stem} no longer quotes {entry['number']!r}: remove it")
+                f"{LITERATURE.name}: {stem} no longer quotes {entry['number']!r}: remove it"
+            )
 
 
 # The checker itself, on a synthetic chapter.
+
 
 def _chapter(markdown: str, outputs: dict[str, str], ignored: str = "") -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
@@ -217,38 +238,46 @@ def _chapter(markdown: str, outputs: dict[str, str], ignored: str = "") -> nbfor
     return nb
 
 
-OUTPUTS = {"print(loss, steps, share)": "loss 2.5117 after 1,536,000 characters: 45%\n",
-           "lr = 3e-3": ""}
+OUTPUTS = {
+    "print(loss, steps, share)": "loss 2.5117 after 1,536,000 characters: 45%\n",
+    "lr = 3e-3": "",
+}
 
 
-@pytest.mark.parametrize("markdown", [
-    "The loss fell to 2.51 nats, or 2.5117.",                   # rounded, or in full
-    "It saw 1.5 million characters (1,536,000), 45% of them.",  # scale words, percentages
-    "Learning rate 0.003.",                                     # a number in the code
-    "Vaswani et al. (2017), section 3.2, figure 1.2, chapter 11, GPT-2, SmolLM2-135M, v0.1.2.",
-    "$$N = 12 L C^2 + 13 C, \\quad 10^{-4}$$ and 42 steps.",   # LaTeX whole numbers, small ints
-    "$1.536 \\times 10^{6}$ characters, $2 \\times 10^4$.",       # LaTeX powers of ten
-    "The exponent bits `01111011`.",                            # a bit pattern, not a count
-    "Karpathy reports 1.47 nats.",                              # listed literature figure
-    "```python\nx = 123.45\n```\nThen 2.51.",                  # code in a fence is code
-])
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "The loss fell to 2.51 nats, or 2.5117.",  # rounded, or in full
+        "It saw 1.5 million characters (1,536,000), 45% of them.",  # scale words, percentages
+        "Learning rate 0.003.",  # a number in the code
+        "Vaswani et al. (2017), section 3.2, figure 1.2, chapter 11, GPT-2, SmolLM2-135M, v0.1.2.",
+        "$$N = 12 L C^2 + 13 C, \\quad 10^{-4}$$ and 42 steps.",  # LaTeX whole numbers, small ints
+        "$1.536 \\times 10^{6}$ characters, $2 \\times 10^4$.",  # LaTeX powers of ten
+        "The exponent bits `01111011`.",  # a bit pattern, not a count
+        "Karpathy reports 1.47 nats.",  # listed literature figure
+        "```python\nx = 123.45\n```\nThen 2.51.",  # code in a fence is code
+    ],
+)
 def test_checker_accepts_supported_numbers(markdown):
     assert unsupported(_chapter(markdown, OUTPUTS), ["1.47"]) == []
 
 
-@pytest.mark.parametrize("markdown, flagged", [
-    ("The loss fell to 2.61 nats.", "2.61"),                    # a planted wrong number
-    ("The loss fell to 2.513 nats.", "2.513"),                  # rounds otherwise
-    ("It saw 1.6 million characters.", "1.6 million"),
-    ("It saw 2 million characters.", "2 million"),                # one digit: exact only
-    ("It saw 1,563,000 characters.", "1,563,000"),
-    ("Half of them, 50%, were new.", "50%"),
-    ("$\\log x = 2.49$", "2.49"),                               # decimals in LaTeX count
-    ("Training took 26.4 s.", "26.4"),                          # printed only by an ignored cell
-    ("A context of 2048 tokens.", "2048"),                      # not a year
-    ("Karpathy reports 1.47 nats.", "1.47"),                    # not listed this time
-    ("```{exercise} Loss\nReach 2.61 nats.\n```", "2.61"),       # a directive is prose
-])
+@pytest.mark.parametrize(
+    "markdown, flagged",
+    [
+        ("The loss fell to 2.61 nats.", "2.61"),  # a planted wrong number
+        ("The loss fell to 2.513 nats.", "2.513"),  # rounds otherwise
+        ("It saw 1.6 million characters.", "1.6 million"),
+        ("It saw 2 million characters.", "2 million"),  # one digit: exact only
+        ("It saw 1,563,000 characters.", "1,563,000"),
+        ("Half of them, 50%, were new.", "50%"),
+        ("$\\log x = 2.49$", "2.49"),  # decimals in LaTeX count
+        ("Training took 26.4 s.", "26.4"),  # printed only by an ignored cell
+        ("A context of 2048 tokens.", "2048"),  # not a year
+        ("Karpathy reports 1.47 nats.", "1.47"),  # not listed this time
+        ("```{exercise} Loss\nReach 2.61 nats.\n```", "2.61"),  # a directive is prose
+    ],
+)
 def test_checker_flags_unsupported_numbers(markdown, flagged):
     problems = unsupported(_chapter(markdown, OUTPUTS, ignored="trained in 26.4 s\n"))
     assert len(problems) == 1 and repr(flagged) in problems[0], problems

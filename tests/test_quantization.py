@@ -14,8 +14,10 @@ def _weights(rows=6, cols=64, seed=0):
     return np.random.default_rng(seed).normal(size=(rows, cols)).astype(np.float32)
 
 
-@pytest.mark.parametrize("kind, decode", [(GGMLQuantizationType.Q4_1, Q.decode_q4_1),
-                                          (GGMLQuantizationType.Q8_0, Q.decode_q8_0)])
+@pytest.mark.parametrize(
+    "kind, decode",
+    [(GGMLQuantizationType.Q4_1, Q.decode_q4_1), (GGMLQuantizationType.Q8_0, Q.decode_q8_0)],
+)
 def test_decoders_equal_the_gguf_library_bit_for_bit(kind, decode):
     raw = quantize(_weights(), kind)  # the library's own encoder: (rows, blocks * bytes)
     ours, theirs = decode(raw), dequantize(raw, kind)
@@ -26,16 +28,24 @@ def test_decoders_equal_the_gguf_library_bit_for_bit(kind, decode):
 def test_q4_1_layout_by_hand():
     # One block: d = 0.5, m = -1, byte j holds code j (low nibble) and code 15 - j (high).
     codes = np.arange(16, dtype=np.uint8)
-    block = np.concatenate([np.array([0.5, -1.0], dtype=np.float16).view(np.uint8),
-                            codes | ((15 - codes) << 4)])
+    block = np.concatenate(
+        [np.array([0.5, -1.0], dtype=np.float16).view(np.uint8), codes | ((15 - codes) << 4)]
+    )
     got = Q.decode_q4_1(block[None])
     want = np.concatenate([codes, 15 - codes]) * 0.5 - 1.0
     np.testing.assert_array_equal(got[0], want.astype(np.float32))
     assert Q.Q4_1_BYTES == 20 and Q.Q8_0_BYTES == 34
 
 
-@pytest.mark.parametrize("bad", [np.zeros((2, 19), np.uint8), np.zeros(40, np.uint8),
-                                 np.zeros((2, 20), np.float32), [[0] * 20]])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((2, 19), np.uint8),
+        np.zeros(40, np.uint8),
+        np.zeros((2, 20), np.float32),
+        [[0] * 20],
+    ],
+)
 def test_decoder_rejects_malformed_data(bad):
     with pytest.raises(ValueError, match="uint8 data of shape"):
         Q.decode_q4_1(bad)
@@ -83,11 +93,16 @@ def test_blockwise(bits):
     assert ((back - w).abs().reshape(3, 4, 16) <= scale / 2 + 1e-6).all()
 
 
-@pytest.mark.parametrize("args, match", [((torch.randn(4, 30), 4, 32), "block must"),
-                                         ((torch.randn(4, 32), 4, 0), "block must"),
-                                         ((torch.randn(4, 32), 1, 32), "bits must"),
-                                         ((torch.randn(4, 32), 9, 32), "bits must"),
-                                         ((torch.randn(32), 4, 32), "weight matrix")])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((torch.randn(4, 30), 4, 32), "block must"),
+        ((torch.randn(4, 32), 4, 0), "block must"),
+        ((torch.randn(4, 32), 1, 32), "bits must"),
+        ((torch.randn(4, 32), 9, 32), "bits must"),
+        ((torch.randn(32), 4, 32), "weight matrix"),
+    ],
+)
 def test_blockwise_rejects_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         Q.quantize_blockwise(*args)
@@ -122,10 +137,12 @@ def _write_tiny_gguf(path):
     from gguf import GGUFWriter
 
     rng = np.random.default_rng(1)
-    tensors = {"blk.0.attn_q.weight": (rng.normal(size=(8, 64)), GGMLQuantizationType.Q4_1),
-               "blk.0.attn_k.weight": (rng.normal(size=(4, 64)), GGMLQuantizationType.Q8_0),
-               "blk.0.ffn_up.weight": (rng.normal(size=(3, 64)), GGMLQuantizationType.Q4_1),
-               "blk.0.attn_norm.weight": (rng.normal(size=64), None)}
+    tensors = {
+        "blk.0.attn_q.weight": (rng.normal(size=(8, 64)), GGMLQuantizationType.Q4_1),
+        "blk.0.attn_k.weight": (rng.normal(size=(4, 64)), GGMLQuantizationType.Q8_0),
+        "blk.0.ffn_up.weight": (rng.normal(size=(3, 64)), GGMLQuantizationType.Q4_1),
+        "blk.0.attn_norm.weight": (rng.normal(size=64), None),
+    }
     writer = GGUFWriter(str(path), "llama")
     writer.add_head_count(2)
     writer.add_head_count_kv(1)

@@ -15,8 +15,9 @@ def copied_reference(ours: ElmanRNN) -> nn.RNN:
     return ref
 
 
-@pytest.mark.parametrize("batch, time, features, hidden",
-                         [(1, 1, 3, 5), (4, 17, 7, 9), (2, 50, 16, 32)])
+@pytest.mark.parametrize(
+    "batch, time, features, hidden", [(1, 1, 3, 5), (4, 17, 7, 9), (2, 50, 16, 32)]
+)
 def test_elman_rnn_equals_torch_rnn(batch, time, features, hidden):
     torch.manual_seed(batch + time)
     ours = ElmanRNN(features, hidden)
@@ -60,8 +61,7 @@ def test_log_probs_equal_step_by_step_scoring():
 def test_training_learns_a_repeating_pattern():
     ids = np.tile(np.arange(5), 200)
     model = CharRNN(5, embed_size=8, hidden_size=16)
-    history = train_char_rnn(model, ids, steps=200, batch_size=8, seq_len=10, lr=1e-2,
-                             log_every=50)
+    history = train_char_rnn(model, ids, steps=200, batch_size=8, seq_len=10, lr=1e-2, log_every=50)
     assert history[-1][1] < 0.1 < history[0][1]
     assert perplexity(rnn_log_probs(model, ids[:101], streams=2)) < 1.2
 
@@ -72,8 +72,9 @@ def test_training_is_deterministic():
     for _ in range(2):
         torch.manual_seed(0)
         model = CharRNN(6, embed_size=4, hidden_size=8)
-        runs.append(train_char_rnn(model, ids, steps=20, batch_size=4, seq_len=8, seed=5,
-                                   log_every=10))
+        runs.append(
+            train_char_rnn(model, ids, steps=20, batch_size=4, seq_len=8, seed=5, log_every=10)
+        )
     assert runs[0] == runs[1]
 
 
@@ -84,8 +85,9 @@ def test_tbptt_learns_a_pattern_longer_than_its_window():
     ids = np.tile(pattern, 400)
     torch.manual_seed(0)
     model = CharRNN(4, embed_size=8, hidden_size=32)
-    history = train_char_rnn_tbptt(model, ids, steps=400, batch_size=4, seq_len=4, lr=1e-2,
-                                   log_every=100)
+    history = train_char_rnn_tbptt(
+        model, ids, steps=400, batch_size=4, seq_len=4, lr=1e-2, log_every=100
+    )
     assert history[-1][1] < 0.1 < history[0][1]
 
 
@@ -108,7 +110,7 @@ def test_tbptt_carries_the_state_and_cuts_the_gradient():
     assert not any(s[2] for s in seen)  # the carried state is detached
     for step, (x, _, _) in enumerate(seen):
         w = step % 3
-        assert torch.equal(x, streams[:, 5 * w:5 * w + 5])
+        assert torch.equal(x, streams[:, 5 * w : 5 * w + 5])
 
 
 def test_tbptt_is_deterministic_and_rejects_bad_input():
@@ -117,8 +119,9 @@ def test_tbptt_is_deterministic_and_rejects_bad_input():
     for _ in range(2):
         torch.manual_seed(0)
         model = CharRNN(6, embed_size=4, hidden_size=8)
-        runs.append(train_char_rnn_tbptt(model, ids, steps=20, batch_size=4, seq_len=8,
-                                         log_every=10))
+        runs.append(
+            train_char_rnn_tbptt(model, ids, steps=20, batch_size=4, seq_len=8, log_every=10)
+        )
     assert runs[0] == runs[1]
     with pytest.raises(ValueError, match="need at least"):
         train_char_rnn_tbptt(CharRNN(6), ids[:20], steps=1, batch_size=4, seq_len=8)

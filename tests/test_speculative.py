@@ -62,8 +62,9 @@ def test_early_exit_draft_is_the_first_layers():
             x = layer(x, cos, sin)
         torch.testing.assert_close(draft(ids), target.lm_head(target.model.norm(x)))
     assert draft.num_layers == 2
-    assert torch.equal(generate(draft, ids, 5, use_cache=True),
-                       generate(draft, ids, 5, use_cache=False))
+    assert torch.equal(
+        generate(draft, ids, 5, use_cache=True), generate(draft, ids, 5, use_cache=False)
+    )
     with pytest.raises(ValueError, match="num_layers must be"):
         EarlyExitDraft(target, 4)
 
@@ -101,8 +102,7 @@ def test_sampling_matches_the_target_distribution_empirically():
     counts = torch.zeros(6, 6, dtype=torch.float64)
     runs = 3000
     for _ in range(runs):
-        ids, _ = speculative_generate(target, draft, prompt, 2, k=2, do_sample=True,
-                                      generator=gen)
+        ids, _ = speculative_generate(target, draft, prompt, 2, k=2, do_sample=True, generator=gen)
         counts[ids[0, 2], ids[0, 3]] += 1
     total_variation = 0.5 * (counts / runs - exact).abs().sum().item()
     assert total_variation < 0.05, total_variation
@@ -112,12 +112,15 @@ def test_sampling_matches_the_target_distribution_empirically():
     assert 0.5 * (draft_first - first).abs().sum().item() > 0.1
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"input_ids": torch.zeros(2, 3, dtype=torch.long)}, "one sequence"),
-    ({"input_ids": torch.zeros(1, 3)}, "integer input_ids"),
-    ({"max_new_tokens": -1}, "max_new_tokens must be"),
-    ({"k": 0}, "k must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"input_ids": torch.zeros(2, 3, dtype=torch.long)}, "one sequence"),
+        ({"input_ids": torch.zeros(1, 3)}, "integer input_ids"),
+        ({"max_new_tokens": -1}, "max_new_tokens must be"),
+        ({"k": 0}, "k must be"),
+    ],
+)
 def test_bad_arguments_are_named(kwargs, match):
     target = _model(0)
     args = {"input_ids": torch.zeros(1, 3, dtype=torch.long), "max_new_tokens": 4, "k": 2}

@@ -26,26 +26,34 @@ from llmcourse.tokenization import (
     pretokenize,
 )
 
-TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
-        "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n"
-        "And by opposing end them. To die, to sleep;  no more; and by a sleep to say we end\n") * 3
+TEXT = (
+    "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
+    "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n"
+    "And by opposing end them. To die, to sleep;  no more; and by a sleep to say we end\n"
+) * 3
 
 
 def hf_bpe(text, num_merges):
     """The same byte-level BPE, trained by Hugging Face ``tokenizers``."""
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
-    trainer = trainers.BpeTrainer(vocab_size=256 + num_merges, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=256 + num_merges,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator([text], trainer=trainer)
     merges = json.loads(tok.to_str())["model"]["merges"]
     return tok, [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in merges]
 
 
 # --- characters -----------------------------------------------------------------------
+
 
 def test_char_round_trip_and_unknown():
     tok = CharTokenizer("hello world")
@@ -58,6 +66,7 @@ def test_char_round_trip_and_unknown():
 
 
 # --- pre-tokenization and words -------------------------------------------------------
+
 
 def test_pretokenize_covers_every_character():
     text = "  Hello,  world!\n\nIt's 3 o'clock...\t ok "
@@ -91,6 +100,7 @@ def test_word_tokenizer_max_vocab_keeps_most_frequent():
 
 
 # --- byte-pair encoding ---------------------------------------------------------------
+
 
 def test_bytes_to_unicode_is_gpt2_table():
     table = bytes_to_unicode()
@@ -170,31 +180,40 @@ def test_bpe_validation():
 
 # --- Unicode: the same pieces as tokenizers' Oniguruma (issue 10's bug) ---------------------
 
+
 def _tokenizers_pieces(pattern, text):
     split = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
     return [piece for piece, _ in split.pre_tokenize_str(text)]
 
 
-@pytest.mark.parametrize("text", [
-    unicodedata.normalize("NFD", "café naïve Ångström"),  # combining marks after the letter
-    "x\u0301\u0302y a\u20dd",  # stacked marks, an enclosing mark
-    "snake_case a‿b c⁀d e﹏f",  # connector punctuation (\p{Pc})
-    "x² ½ Ⓐ zw\u200dj",  # numbers that are not digits; So; a join control
-    "\x1c\x1d\x1e\x1f a",  # separators Python's str.isspace() calls whitespace
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        unicodedata.normalize("NFD", "café naïve Ångström"),  # combining marks after the letter
+        "x\u0301\u0302y a\u20dd",  # stacked marks, an enclosing mark
+        "snake_case a‿b c⁀d e﹏f",  # connector punctuation (\p{Pc})
+        "x² ½ Ⓐ zw\u200dj",  # numbers that are not digits; So; a join control
+        "\x1c\x1d\x1e\x1f a",  # separators Python's str.isspace() calls whitespace
+    ],
+)
 def test_pretokenize_matches_tokenizers_where_re_did_not(text):
     assert pretokenize(text) == _tokenizers_pieces(PRETOKENIZE_PATTERN, text)
     with_w = r" ?\w+| ?[^\w\s]+|\s+(?!\S)|\s+"  # the pattern before, written with \w
     # Each case is one that \w splits wrongly, in Python's re or in the regex module.
-    assert pretokenize(text) not in ([re.findall(with_w, text)], [regex.findall(with_w, text)]) \
-        or re.findall(with_w, text) != regex.findall(with_w, text)
+    assert pretokenize(text) not in (
+        [re.findall(with_w, text)],
+        [regex.findall(with_w, text)],
+    ) or re.findall(with_w, text) != regex.findall(with_w, text)
 
 
 def test_pretokenize_matches_tokenizers_on_every_seventh_code_point():
     # Every seventh character that Python's Unicode tables assign (both engines know them), in
     # word, number and quote positions; both patterns. A slow sweep, kept to one pass.
-    chars = [chr(c) for c in range(1, 0x110000, 7)
-             if not 0xD800 <= c < 0xE000 and unicodedata.category(chr(c)) != "Cn"]
+    chars = [
+        chr(c)
+        for c in range(1, 0x110000, 7)
+        if not 0xD800 <= c < 0xE000 and unicodedata.category(chr(c)) != "Cn"
+    ]
     text = "".join(f"a{ch}b {ch}x{ch}{ch} 1{ch}'{ch}\n" for ch in chars)
     assert pretokenize(text) == _tokenizers_pieces(PRETOKENIZE_PATTERN, text)
     table = bytes_to_unicode()
@@ -204,6 +223,7 @@ def test_pretokenize_matches_tokenizers_on_every_seventh_code_point():
 
 
 # --- GPT-2's tokenizer, from GPT-2's own files ----------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def gpt2():
@@ -223,19 +243,36 @@ def tiktoken_gpt2():
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
     folder = gpt2_tokenizer_files()
-    ranks = data_gym_to_mergeable_bpe_ranks(str(folder / "merges.txt"),
-                                            str(folder / "vocab.json"))
-    return tiktoken.Encoding("gpt2-offline", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
-                             special_tokens={ENDOFTEXT: 50256})
+    ranks = data_gym_to_mergeable_bpe_ranks(str(folder / "merges.txt"), str(folder / "vocab.json"))
+    return tiktoken.Encoding(
+        "gpt2-offline",
+        pat_str=GPT2_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens={ENDOFTEXT: 50256},
+    )
 
 
 ADVERSARIAL = [
-    "", " ", "don't I'll we'VE 'tis ''' 's", "DON'T", "  \n\n   x\t\t y  ", "\r\n\r\n",
-    "1234567890 3.14159 1,000,000", "🙂🙂 👩‍👩‍👧 日本語 한국어 العربية", "\x00\x01\x7f\u200b",
+    "",
+    " ",
+    "don't I'll we'VE 'tis ''' 's",
+    "DON'T",
+    "  \n\n   x\t\t y  ",
+    "\r\n\r\n",
+    "1234567890 3.14159 1,000,000",
+    "🙂🙂 👩‍👩‍👧 日本語 한국어 العربية",
+    "\x00\x01\x7f\u200b",
     unicodedata.normalize("NFC", "Ångström café naïve"),
     unicodedata.normalize("NFD", "Ångström café naïve"),
-    "Hello<|endoftext|>World", "<|endoftext|><|endoftext|>", "<|endoftext", "<|endoftext|",
-    "a<|endoftext|> b", "x" * 3000, " " * 500 + "y", "Ġ Ċ ĠĊ", "<|endoftext|>" * 3 + "\n",
+    "Hello<|endoftext|>World",
+    "<|endoftext|><|endoftext|>",
+    "<|endoftext",
+    "<|endoftext|",
+    "a<|endoftext|> b",
+    "x" * 3000,
+    " " * 500 + "y",
+    "Ġ Ċ ĠĊ",
+    "<|endoftext|>" * 3 + "\n",
 ]
 
 
@@ -243,7 +280,9 @@ def test_gpt2_tokenizer_shape(gpt2):
     assert gpt2.vocab_size == 50257 and len(gpt2.merges) == 50000
     assert gpt2.special_tokens == {ENDOFTEXT: 50256}
     assert gpt2.encode("don't") == [9099, 470] and pretokenize("don't", GPT2_PATTERN) == [
-        "don", "'t"]
+        "don",
+        "'t",
+    ]
 
 
 def test_gpt2_equals_huggingface_and_tiktoken(gpt2, hf_gpt2, tiktoken_gpt2):
@@ -264,10 +303,12 @@ def test_gpt2_equals_huggingface_on_the_validation_play(gpt2, hf_gpt2, tiktoken_
 
 # --- special tokens -------------------------------------------------------------------------
 
+
 def test_special_tokens_stay_whole_longest_first(gpt2, hf_gpt2):
     double = ENDOFTEXT * 2
-    tok = BPETokenizer.from_merges(gpt2.vocab, gpt2.merges, pattern=GPT2_PATTERN,
-                                   special_tokens=[ENDOFTEXT, double])
+    tok = BPETokenizer.from_merges(
+        gpt2.vocab, gpt2.merges, pattern=GPT2_PATTERN, special_tokens=[ENDOFTEXT, double]
+    )
     assert tok.special_tokens == {ENDOFTEXT: 50256, double: 50257}
     text = "a" + ENDOFTEXT * 3 + " b"
     assert tok.encode(text) == [64, 50257, 50256, 275]
@@ -304,11 +345,17 @@ def test_training_with_special_tokens_equals_tokenizers_on_the_pieces():
     docs = [TEXT[:200], TEXT[200:420], TEXT[420:]]
     ours = BPETokenizer(ENDOFTEXT.join(docs), 40, special_tokens=[ENDOFTEXT])
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    trainer = trainers.BpeTrainer(vocab_size=256 + 40, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=256 + 40,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(docs, trainer=trainer)
     theirs = [tuple(m) for m in json.loads(tok.to_str())["model"]["merges"]]
     assert ours.merges == theirs
@@ -316,10 +363,12 @@ def test_training_with_special_tokens_equals_tokenizers_on_the_pieces():
 
 # --- tokenizers as objects: build, save, load, stream ---------------------------------------
 
+
 def test_from_merges_save_load_round_trip(tmp_path):
     trained = BPETokenizer(TEXT, 50, special_tokens=[ENDOFTEXT, "<|pad|>"])
-    rebuilt = BPETokenizer.from_merges(trained.vocab, trained.merges,
-                                       special_tokens=list(trained.special_tokens))
+    rebuilt = BPETokenizer.from_merges(
+        trained.vocab, trained.merges, special_tokens=list(trained.special_tokens)
+    )
     loaded = BPETokenizer.load(trained.save(tmp_path / "tok.json"))
     probe = TEXT[:300] + ENDOFTEXT + "<|pad|> zebra ünïcödé"
     for tok in (rebuilt, loaded):
@@ -354,8 +403,9 @@ def _random_chunks(text, rng):
 @pytest.mark.parametrize("seed", range(4))
 def test_encode_iterable_equals_encode_however_the_text_is_cut(gpt2, seed):
     rng = random.Random(seed)
-    text = "".join(rng.choice(ADVERSARIAL[2:14] + [ENDOFTEXT, "<|end", " \n", TEXT[:80]])
-                   for _ in range(60))
+    text = "".join(
+        rng.choice(ADVERSARIAL[2:14] + [ENDOFTEXT, "<|end", " \n", TEXT[:80]]) for _ in range(60)
+    )
     chunks = _random_chunks(text, rng)
     assert list(gpt2.encode_iterable(chunks)) == gpt2.encode(text)
     simple = BPETokenizer(TEXT, 30, special_tokens=[ENDOFTEXT, ENDOFTEXT * 2])

@@ -144,18 +144,25 @@ def test_lr_schedule_matches_torch_schedulers():
     max_lr, min_lr, warmup, total = 1e-2, 1e-3, 5, 40
     param = nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=max_lr)
-    sched = torch.optim.lr_scheduler.SequentialLR(opt, [
-        torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / warmup, end_factor=1.0,
-                                          total_iters=warmup - 1),
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warmup, eta_min=min_lr),
-    ], milestones=[warmup])
+    sched = torch.optim.lr_scheduler.SequentialLR(
+        opt,
+        [
+            torch.optim.lr_scheduler.LinearLR(
+                opt, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup - 1
+            ),
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warmup, eta_min=min_lr),
+        ],
+        milestones=[warmup],
+    )
     torch_lrs = []
     for _ in range(total + 1):
         torch_lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    ours = [lr_schedule(s, max_lr=max_lr, warmup_steps=warmup, total_steps=total, min_lr=min_lr)
-            for s in range(total + 1)]
+    ours = [
+        lr_schedule(s, max_lr=max_lr, warmup_steps=warmup, total_steps=total, min_lr=min_lr)
+        for s in range(total + 1)
+    ]
     torch.testing.assert_close(torch.tensor(ours), torch.tensor(torch_lrs), atol=1e-9, rtol=1e-6)
 
 
@@ -188,8 +195,11 @@ def test_configure_optimizer_decays_matrices_only():
     decay, no_decay = opt.param_groups
     assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
     assert {id(p) for p in decay["params"]} == {id(model.wte.weight), id(model.head.weight)}
-    assert {id(p) for p in no_decay["params"]} == {id(model.ln.weight), id(model.ln.bias),
-                                                  id(model.head.bias)}
+    assert {id(p) for p in no_decay["params"]} == {
+        id(model.ln.weight),
+        id(model.ln.bias),
+        id(model.head.bias),
+    }
 
 
 def test_train_config_errors():
@@ -207,8 +217,17 @@ def test_train_config_errors():
 
 
 def small_config(**overrides):
-    values = dict(steps=60, batch_size=8, block_size=12, max_lr=3e-2, min_lr=3e-3,
-                  warmup_steps=5, eval_every=20, eval_batches=2, seed=0)
+    values = dict(
+        steps=60,
+        batch_size=8,
+        block_size=12,
+        max_lr=3e-2,
+        min_lr=3e-3,
+        warmup_steps=5,
+        eval_every=20,
+        eval_batches=2,
+        seed=0,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -236,17 +255,22 @@ def test_train_is_deterministic_and_matches_manual_loop():
 
     # The same loop written out with plain PyTorch.
     generator = torch.Generator().manual_seed(config.seed)
-    opt = torch.optim.AdamW([
-        {"params": [p for p in manual.parameters() if p.dim() >= 2], "weight_decay": 0.1},
-        {"params": [p for p in manual.parameters() if p.dim() < 2], "weight_decay": 0.0},
-    ], lr=config.max_lr, betas=config.betas)
+    opt = torch.optim.AdamW(
+        [
+            {"params": [p for p in manual.parameters() if p.dim() >= 2], "weight_decay": 0.1},
+            {"params": [p for p in manual.parameters() if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=config.max_lr,
+        betas=config.betas,
+    )
     data = torch.as_tensor(ids)
     for step in range(config.steps):
         for group in opt.param_groups:
-            group["lr"] = lr_schedule(step, max_lr=config.max_lr, warmup_steps=5,
-                                      total_steps=15, min_lr=config.min_lr)
+            group["lr"] = lr_schedule(
+                step, max_lr=config.max_lr, warmup_steps=5, total_steps=15, min_lr=config.min_lr
+            )
         starts = torch.randint(0, len(data) - 12, (8,), generator=generator)
-        window = torch.stack([data[s:s + 13] for s in starts.tolist()])
+        window = torch.stack([data[s : s + 13] for s in starts.tolist()])
         logits = manual(window[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, 7), window[:, 1:].reshape(-1))
         opt.zero_grad()
@@ -279,8 +303,9 @@ def test_estimate_loss_restores_mode_and_equals_mean():
     got = estimate_loss(model, batches)
     assert model.training
     with torch.no_grad():
-        want = np.mean([F.cross_entropy(model(x).reshape(-1, 7), y.reshape(-1)).item()
-                        for x, y in batches])
+        want = np.mean(
+            [F.cross_entropy(model(x).reshape(-1, 7), y.reshape(-1)).item() for x, y in batches]
+        )
     assert math.isclose(got, want, rel_tol=1e-9)
     with pytest.raises(ValueError, match="at least one batch"):
         estimate_loss(model, [])
@@ -311,7 +336,7 @@ def test_sequence_log_probs_scores_each_id_once(n):
     assert got.shape == (n - 1,)
     want = []  # by hand: window k covers ids[4k .. 4k + 4], predicting ids[4k + 1 .. 4k + 4]
     for start in range(0, n - 1, 4):
-        window = ids[start:start + 5]
+        window = ids[start : start + 5]
         log_p = F.log_softmax(model(window[None, :-1]).double(), -1)[0]
         want.extend(log_p[torch.arange(len(window) - 1), window[1:]].tolist())
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

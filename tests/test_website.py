@@ -87,8 +87,16 @@ NOTEBOOKS = [p for p in PAGES if source_of(p).suffix == ".ipynb"]
 def site(tmp_path_factory) -> Path:
     """A fresh -W build of the book, outside the repository's own _build."""
     out = tmp_path_factory.mktemp("site")
-    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT),
-               "--path-output", str(out), "-W", "-n", "--keep-going"]
+    command = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(ROOT),
+        "--path-output",
+        str(out),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return out / "_build" / "html"
@@ -123,11 +131,19 @@ def external():
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage", "--window-size=1280,900",
-                 # Offline: any host other than the local server fails to resolve.
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        # Offline: any host other than the local server fails to resolve.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
@@ -143,7 +159,8 @@ def open_page(browser, url: str, external: list[str]) -> list[str]:
     browser.get_log("browser")  # drop what earlier pages left
     browser.get(url)
     WebDriverWait(browser, 30).until(
-        lambda d: d.execute_script("return document.readyState") == "complete")
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
     errors = []
     for entry in browser.get_log("browser"):
         if entry["level"] != "SEVERE":
@@ -165,11 +182,13 @@ def test_page_loads_without_console_errors_and_figures_appear(browser, server, e
     assert browser.find_element(By.CSS_SELECTOR, "article h1").text.strip()
     broken = browser.execute_script(
         "return [...document.querySelectorAll('main img')]"
-        ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+        ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+    )
     assert broken == [], f"{page}: images that did not load: {broken}"
     figures = browser.execute_script(
         "return [...document.querySelectorAll('main figure img')]"
-        ".filter(i => i.complete && i.naturalWidth > 0).length")
+        ".filter(i => i.complete && i.naturalWidth > 0).length"
+    )
     assert figures >= figure_cells(page), f"{page}: {figures} figures shown"
     math = rendered_math(browser)
     assert math["errors"] == [], f"{page}: MathJax errors {math['errors']}"
@@ -209,7 +228,8 @@ def test_solution_opens_on_click_and_launch_buttons(browser, server, external, p
     chapter = int(Path(page).name[:2])
     numbers = browser.execute_script(
         "return [...document.querySelectorAll('main .caption-number, main p.admonition-title')]"
-        ".map(e => e.textContent.trim()).filter(t => /^(Figure|Table|Exercise) /.test(t))")
+        ".map(e => e.textContent.trim()).filter(t => /^(Figure|Table|Exercise) /.test(t))"
+    )
     assert numbers, f"{page}: no numbered figure or exercise"
     wrong = [n for n in numbers if not re.match(rf"(Figure|Table|Exercise) {chapter}\.\d+", n)]
     assert wrong == [], f"{page}: not numbered within chapter {chapter}: {wrong}"
@@ -220,8 +240,9 @@ def test_solution_opens_on_click_and_launch_buttons(browser, server, external, p
 def test_search_finds_attention(browser, server, external):
     assert open_page(browser, f"{server}/search.html?q=attention", external) == []
     try:
-        WebDriverWait(browser, 30).until(lambda d: d.find_elements(
-            By.CSS_SELECTOR, "#search-results ul.search li"))
+        WebDriverWait(browser, 30).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results ul.search li")
+        )
     except TimeoutException:
         pytest.fail("the search page listed no result for 'attention'")
     hits = browser.find_elements(By.CSS_SELECTOR, "#search-results ul.search li a")
@@ -241,7 +262,8 @@ def _screenshot(browser, server, external, name: str, size: tuple[int, int]) -> 
         inner = browser.execute_script("return window.innerWidth")
         assert abs(inner - size[0]) < 40, (name, inner)
         return browser.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
     finally:
         browser.set_window_size(1280, 900)
 
@@ -265,12 +287,14 @@ def test_home_page_shows_three_ways_in_above_the_fold(browser, server, external,
         cards = browser.execute_script(
             "return [...document.querySelectorAll('main .sd-card')].slice(0, 3).map(c => "
             "({title: c.querySelector('.sd-card-title').textContent.trim(),"
-            "  bottom: c.getBoundingClientRect().bottom, height: window.innerHeight}))")
+            "  bottom: c.getBoundingClientRect().bottom, height: window.innerHeight}))"
+        )
         assert [c["title"] for c in cards] == ["Start reading", "Run it yourself", "Teach with it"]
         below = [c["title"] for c in cards if c["bottom"] > c["height"]]
         assert below == [], f"below the fold at {size[0]} px: {below}"
         overflow = browser.execute_script(
-            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         assert overflow <= 1, f"the home page is {overflow} px too wide at {size[0]} px"
     finally:
         browser.set_window_size(1280, 900)
@@ -282,8 +306,11 @@ def test_teacher_guide_downloads_are_the_chapters(browser, server, external, tmp
     import zipfile
 
     open_page(browser, f"{server}/book/teacher_guide.html", external)
-    links = {a.text: a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")
-             if (a.get_attribute("href") or "").endswith(".zip")}
+    links = {
+        a.text: a.get_attribute("href")
+        for a in browser.find_elements(By.CSS_SELECTOR, "a")
+        if (a.get_attribute("href") or "").endswith(".zip")
+    }
     assert set(links) == {"the student edition", "the chapters with outputs and solutions"}
     chapters = sorted(p.name for p in (ROOT / "book").glob("[0-9][0-9]_*.ipynb"))
     for text, url in links.items():
@@ -366,9 +393,11 @@ def test_explorer_pages_stay_under_2_mb(site, prefix):
     page = next(p for p in NOTEBOOKS if Path(p).name.startswith(prefix))
     html_file = site / f"{page}.html"
     text = html_file.read_text()
-    images = {src for src in re.findall(r'<img[^>]+src="([^"]+)"', text)
-              if not src.startswith(("http:", "https:", "data:"))}
-    size = html_file.stat().st_size + sum((html_file.parent / src).stat().st_size
-                                          for src in images)
+    images = {
+        src
+        for src in re.findall(r'<img[^>]+src="([^"]+)"', text)
+        if not src.startswith(("http:", "https:", "data:"))
+    }
+    size = html_file.stat().st_size + sum((html_file.parent / src).stat().st_size for src in images)
     assert size < 2_000_000, f"{page}: {size:,} bytes"
     print(f"{page}: {size:,} bytes of its own ({html_file.stat().st_size:,} of HTML)")

@@ -23,16 +23,24 @@ ROOT = Path(__file__).resolve().parent.parent
 # course's own ("llmcourse": the exercise layout and the home page's one-line summary).
 METADATA = {
     "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-    "language_info": {"name": "python", "pygments_lexer": "ipython3",
-                      "codemirror_mode": {"name": "ipython", "version": 3}},
+    "language_info": {
+        "name": "python",
+        "pygments_lexer": "ipython3",
+        "codemirror_mode": {"name": "ipython", "version": 3},
+    },
 }
 PEAK_MEMORY = "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
 
 
 def execute(path: Path) -> dict:
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=900, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=900,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     start = time.perf_counter()
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
@@ -56,8 +64,10 @@ def main(argv: list[str]) -> int:
     for path in paths:
         result = execute(path)
         record[path.name] = result
-        print(f"{path.name}: {result['seconds']} s, peak memory {result['peak_rss_mb']} MB",
-              flush=True)
+        print(
+            f"{path.name}: {result['seconds']} s, peak memory {result['peak_rss_mb']} MB",
+            flush=True,
+        )
     record_path.write_text(json.dumps(dict(sorted(record.items())), indent=2) + "\n")
     return 0
 

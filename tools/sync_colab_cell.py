@@ -22,7 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 TAG = "colab-setup"
 
-TEMPLATE = '''\
+TEMPLATE = """\
 # Colab set-up: on Google Colab, install the course package (Colab's torch is kept).
 # Anywhere else this cell does nothing.
 import sys
@@ -30,8 +30,11 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "llmcourse @ git+{url}@{branch}"{extra}], check=True)'''
+    packages = [
+        "llmcourse @ git+{url}@{branch}",{extra}
+    ]
+    pip_install = [sys.executable, "-m", "pip", "install", "-q"]
+    subprocess.run(pip_install + packages, check=True)"""
 
 # Packages a chapter needs beyond the course package (Colab readers install only what the
 # chapter's first cell installs); the ranges are requirements.txt's.
@@ -40,9 +43,10 @@ EXTRA_PACKAGES = {"13": ["peft>=0.21,<0.22"]}  # chapter 13 compares its LoRA wi
 
 def colab_cell_source(config_path: Path = ROOT / "_config.yml", extra=()) -> str:
     repo = yaml.safe_load(config_path.read_text())["repository"]
-    extra_lines = "".join(f',\n                    "{package}"' for package in extra)
-    return TEMPLATE.format(url=repo["url"].rstrip("/"), branch=repo.get("branch", "main"),
-                           extra=extra_lines)
+    extra_lines = "".join(f'\n        "{package}",' for package in extra)
+    return TEMPLATE.format(
+        url=repo["url"].rstrip("/"), branch=repo.get("branch", "main"), extra=extra_lines
+    )
 
 
 def sync(path: Path, source: str, check: bool) -> bool:
@@ -68,8 +72,10 @@ def sync_intro(intro: Path, config_path: Path, check: bool) -> bool:
     """Make the home page's Colab link open chapter 1 from the repository. True if right."""
     repo = yaml.safe_load(config_path.read_text())["repository"]
     github = repo["url"].rstrip("/").removeprefix("https://github.com/")
-    link = (f":link: https://colab.research.google.com/github/{github}/blob/"
-            f"{repo.get('branch', 'main')}/book/01_rise_of_llms.ipynb")
+    link = (
+        f":link: https://colab.research.google.com/github/{github}/blob/"
+        f"{repo.get('branch', 'main')}/book/01_rise_of_llms.ipynb"
+    )
     text = intro.read_text()
     if len(COLAB_LINK.findall(text)) != 1:
         raise ValueError(f"{intro.name}: expected one Colab card link (':link: https://colab...')")
@@ -88,8 +94,11 @@ def main(argv: list[str]) -> int:
     check = "--check" in argv
     paths = [Path(a).resolve() for a in argv if a != "--check"]
     paths = paths or sorted((ROOT / "book").glob("*.ipynb"))
-    stale = [p for p in paths
-             if not sync(p, colab_cell_source(extra=EXTRA_PACKAGES.get(p.name[:2], ())), check)]
+    stale = [
+        p
+        for p in paths
+        if not sync(p, colab_cell_source(extra=EXTRA_PACKAGES.get(p.name[:2], ())), check)
+    ]
     intro = ROOT / "book" / "intro.md"
     if not sync_intro(intro, ROOT / "_config.yml", check):
         stale.append(intro)

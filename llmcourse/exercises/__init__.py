@@ -44,7 +44,8 @@ def run_checks(exercise: str, answer: Any, checks: Sequence[Callable[[Any], None
     """Run every check on ``answer``; print a pass line or raise with the first failure."""
     if answer is None or answer is Ellipsis:
         raise NotYetAnswered(
-            f"{exercise}: not yet answered. Write your answer, then run the check.")
+            f"{exercise}: not yet answered. Write your answer, then run the check."
+        )
     for number, check in enumerate(checks, start=1):
         try:
             check(answer)

@@ -1,8 +1,8 @@
 """Checks for the exercises of chapter 7, the Transformer architecture.
 
-    check_block_params(block_params)        parameters of one GPT-2 block, by formula
-    check_attention_mask(attention_mask)    causal (decoder) vs bidirectional (encoder) + padding
-    check_mean_pool(mean_pool)              sentence embedding: mean over real tokens only
+check_block_params(block_params)        parameters of one GPT-2 block, by formula
+check_attention_mask(attention_mask)    causal (decoder) vs bidirectional (encoder) + padding
+check_mean_pool(mean_pool)              sentence embedding: mean over real tokens only
 """
 
 from __future__ import annotations
@@ -20,17 +20,30 @@ def check_block_params(block_params) -> None:
     def counts(f):
         for C in (768, 12, 1600):
             got, want = f(C), 12 * C * C + 13 * C
-            expect(isinstance(got, int) or float(got).is_integer(),
-                   f"return a whole number of parameters, got {got!r}")
-            expect(got != 12 * C * C + 9 * C,
-                   f"for C={C} you are 4C short: the two LayerNorms have a gain and a bias each")
-            expect(got != 12 * C * C, f"for C={C} you counted only the weight matrices: add the "
-                   "biases (3C + C + 4C + C) and the two LayerNorms (2 x 2C)")
-            expect(got >= 12 * C * C, f"for C={C} the weights fall short of 12 C^2: attention "
-                   "has 4 C x C matrices (q, k, v, output), the feed-forward C x 4C and 4C x C")
-            expect(got == want, f"for C={C} expected a different count, got {got}: "
-                   "attention 3C^2 + 3C (c_attn) + C^2 + C (c_proj), feed-forward 4C^2 + 4C "
-                   "+ 4C^2 + C, two LayerNorms 2C each")
+            expect(
+                isinstance(got, int) or float(got).is_integer(),
+                f"return a whole number of parameters, got {got!r}",
+            )
+            expect(
+                got != 12 * C * C + 9 * C,
+                f"for C={C} you are 4C short: the two LayerNorms have a gain and a bias each",
+            )
+            expect(
+                got != 12 * C * C,
+                f"for C={C} you counted only the weight matrices: add the "
+                "biases (3C + C + 4C + C) and the two LayerNorms (2 x 2C)",
+            )
+            expect(
+                got >= 12 * C * C,
+                f"for C={C} the weights fall short of 12 C^2: attention "
+                "has 4 C x C matrices (q, k, v, output), the feed-forward C x 4C and 4C x C",
+            )
+            expect(
+                got == want,
+                f"for C={C} expected a different count, got {got}: "
+                "attention 3C^2 + 3C (c_attn) + C^2 + C (c_proj), feed-forward 4C^2 + 4C "
+                "+ 4C^2 + C, two LayerNorms 2C each",
+            )
 
     return run_checks("Exercise: parameters of a GPT-2 block", block_params, [counts])
 
@@ -50,30 +63,44 @@ def check_attention_mask(attention_mask) -> None:
 
     def shape_and_type(f):
         got = f(pad, False)
-        expect(isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 4, 4),
-               "return a tensor of shape (batch, T, T) = (2, 4, 4)")
+        expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 4, 4),
+            "return a tensor of shape (batch, T, T) = (2, 4, 4)",
+        )
         expect(got.dtype == torch.bool, "return a boolean tensor (True = may attend)")
 
     def bidirectional(f):
         got = f(pad, False)
-        expect(bool(got[0].all()), "without padding an encoder lets every token attend to "
-               "every token, before and after it: the first row should be all True")
-        expect(not torch.equal(got, _reference_mask(pad, False).transpose(1, 2)),
-               "you masked padding QUERIES (rows); mask padding KEYS (columns) instead: "
-               "no token may attend to a padding token")
-        expect(torch.equal(got, _reference_mask(pad, False)),
-               "padding keys (columns 2 and 3 of the second sequence) must be False")
+        expect(
+            bool(got[0].all()),
+            "without padding an encoder lets every token attend to "
+            "every token, before and after it: the first row should be all True",
+        )
+        expect(
+            not torch.equal(got, _reference_mask(pad, False).transpose(1, 2)),
+            "you masked padding QUERIES (rows); mask padding KEYS (columns) instead: "
+            "no token may attend to a padding token",
+        )
+        expect(
+            torch.equal(got, _reference_mask(pad, False)),
+            "padding keys (columns 2 and 3 of the second sequence) must be False",
+        )
 
     def causal(f):
         got = f(pad, True)
-        expect(not bool(got[0, 0, 1]), "with causal=True token 0 may not see token 1: "
-               "keep the lower triangle (tril), j <= i")
+        expect(
+            not bool(got[0, 0, 1]),
+            "with causal=True token 0 may not see token 1: keep the lower triangle (tril), j <= i",
+        )
         expect(bool(got[0, 3, 0]), "with causal=True token 3 may see token 0 (the past)")
-        expect(torch.equal(got, _reference_mask(pad, True)),
-               "combine both rules: key j must be real AND j <= i")
+        expect(
+            torch.equal(got, _reference_mask(pad, True)),
+            "combine both rules: key j must be real AND j <= i",
+        )
 
-    return run_checks("Exercise: attention masks", attention_mask,
-                      [shape_and_type, bidirectional, causal])
+    return run_checks(
+        "Exercise: attention masks", attention_mask, [shape_and_type, bidirectional, causal]
+    )
 
 
 def check_mean_pool(mean_pool) -> None:
@@ -86,14 +113,21 @@ def check_mean_pool(mean_pool) -> None:
 
     def values(f):
         got = torch.as_tensor(f(hidden, mask), dtype=hidden.dtype)
-        expect(tuple(got.shape) == (3, 4), f"return shape (batch, C) = (3, 4), got "
-               f"{tuple(got.shape)}")
-        expect(not torch.allclose(got, hidden.mean(1)),
-               "padding vectors were averaged in: multiply by the mask before summing")
-        expect(not torch.allclose(got, (hidden * m).sum(1) / 5),
-               "divide by the number of REAL tokens in each sequence (mask.sum), not by T")
+        expect(
+            tuple(got.shape) == (3, 4), f"return shape (batch, C) = (3, 4), got {tuple(got.shape)}"
+        )
+        expect(
+            not torch.allclose(got, hidden.mean(1)),
+            "padding vectors were averaged in: multiply by the mask before summing",
+        )
+        expect(
+            not torch.allclose(got, (hidden * m).sum(1) / 5),
+            "divide by the number of REAL tokens in each sequence (mask.sum), not by T",
+        )
         expect(not torch.allclose(got, (hidden * m).sum(1)), "you summed: divide by the count")
-        expect(torch.allclose(got, want), "average each sequence's hidden states over its "
-               "real (mask 1) positions")
+        expect(
+            torch.allclose(got, want),
+            "average each sequence's hidden states over its real (mask 1) positions",
+        )
 
     return run_checks("Exercise: mean pooling", mean_pool, [values])

@@ -1,9 +1,9 @@
 """Checks for the exercises of chapter 9, generating text.
 
-    check_temperature(temperature_probs)    softmax(logits / T)
-    check_top_k(top_k_probs)                keep the k most likely tokens, renormalise
-    check_top_p(top_p_probs)                nucleus: smallest top set with mass >= p, renormalise
-    check_sequence_log_prob(sequence_log_prob)  log p(new tokens | prompt) from the logits
+check_temperature(temperature_probs)    softmax(logits / T)
+check_top_k(top_k_probs)                keep the k most likely tokens, renormalise
+check_top_p(top_p_probs)                nucleus: smallest top set with mass >= p, renormalise
+check_sequence_log_prob(sequence_log_prob)  log p(new tokens | prompt) from the logits
 """
 
 from __future__ import annotations
@@ -29,22 +29,29 @@ def check_temperature(temperature_probs) -> None:
 
     def is_distribution(f):
         got = _as_probs(f(logits, 0.5))
-        expect(bool((got >= 0).all()) and abs(float(got.sum()) - 1) < 1e-6,
-               "return probabilities (non-negative, summing to 1): apply the softmax")
+        expect(
+            bool((got >= 0).all()) and abs(float(got.sum()) - 1) < 1e-6,
+            "return probabilities (non-negative, summing to 1): apply the softmax",
+        )
 
     def divides(f):
-        expect(not torch.allclose(_as_probs(f(logits, 0.5)), (logits * 0.5).softmax(0)),
-               "you multiplied by T: divide the logits by the temperature, so T < 1 sharpens")
+        expect(
+            not torch.allclose(_as_probs(f(logits, 0.5)), (logits * 0.5).softmax(0)),
+            "you multiplied by T: divide the logits by the temperature, so T < 1 sharpens",
+        )
         for t in (0.5, 1.0, 3.0):
-            expect(torch.allclose(_as_probs(f(logits, t)), (logits / t).softmax(0)),
-                   f"for T={t} expected softmax(logits / T)")
+            expect(
+                torch.allclose(_as_probs(f(logits, t)), (logits / t).softmax(0)),
+                f"for T={t} expected softmax(logits / T)",
+            )
 
     def limits(f):
         cold = _as_probs(f(logits, 0.01))
         expect(float(cold[0]) > 0.999, "a temperature near 0 should put all mass on the argmax")
 
-    return run_checks("Exercise: temperature", temperature_probs, [is_distribution, divides,
-                                                                   limits])
+    return run_checks(
+        "Exercise: temperature", temperature_probs, [is_distribution, divides, limits]
+    )
 
 
 def check_top_k(top_k_probs) -> None:
@@ -54,21 +61,27 @@ def check_top_k(top_k_probs) -> None:
         for k in (1, 2, 3, 5):
             got = _as_probs(f(_PROBS.clone(), k))
             kept = int((got > 0).sum())
-            expect(kept != k + 1, f"for k={k} you kept {k + 1} tokens: an off-by-one; keep "
-                   "exactly the k largest")
+            expect(
+                kept != k + 1,
+                f"for k={k} you kept {k + 1} tokens: an off-by-one; keep exactly the k largest",
+            )
             expect(kept != k - 1, f"for k={k} you kept {k - 1} tokens: the k-th largest stays")
             expect(kept == k, f"for k={k} keep exactly k tokens, you kept {kept}")
 
     def largest(f):
         got = _as_probs(f(_PROBS.clone(), 2))
-        expect(bool(got[3] > 0) and bool(got[1] > 0),
-               "keep the LARGEST probabilities (tokens 3 and 1 for k=2)")
+        expect(
+            bool(got[3] > 0) and bool(got[1] > 0),
+            "keep the LARGEST probabilities (tokens 3 and 1 for k=2)",
+        )
 
     def renormalised(f):
         got = _as_probs(f(_PROBS.clone(), 2))
-        expect(abs(float(got.sum()) - 1) < 1e-6,
-               f"the kept probabilities sum to {float(got.sum()):.2f}: divide by their sum "
-               "so they form a distribution again")
+        expect(
+            abs(float(got.sum()) - 1) < 1e-6,
+            f"the kept probabilities sum to {float(got.sum()):.2f}: divide by their sum "
+            "so they form a distribution again",
+        )
         want = torch.tensor([0, 0.3, 0, 0.4, 0], dtype=torch.float64) / 0.7
         expect(torch.allclose(got, want), "for k=2 expected [0, 3/7, 0, 4/7, 0]")
 
@@ -81,28 +94,41 @@ def check_top_p(top_p_probs) -> None:
 
     def crossing_token(f):
         got = _as_probs(f(_PROBS.clone(), 0.6))  # 0.40 < 0.6 <= 0.40 + 0.30
-        expect(int((got > 0).sum()) != 1, "for p=0.6 you kept only the top token (0.40): keep "
-               "adding tokens until the mass reaches p, INCLUDING the one that crosses it")
-        expect(int((got > 0).sum()) == 2, "for p=0.6 keep the two most likely tokens "
-               "(0.40 + 0.30 = 0.70 >= 0.6)")
+        expect(
+            int((got > 0).sum()) != 1,
+            "for p=0.6 you kept only the top token (0.40): keep "
+            "adding tokens until the mass reaches p, INCLUDING the one that crosses it",
+        )
+        expect(
+            int((got > 0).sum()) == 2,
+            "for p=0.6 keep the two most likely tokens (0.40 + 0.30 = 0.70 >= 0.6)",
+        )
 
     def edges(f):
-        expect(int((_as_probs(f(_PROBS.clone(), 0.1)) > 0).sum()) == 1,
-               "for p=0.1 the top token alone (0.40) already reaches p: keep just it")
-        expect(int((_as_probs(f(_PROBS.clone(), 1.0)) > 0).sum()) == 5,
-               "for p=1.0 every token is kept")
-        expect(int((_as_probs(f(_PROBS.clone(), 0.8)) > 0).sum()) == 3,
-               "for p=0.8 keep 0.40, 0.30 and 0.15 (0.70 < 0.8 <= 0.85)")
+        expect(
+            int((_as_probs(f(_PROBS.clone(), 0.1)) > 0).sum()) == 1,
+            "for p=0.1 the top token alone (0.40) already reaches p: keep just it",
+        )
+        expect(
+            int((_as_probs(f(_PROBS.clone(), 1.0)) > 0).sum()) == 5, "for p=1.0 every token is kept"
+        )
+        expect(
+            int((_as_probs(f(_PROBS.clone(), 0.8)) > 0).sum()) == 3,
+            "for p=0.8 keep 0.40, 0.30 and 0.15 (0.70 < 0.8 <= 0.85)",
+        )
 
     def renormalised(f):
         got = _as_probs(f(_PROBS.clone(), 0.6))
-        expect(abs(float(got.sum()) - 1) < 1e-6,
-               f"the kept probabilities sum to {float(got.sum()):.2f}: renormalise them")
+        expect(
+            abs(float(got.sum()) - 1) < 1e-6,
+            f"the kept probabilities sum to {float(got.sum()):.2f}: renormalise them",
+        )
         want = torch.tensor([0, 0.3, 0, 0.4, 0], dtype=torch.float64) / 0.7
         expect(torch.allclose(got, want), "for p=0.6 expected [0, 3/7, 0, 4/7, 0]")
 
-    return run_checks("Exercise: top-p (nucleus)", top_p_probs, [crossing_token, edges,
-                                                                 renormalised])
+    return run_checks(
+        "Exercise: top-p (nucleus)", top_p_probs, [crossing_token, edges, renormalised]
+    )
 
 
 def _log_prob_case(seed: int, T: int = 7, V: int = 11):
@@ -113,7 +139,7 @@ def _log_prob_case(seed: int, T: int = 7, V: int = 11):
 
 
 def _reference_log_prob(logits, ids, prompt_len) -> float:
-    logp = logits.double().log_softmax(-1)[prompt_len - 1:-1]  # rows predicting the new tokens
+    logp = logits.double().log_softmax(-1)[prompt_len - 1 : -1]  # rows predicting the new tokens
     return float(logp.gather(1, ids[prompt_len:, None]).sum())
 
 
@@ -133,21 +159,30 @@ def check_sequence_log_prob(sequence_log_prob) -> None:
         logits, ids = _log_prob_case(0)
         got = value(f, logits, ids, 3)
         probs = logits.softmax(-1)[2:-1].gather(1, ids[3:, None])
-        expect(abs(got - float(probs.sum())) > 1e-6 and abs(got - float(probs.prod())) > 1e-9,
-               "you returned probabilities: sum the LOG-probabilities")
-        expect(got <= 0, f"got {got:.3f} > 0: a log-probability is never positive; take the "
-               "log_softmax of the logits, not the raw logits")
+        expect(
+            abs(got - float(probs.sum())) > 1e-6 and abs(got - float(probs.prod())) > 1e-9,
+            "you returned probabilities: sum the LOG-probabilities",
+        )
+        expect(
+            got <= 0,
+            f"got {got:.3f} > 0: a log-probability is never positive; take the "
+            "log_softmax of the logits, not the raw logits",
+        )
 
     def aligned(f):
         logits, ids = _log_prob_case(1)
         got, want = value(f, logits, ids, 3), _reference_log_prob(logits, ids, 3)
         same_position = float(logits.log_softmax(-1)[3:].gather(1, ids[3:, None]).sum())
-        expect(abs(got - same_position) > 1e-6 or abs(got - want) < 1e-6,
-               "the logits at position t predict token t + 1: score token t with row t - 1")
+        expect(
+            abs(got - same_position) > 1e-6 or abs(got - want) < 1e-6,
+            "the logits at position t predict token t + 1: score token t with row t - 1",
+        )
         new = len(ids) - 3
         expect(abs(got - want / new) > 1e-6, "you averaged: return the SUM over the new tokens")
-        expect(abs(got - _reference_log_prob(logits, ids, 1)) > 1e-6,
-               "you scored the prompt's tokens too: only tokens prompt_len.. count")
+        expect(
+            abs(got - _reference_log_prob(logits, ids, 1)) > 1e-6,
+            "you scored the prompt's tokens too: only tokens prompt_len.. count",
+        )
         expect(abs(got - want) < 1e-6, f"expected {want:.4f}, got {got:.4f}")
 
     def prompt_lengths(f):
@@ -155,8 +190,13 @@ def check_sequence_log_prob(sequence_log_prob) -> None:
             logits, ids = _log_prob_case(seed)
             want = _reference_log_prob(logits, ids, prompt_len)
             got = value(f, logits, ids, prompt_len)
-            expect(abs(got - want) < 1e-6,
-                   f"for prompt_len={prompt_len} expected {want:.4f}, got {got:.4f}")
+            expect(
+                abs(got - want) < 1e-6,
+                f"for prompt_len={prompt_len} expected {want:.4f}, got {got:.4f}",
+            )
 
-    return run_checks("Exercise: sequence log-probability", sequence_log_prob,
-                      [is_a_log_prob, aligned, prompt_lengths])
+    return run_checks(
+        "Exercise: sequence log-probability",
+        sequence_log_prob,
+        [is_a_log_prob, aligned, prompt_lengths],
+    )

@@ -1,9 +1,9 @@
 """Checks for the exercises of chapter 10, the Hugging Face pipeline.
 
-    check_chat_messages(chat_messages)        a chat as a list of {"role", "content"} messages
-    check_new_token_count(new_token_count)    max_length versus max_new_tokens
-    check_greedy_step(greedy_step)            one step of greedy decoding
-    check_top_k_search(top_k_search)          cosine-similarity search over a small corpus
+check_chat_messages(chat_messages)        a chat as a list of {"role", "content"} messages
+check_new_token_count(new_token_count)    max_length versus max_new_tokens
+check_greedy_step(greedy_step)            one step of greedy decoding
+check_top_k_search(top_k_search)          cosine-similarity search over a small corpus
 """
 
 from __future__ import annotations
@@ -12,8 +12,12 @@ import torch
 
 from llmcourse.exercises import expect, run_checks
 
-__all__ = ["check_chat_messages", "check_new_token_count", "check_greedy_step",
-           "check_top_k_search"]
+__all__ = [
+    "check_chat_messages",
+    "check_new_token_count",
+    "check_greedy_step",
+    "check_top_k_search",
+]
 
 
 def check_chat_messages(chat_messages) -> None:
@@ -24,23 +28,33 @@ def check_chat_messages(chat_messages) -> None:
         got = f(system, user)
         expect(isinstance(got, list), f"return a list of messages, got {type(got).__name__}")
         expect(len(got) == 2, f"two messages, the system prompt then the user's, got {len(got)}")
-        expect(all(isinstance(m, dict) for m in got),
-               "each message is a dict such as {'role': 'user', 'content': '...'}, not a "
-               "tuple or a string")
-        expect(all(set(m) == {"role", "content"} for m in got),
-               "each message has exactly the keys 'role' and 'content' (not 'text' or 'from')")
+        expect(
+            all(isinstance(m, dict) for m in got),
+            "each message is a dict such as {'role': 'user', 'content': '...'}, not a "
+            "tuple or a string",
+        )
+        expect(
+            all(set(m) == {"role", "content"} for m in got),
+            "each message has exactly the keys 'role' and 'content' (not 'text' or 'from')",
+        )
 
     def roles(f):
         got = f(system, user)
-        expect([m["role"] for m in got] == ["system", "user"],
-               "the roles are 'system' then 'user', in that order (the system prompt first)")
-        expect([m["content"] for m in got] == [system, user],
-               "put the texts in 'content' unchanged: the chat template adds the markers")
+        expect(
+            [m["role"] for m in got] == ["system", "user"],
+            "the roles are 'system' then 'user', in that order (the system prompt first)",
+        )
+        expect(
+            [m["content"] for m in got] == [system, user],
+            "put the texts in 'content' unchanged: the chat template adds the markers",
+        )
 
     def other_text(f):
         got = f("Be kind.", "Hi")
-        expect([m["content"] for m in got] == ["Be kind.", "Hi"],
-               "use the arguments, not fixed strings")
+        expect(
+            [m["content"] for m in got] == ["Be kind.", "Hi"],
+            "use the arguments, not fixed strings",
+        )
 
     return run_checks("Exercise: chat messages", chat_messages, [structure, roles, other_text])
 
@@ -49,21 +63,28 @@ def check_new_token_count(new_token_count) -> None:
     """``new_token_count(prompt_len, max_length=None, max_new_tokens=None)`` without early stop."""
 
     def new_tokens(f):
-        expect(f(9, max_new_tokens=20) == 20,
-               "max_new_tokens counts only the generated tokens: a 9-token prompt with "
-               "max_new_tokens=20 gets 20 new tokens")
+        expect(
+            f(9, max_new_tokens=20) == 20,
+            "max_new_tokens counts only the generated tokens: a 9-token prompt with "
+            "max_new_tokens=20 gets 20 new tokens",
+        )
 
     def length(f):
         got = f(9, max_length=50)
         expect(got != 50, "max_length counts the prompt too: 50 is the total, not the new tokens")
-        expect(got != 59, "max_length is the total length (prompt + new), not the new tokens "
-               "added to the prompt")
+        expect(
+            got != 59,
+            "max_length is the total length (prompt + new), not the new tokens added to the prompt",
+        )
         expect(got == 41, f"a 9-token prompt with max_length=50 gets 41 new tokens, got {got!r}")
 
     def precedence(f):
         got = f(9, max_length=50, max_new_tokens=5)
-        expect(got == 5, "when both are given, max_new_tokens takes precedence (as transformers "
-               f"warns), so 5 new tokens; got {got!r}")
+        expect(
+            got == 5,
+            "when both are given, max_new_tokens takes precedence (as transformers "
+            f"warns), so 5 new tokens; got {got!r}",
+        )
 
     def no_room(f):
         for prompt_len, max_length in ((12, 10), (10, 10)):
@@ -71,21 +92,32 @@ def check_new_token_count(new_token_count) -> None:
                 got = f(prompt_len, max_length=max_length)
             except ValueError:
                 continue
-            expect(not (isinstance(got, int) and got < 0),
-                   f"a {prompt_len}-token prompt with max_length={max_length} has no room: not "
-                   f"a negative count ({got!r}), but the ValueError that generate raises")
-            expect(False, f"a {prompt_len}-token prompt with max_length={max_length} leaves no "
-                   f"room for a new token, and generate raises a ValueError (as the chapter "
-                   f"showed with max_length=8); yours returned {got!r}")
+            expect(
+                not (isinstance(got, int) and got < 0),
+                f"a {prompt_len}-token prompt with max_length={max_length} has no room: not "
+                f"a negative count ({got!r}), but the ValueError that generate raises",
+            )
+            expect(
+                False,
+                f"a {prompt_len}-token prompt with max_length={max_length} leaves no "
+                f"room for a new token, and generate raises a ValueError (as the chapter "
+                f"showed with max_length=8); yours returned {got!r}",
+            )
         try:
             one = f(9, max_length=10)
         except ValueError:
             one = "a ValueError"
-        expect(one == 1, f"a 9-token prompt with max_length=10 has one position left: 1 new "
-               f"token, got {one}; raise only when the prompt already fills max_length")
+        expect(
+            one == 1,
+            f"a 9-token prompt with max_length=10 has one position left: 1 new "
+            f"token, got {one}; raise only when the prompt already fills max_length",
+        )
 
-    return run_checks("Exercise: max_length versus max_new_tokens", new_token_count,
-                      [new_tokens, length, precedence, no_room])
+    return run_checks(
+        "Exercise: max_length versus max_new_tokens",
+        new_token_count,
+        [new_tokens, length, precedence, no_room],
+    )
 
 
 def check_greedy_step(greedy_step) -> None:
@@ -99,19 +131,25 @@ def check_greedy_step(greedy_step) -> None:
     def shape(f):
         got = f(ids, logits)
         expect(isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}")
-        expect(tuple(got.shape) == (2, 4),
-               f"return the sequence with one token appended, shape (2, 4), got "
-               f"{tuple(got.shape)}: torch.cat the new column onto input_ids")
+        expect(
+            tuple(got.shape) == (2, 4),
+            f"return the sequence with one token appended, shape (2, 4), got "
+            f"{tuple(got.shape)}: torch.cat the new column onto input_ids",
+        )
 
     def values(f):
         got = f(ids, logits)
         expect(torch.equal(got[:, :3], ids), "keep input_ids unchanged in front")
-        expect(got[:, 3].tolist() != [5, 1],
-               "you used the first position's logits: the next token comes from the LAST "
-               "position, logits[:, -1, :]")
+        expect(
+            got[:, 3].tolist() != [5, 1],
+            "you used the first position's logits: the next token comes from the LAST "
+            "position, logits[:, -1, :]",
+        )
         expect(got[:, 3].tolist() != [0, 3], "argmax, not argmin: take the most likely token")
-        expect(got[:, 3].tolist() == [2, 4],
-               f"the appended tokens should be [2, 4], got {got[:, 3].tolist()}")
+        expect(
+            got[:, 3].tolist() == [2, 4],
+            f"the appended tokens should be [2, 4], got {got[:, 3].tolist()}",
+        )
 
     def dtype(f):
         got = f(ids, logits)
@@ -122,20 +160,26 @@ def check_greedy_step(greedy_step) -> None:
 
 def check_top_k_search(top_k_search) -> None:
     """``top_k_search(query, corpus, k)``: indices of the k most cosine-similar rows, best first."""
-    corpus = torch.tensor([[10.0, 10.0, 0.0],  # long, 45 degrees away from the query
-                           [1.0, 0.1, 0.0],    # short, almost parallel
-                           [0.0, 0.0, 3.0],    # orthogonal
-                           [-2.0, 0.0, 0.0],   # opposite
-                           [2.0, 1.0, 0.0]])
+    corpus = torch.tensor(
+        [
+            [10.0, 10.0, 0.0],  # long, 45 degrees away from the query
+            [1.0, 0.1, 0.0],  # short, almost parallel
+            [0.0, 0.0, 3.0],  # orthogonal
+            [-2.0, 0.0, 0.0],  # opposite
+            [2.0, 1.0, 0.0],
+        ]
+    )
     query = torch.tensor([1.0, 0.0, 0.0])
 
     def cosine(f):
         got = f(query, corpus, 2)
         expect(isinstance(got, list), f"return a list of ints, got {type(got).__name__}")
         expect(len(got) == 2, f"return exactly k indices (k=2), got {len(got)}")
-        expect(list(got) != [0, 4],
-               "that is the ranking by dot product: long vectors win. Divide by the norms "
-               "(cosine similarity)")
+        expect(
+            list(got) != [0, 4],
+            "that is the ranking by dot product: long vectors win. Divide by the norms "
+            "(cosine similarity)",
+        )
         expect(list(got) != [3, 2], "best first: sort by similarity in descending order")
         expect([int(i) for i in got] == [1, 4], f"the top 2 are [1, 4], got {got}")
 

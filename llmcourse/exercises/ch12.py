@@ -1,9 +1,9 @@
 """Checks for the exercises of chapter 12, from scratch to a real LLM.
 
-    check_rms_norm(rms_norm)          RMSNorm: x / sqrt(mean(x^2) + eps) * weight
-    check_swiglu(swiglu)              the SwiGLU MLP: down(silu(gate(x)) * up(x))
-    check_repeat_kv(repeat_kv)        grouped-query attention's head sharing
-    check_kv_cache_bytes(kv_bytes)    the KV cache's memory, with and without GQA
+check_rms_norm(rms_norm)          RMSNorm: x / sqrt(mean(x^2) + eps) * weight
+check_swiglu(swiglu)              the SwiGLU MLP: down(silu(gate(x)) * up(x))
+check_repeat_kv(repeat_kv)        grouped-query attention's head sharing
+check_kv_cache_bytes(kv_bytes)    the KV cache's memory, with and without GQA
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ __all__ = ["check_rms_norm", "check_swiglu", "check_repeat_kv", "check_kv_cache_
 
 def _check_dtype(got) -> None:
     if isinstance(got, torch.Tensor) and got.dtype not in (torch.float32, torch.float64):
-        raise ExerciseError(f"compute in float32 or float64, got {got.dtype}: half precision "
-                            "rounds too coarsely to check the formula")
+        raise ExerciseError(
+            f"compute in float32 or float64, got {got.dtype}: half precision "
+            "rounds too coarsely to check the formula"
+        )
 
 
 def _close(got, want) -> bool:
@@ -50,30 +52,40 @@ def check_rms_norm(rms_norm) -> None:
 
     def shape(f):
         got = f(x, w, 1e-5)
-        expect(isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 3, 8),
-               f"return a tensor of x's shape (2, 3, 8), got {getattr(got, 'shape', got)!r}")
+        expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 3, 8),
+            f"return a tensor of x's shape (2, 3, 8), got {getattr(got, 'shape', got)!r}",
+        )
 
     def no_centring(f):
         got = f(x, torch.ones_like(w), 0.0)
         centred = F.layer_norm(x, (8,), eps=0.0)
-        expect(not _close(got, centred),
-               "that is layer norm: RMSNorm does not subtract the mean, it divides x itself by "
-               "sqrt(mean(x^2))")
+        expect(
+            not _close(got, centred),
+            "that is layer norm: RMSNorm does not subtract the mean, it divides x itself by "
+            "sqrt(mean(x^2))",
+        )
         rms = got.pow(2).mean(-1).sqrt()
-        expect(_close(rms, torch.ones_like(rms)),
-               "with weight 1 and eps 0 every position should come out with root mean square 1: "
-               "divide by sqrt(mean(x^2)) over the last dimension (dim=-1)")
+        expect(
+            _close(rms, torch.ones_like(rms)),
+            "with weight 1 and eps 0 every position should come out with root mean square 1: "
+            "divide by sqrt(mean(x^2)) over the last dimension (dim=-1)",
+        )
 
     def gain(f):
-        expect(_close(f(x, w, 0.0), _reference_rms_norm(x, w, 0.0)),
-               "after normalizing, multiply by weight (there is no bias)")
+        expect(
+            _close(f(x, w, 0.0), _reference_rms_norm(x, w, 0.0)),
+            "after normalizing, multiply by weight (there is no bias)",
+        )
 
     def eps_inside(f):
         tiny = x * 1e-3  # mean square about 5e-6, comparable to eps
         want = _reference_rms_norm(tiny, w, 1e-5)
-        expect(_close(f(tiny, w, 1e-5), want),
-               "for small inputs the result is off: eps goes inside the square root, "
-               "sqrt(mean(x^2) + eps), not sqrt(mean(x^2)) + eps")
+        expect(
+            _close(f(tiny, w, 1e-5), want),
+            "for small inputs the result is off: eps goes inside the square root, "
+            "sqrt(mean(x^2) + eps), not sqrt(mean(x^2)) + eps",
+        )
 
     return run_checks("Exercise: RMSNorm", rms_norm, [shape, no_centring, gain, eps_inside])
 
@@ -93,27 +105,33 @@ def check_swiglu(swiglu) -> None:
             got = f(x, gate_w, up_w, down_w)
         except RuntimeError as error:
             raise ExerciseError(f"your answer raised RuntimeError ({error}); {layout}") from None
-        expect(isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 4, 6),
-               f"the output has x's shape (2, 4, 6), got {getattr(got, 'shape', got)!r}; "
-               f"{layout}")
+        expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 4, 6),
+            f"the output has x's shape (2, 4, 6), got {getattr(got, 'shape', got)!r}; {layout}",
+        )
 
     def which_gets_silu(f):
         got = f(x, gate_w, up_w, down_w)
         swapped = F.linear(F.silu(F.linear(x, up_w)) * F.linear(x, gate_w), down_w)
-        expect(not _close(got, swapped),
-               "gate and up are swapped: the activation goes on the gate projection, "
-               "silu(x gate^T) * (x up^T)")
+        expect(
+            not _close(got, swapped),
+            "gate and up are swapped: the activation goes on the gate projection, "
+            "silu(x gate^T) * (x up^T)",
+        )
         gelu = F.linear(F.gelu(F.linear(x, gate_w)) * F.linear(x, up_w), down_w)
-        expect(not _close(got, gelu), "that is GeGLU: SwiGLU uses SiLU (x * sigmoid(x)), "
-                                            "not GELU")
+        expect(not _close(got, gelu), "that is GeGLU: SwiGLU uses SiLU (x * sigmoid(x)), not GELU")
         ungated = F.linear(F.silu(F.linear(x, gate_w)), down_w)
-        expect(not _close(got, ungated),
-               "the up projection is missing: multiply silu(x gate^T) by x up^T elementwise")
+        expect(
+            not _close(got, ungated),
+            "the up projection is missing: multiply silu(x gate^T) by x up^T elementwise",
+        )
 
     def values(f):
-        expect(_close(f(x, gate_w, up_w, down_w), want),
-               "down(silu(x gate^T) * (x up^T)): check that the product is elementwise and "
-               "that down_proj comes last")
+        expect(
+            _close(f(x, gate_w, up_w, down_w), want),
+            "down(silu(x gate^T) * (x up^T)): check that the product is elementwise and "
+            "that down_proj comes last",
+        )
 
     return run_checks("Exercise: SwiGLU", swiglu, [shape, which_gets_silu, values])
 
@@ -125,18 +143,24 @@ def check_repeat_kv(repeat_kv) -> None:
 
     def shape(f):
         got = f(x, 2)
-        expect(isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 6, 4, 5),
-               f"with 3 key-value heads and n_rep=2 the result has 6 heads on dim 1: shape "
-               f"(2, 6, 4, 5), got {getattr(got, 'shape', got)!r}")
+        expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 6, 4, 5),
+            f"with 3 key-value heads and n_rep=2 the result has 6 heads on dim 1: shape "
+            f"(2, 6, 4, 5), got {getattr(got, 'shape', got)!r}",
+        )
 
     def order(f):
         got = f(x, 2)
-        expect(not torch.equal(got, x.repeat(1, 2, 1, 1)),
-               "the heads come out in the order 0, 1, 2, 0, 1, 2: query heads 0 and 1 must "
-               "share key-value head 0, so the order is 0, 0, 1, 1, 2, 2 (repeat_interleave, "
-               "not repeat)")
-        expect(torch.equal(got, x.repeat_interleave(2, dim=1)),
-               "each key-value head should appear n_rep times in a row, along dim 1")
+        expect(
+            not torch.equal(got, x.repeat(1, 2, 1, 1)),
+            "the heads come out in the order 0, 1, 2, 0, 1, 2: query heads 0 and 1 must "
+            "share key-value head 0, so the order is 0, 0, 1, 1, 2, 2 (repeat_interleave, "
+            "not repeat)",
+        )
+        expect(
+            torch.equal(got, x.repeat_interleave(2, dim=1)),
+            "each key-value head should appear n_rep times in a row, along dim 1",
+        )
 
     def one(f):
         expect(torch.equal(f(x, 1), x), "n_rep=1 (plain multi-head attention) changes nothing")
@@ -150,18 +174,24 @@ def check_kv_cache_bytes(kv_cache_bytes) -> None:
 
     def smollm2(f):
         got = f(30, 3, 64, 8192, 4)
-        expect(got != 30 * 3 * 64 * 8192 * 4,
-               "count both the keys and the values: two tensors per layer")
-        expect(got != 2 * 30 * 9 * 64 * 8192 * 4,
-               "that counts 9 heads; the cache holds only the num_kv_heads key-value heads")
-        expect(got == 2 * 30 * 3 * 64 * 8192 * 4,
-               f"2 (keys and values) x layers x kv heads x head_dim x positions x bytes, got "
-               f"{got!r}")
+        expect(
+            got != 30 * 3 * 64 * 8192 * 4,
+            "count both the keys and the values: two tensors per layer",
+        )
+        expect(
+            got != 2 * 30 * 9 * 64 * 8192 * 4,
+            "that counts 9 heads; the cache holds only the num_kv_heads key-value heads",
+        )
+        expect(
+            got == 2 * 30 * 3 * 64 * 8192 * 4,
+            f"2 (keys and values) x layers x kv heads x head_dim x positions x bytes, got {got!r}",
+        )
 
     def integer(f):
         got = f(1, 1, 1, 1, 2)
-        expect(isinstance(got, int) and got == 4,
-               f"one layer, one head of width 1, one position, 2 bytes: 4 bytes (an int), "
-               f"got {got!r}")
+        expect(
+            isinstance(got, int) and got == 4,
+            f"one layer, one head of width 1, one position, 2 bytes: 4 bytes (an int), got {got!r}",
+        )
 
     return run_checks("Exercise: KV cache memory", kv_cache_bytes, [smollm2, integer])

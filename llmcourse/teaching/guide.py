@@ -101,8 +101,10 @@ def read_chapter(path: Path) -> Chapter:
     }
     summary = nb.metadata.get("llmcourse", {}).get("summary")
     if not isinstance(summary, str) or not summary.strip():
-        raise ValueError(f"{path.name}: no one-line summary in its notebook metadata "
-                         "(llmcourse.summary), which the home page's chapter card shows")
+        raise ValueError(
+            f"{path.name}: no one-line summary in its notebook metadata "
+            "(llmcourse.summary), which the home page's chapter card shows"
+        )
     return Chapter(
         path,
         int(path.name[:2]),
@@ -270,8 +272,17 @@ def render_cards(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
         for c in members:
             record = timings.get(c.path.name)
             runs = f"Runs in {record['seconds']:.0f} s." if record else "Run time not measured."
-            lines += [f":::{{grid-item-card}} {c.title}", f":link: {c.path.stem}",
-                      ":link-type: doc", "", c.summary, "", f"*{runs}*", ":::", ""]
+            lines += [
+                f":::{{grid-item-card}} {c.title}",
+                f":link: {c.path.stem}",
+                ":link-type: doc",
+                "",
+                c.summary,
+                "",
+                f"*{runs}*",
+                ":::",
+                "",
+            ]
         lines.append("::::")
     lines += ["", CARDS_END]
     return "\n".join(lines)
@@ -283,7 +294,7 @@ def render_intro(intro: Path = INTRO, book: Path = BOOK, timings_path: Path = TI
     begin, end = text.find(CARDS_BEGIN), text.find(CARDS_END)
     if begin < 0 or end < begin:
         raise ValueError(f"{intro.name}: the chapter cards' markers are missing ({CARDS_BEGIN})")
-    return text[:begin] + render_cards(book, timings_path) + text[end + len(CARDS_END):]
+    return text[:begin] + render_cards(book, timings_path) + text[end + len(CARDS_END) :]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -637,7 +637,6 @@ _add(
 )
 
 
-
 def _count_gradient_case(rng, dt) -> Case:
     V = _dims(rng, 3, 8)
     counts = rng.integers(0, 6, size=(V, V)).astype(float)
