@@ -88,7 +88,19 @@ def gelu_tanh_float32(x):
     return 0.5 * x * (1 + inner.tanh())
 
 
-@pytest.mark.parametrize("answer", [gelu_tanh, gelu_tanh_float32])
+def gelu_tanh_sigmoid(x):
+    # the same function written differently: 0.5 (1 + tanh(z)) = sigmoid(2 z)
+    return x * torch.sigmoid(2 * math.sqrt(2 / math.pi) * (x + 0.044715 * x * x * x))
+
+
+def gelu_tanh_sigmoid_float32(x):
+    x32 = x.to(torch.float32)
+    return x32 * torch.sigmoid(1.5957691216057308 * (x32 + 0.044715 * x32**3))
+
+
+@pytest.mark.parametrize(
+    "answer", [gelu_tanh, gelu_tanh_float32, gelu_tanh_sigmoid, gelu_tanh_sigmoid_float32]
+)
 def test_gelu_tanh_passes(answer, capsys):
     check_gelu_tanh(answer)  # raises if the answer is rejected
     assert "all 3 checks passed" in capsys.readouterr().out
@@ -114,6 +126,16 @@ def test_gelu_tanh_passes(answer, capsys):
             lambda x: 0.5 * x.float() * (1 + torch.tanh(math.sqrt(2 / math.pi) * x.float())),
             "cubic term",
         ),
+        (
+            lambda x: (
+                0.5
+                * x.float()
+                * (1 + torch.tanh(math.sqrt(math.pi / 2) * (x.float() + 0.044715 * x.float() ** 3)))
+            ),
+            r"sqrt\(2 / pi\)",
+        ),
+        # a cubic term with the wrong coefficient is still too far off to pass
+        (lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.04 * x**3))), "cubic"),
     ],
 )
 def test_gelu_tanh_wrong_rejected(wrong, hint):
