@@ -24,6 +24,8 @@ import json
 import torch
 from torch.nn import functional as F
 
+from llmcourse.validation import positive_number
+
 __all__ = [
     "IGNORE_INDEX",
     "sft_example",
@@ -144,8 +146,7 @@ def dpo_loss(
             f"expected four log-probability tensors of one shape (B,), got "
             f"{[tuple(t.shape) for t in tensors]}"
         )
-    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or beta <= 0:
-        raise ValueError(f"beta must be a positive number, got {beta!r}")
+    positive_number("beta", beta)
     chosen_rewards = beta * (policy_chosen - ref_chosen)
     rejected_rewards = beta * (policy_rejected - ref_rejected)
     losses = -F.logsigmoid(chosen_rewards - rejected_rewards)

@@ -32,6 +32,8 @@ import math
 import torch
 from torch import Tensor
 
+from llmcourse.validation import positive_int
+
 __all__ = ["softmax", "causal_mask", "attention_weights", "scaled_dot_product_attention"]
 
 
@@ -66,9 +68,8 @@ def causal_mask(L: int, S: int | None = None, *, past: int = 0, device=None) -> 
     ``S - L``, when L new tokens attend to a KV cache (the GPT and Llama models use this).
     """
     S = L if S is None else S
-    for name, n in (("L", L), ("S", S)):
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"expected {name} to be a positive int, got {n!r}")
+    positive_int("L", L)
+    positive_int("S", S)
     if not isinstance(past, int) or isinstance(past, bool) or not 0 <= past <= S - 1:
         raise ValueError(f"expected past to be an int in 0..S-1={S - 1}, got {past!r}")
     return torch.ones(L, S, dtype=torch.bool, device=device).tril(diagonal=past)

@@ -30,6 +30,8 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 
+from llmcourse.validation import positive_int
+
 __all__ = [
     "Dist",
     "accumulate_gradients",
@@ -181,8 +183,7 @@ def launch(
     process below it are killed, so none is left behind. Raises RuntimeError
     with the end of the output if a process fails.
     """
-    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"nproc must be a positive int, got {nproc!r}")
+    positive_int("nproc", nproc)
     command = [
         sys.executable,
         "-m",

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from llmcourse.validation import positive_int
+
 __all__ = [
     "one_hot",
     "one_hot_embedding",
@@ -45,8 +47,7 @@ def _check_weight(weight: torch.Tensor) -> None:
 
 def one_hot(ids: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(*,)`` integer ids -> ``(*, V)`` float one-hot vectors (1 at each id, 0 elsewhere)."""
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    positive_int("num_classes", num_classes)
     _check_ids(ids, num_classes)
     return (ids.unsqueeze(-1) == torch.arange(num_classes, device=ids.device)).float()
 
@@ -77,9 +78,8 @@ class TokenEmbedding(nn.Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
-        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive_int("num_embeddings", num_embeddings)
+        positive_int("embedding_dim", embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.weight = nn.Parameter(torch.randn(num_embeddings, embedding_dim))
 

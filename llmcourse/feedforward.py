@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from llmcourse.norm import LayerNorm
+from llmcourse.validation import positive_int
 
 __all__ = ["gelu", "FeedForward", "ResidualBlock", "PreNormBlock", "PostNormBlock"]
 
@@ -49,9 +50,8 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int, activation: str = "relu", dropout: float = 0.0):
         super().__init__()
-        for name, value in (("d_model", d_model), ("d_ff", d_ff)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive_int("d_model", d_model)
+        positive_int("d_ff", d_ff)
         if activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
         if not 0.0 <= dropout < 1.0:

@@ -51,6 +51,7 @@ import torch
 from torch import Tensor
 
 from llmcourse.kvcache import KVCache
+from llmcourse.validation import non_negative_int, positive_int, probability
 
 __all__ = [
     "apply_repetition_penalty",
@@ -121,8 +122,7 @@ def top_k_filter(logits: Tensor, k: int) -> Tensor:
     Softmax of the result renormalises the survivors.
     """
     _check_logits(logits)
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"top_k must be a positive int, got {k!r}")
+    positive_int("top_k", k)
     kth = logits.topk(min(k, logits.shape[-1]), dim=-1).values[:, -1:]  # (B, 1)
     return logits.masked_fill(logits < kth, float("-inf"))
 
@@ -147,8 +147,7 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
 
 
 def _check_top_p(p) -> None:
-    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 < p <= 1:
-        raise ValueError(f"top_p must be a number in (0, 1], got {p!r}")
+    probability("top_p", p)
 
 
 def process_logits(
@@ -203,12 +202,7 @@ def _check_generate_args(
             f"expected integer input_ids of shape (batch, seq) with batch >= 1 "
             f"and seq >= 1, got {shape}"
         )
-    if (
-        not isinstance(max_new_tokens, int)
-        or isinstance(max_new_tokens, bool)
-        or max_new_tokens < 0
-    ):
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    non_negative_int("max_new_tokens", max_new_tokens)
     # Validate the processors' arguments once, up front, on a dummy row.
     process_logits(
         torch.zeros(1, 2),
@@ -219,10 +213,8 @@ def _check_generate_args(
         top_p=top_p,
         repetition_penalty=repetition_penalty,
     )
-    if eos_token_id is not None and (
-        not isinstance(eos_token_id, int) or isinstance(eos_token_id, bool) or eos_token_id < 0
-    ):
-        raise ValueError(f"eos_token_id must be a non-negative int or None, got {eos_token_id!r}")
+    if eos_token_id is not None:
+        non_negative_int("eos_token_id", eos_token_id)
     if use_cache and not (isinstance(getattr(model, "num_layers", None), int)):
         raise ValueError(
             "use_cache=True needs a model with an int attribute num_layers "
@@ -382,24 +374,16 @@ def _check_beam_args(
             f"beam_search expects integer input_ids of shape (1, seq), one prompt "
             f"with seq >= 1, got {shape}"
         )
-    if not isinstance(num_beams, int) or isinstance(num_beams, bool) or num_beams < 1:
-        raise ValueError(f"num_beams must be an int >= 1, got {num_beams!r}")
-    if (
-        not isinstance(max_new_tokens, int)
-        or isinstance(max_new_tokens, bool)
-        or max_new_tokens < 0
-    ):
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {max_new_tokens!r}")
+    positive_int("num_beams", num_beams)
+    non_negative_int("max_new_tokens", max_new_tokens)
     if (
         not isinstance(length_penalty, (int, float))
         or isinstance(length_penalty, bool)
         or not math.isfinite(length_penalty)
     ):
         raise ValueError(f"length_penalty must be a finite number, got {length_penalty!r}")
-    if eos_token_id is not None and (
-        not isinstance(eos_token_id, int) or isinstance(eos_token_id, bool) or eos_token_id < 0
-    ):
-        raise ValueError(f"eos_token_id must be a non-negative int or None, got {eos_token_id!r}")
+    if eos_token_id is not None:
+        non_negative_int("eos_token_id", eos_token_id)
     if not isinstance(early_stopping, bool):
         raise ValueError(f"early_stopping must be True or False, got {early_stopping!r}")
 

@@ -47,6 +47,7 @@ from llmcourse.attention import causal_mask
 from llmcourse.checkpoints import copy_weights
 from llmcourse.kvcache import KVCache, check_decoder_input
 from llmcourse.multihead import merge_heads, split_heads
+from llmcourse.validation import positive_int
 
 __all__ = [
     "GPTConfig",
@@ -74,9 +75,7 @@ class GPTConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, getattr(self, name))
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:

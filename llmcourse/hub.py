@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from llmcourse import encoder
+from llmcourse.validation import positive_int, positive_number
 
 __all__ = ["hub_is_reachable", "captured_warnings", "mean_pool", "semantic_search"]
 
@@ -45,8 +46,7 @@ def hub_is_reachable(timeout: float = 2.0, host: str = HUB_HOST, port: int = 443
     to ``host:port`` is tried for at most ``timeout`` seconds, so an offline laptop waits
     seconds, not the minutes of the library's own retries.
     """
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    positive_number("timeout", timeout, unit="seconds")
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
         return False
     try:
@@ -127,8 +127,7 @@ def semantic_search(
             raise ValueError(f"expected {name} of shape (n, dim), got {shape}")
     if q.shape[1] != c.shape[1]:
         raise ValueError(f"query dim {q.shape[1]} does not match corpus dim {c.shape[1]}")
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-        raise ValueError(f"top_k must be a positive int, got {top_k!r}")
+    positive_int("top_k", top_k)
     unit = torch.nn.functional.normalize
     scores = unit(q, dim=-1) @ unit(c, dim=-1).T  # (Q, D) @ (D, N) -> (Q, N)
     best = scores.topk(min(top_k, c.shape[0]), dim=1)  # sorted, highest first

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from llmcourse.validation import non_negative_int, positive_int
+
 __all__ = ["KVCache", "check_decoder_input"]
 
 
@@ -19,8 +21,7 @@ class KVCache:
     """Past keys and values of every layer, each of shape (B, h, T_past, d)."""
 
     def __init__(self, num_layers: int):
-        if not isinstance(num_layers, int) or isinstance(num_layers, bool) or num_layers < 1:
-            raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
+        positive_int("num_layers", num_layers)
         self.keys: list[torch.Tensor | None] = [None] * num_layers
         self.values: list[torch.Tensor | None] = [None] * num_layers
 
@@ -74,12 +75,7 @@ def check_decoder_input(
             f"token ids must lie in 0..{vocab_size - 1} (vocab_size={vocab_size}), "
             f"got ids from {low} to {high}"
         )
-    if (
-        isinstance(logits_to_keep, bool)
-        or not isinstance(logits_to_keep, int)
-        or logits_to_keep < 0
-    ):
-        raise ValueError(f"logits_to_keep must be an int >= 0, got {logits_to_keep!r}")
+    non_negative_int("logits_to_keep", logits_to_keep)
     past = 0
     if kv_cache is not None:
         if not isinstance(kv_cache, KVCache) or len(kv_cache.keys) != num_layers:

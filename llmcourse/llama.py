@@ -42,6 +42,7 @@ from llmcourse.checkpoints import copy_weights
 from llmcourse.kvcache import KVCache, check_decoder_input
 from llmcourse.multihead import merge_heads, split_heads
 from llmcourse.positional import RotaryEmbedding, apply_rotary
+from llmcourse.validation import positive_int
 
 __all__ = [
     "LlamaConfig",
@@ -55,11 +56,6 @@ __all__ = [
     "LlamaForCausalLM",
     "load_llama_state_dict",
 ]
-
-
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,7 @@ class LlamaConfig:
     def __post_init__(self):
         for f in fields(self):
             if f.type == "int":
-                _positive_int(f.name, getattr(self, f.name))
+                positive_int(f.name, getattr(self, f.name))
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(
                 f"num_attention_heads={self.num_attention_heads} is not divisible by "
@@ -167,7 +163,7 @@ class RMSNorm(nn.Module):
 
     def __init__(self, hidden_size: int, eps: float = 1e-5):
         super().__init__()
-        _positive_int("hidden_size", hidden_size)
+        positive_int("hidden_size", hidden_size)
         if not eps > 0:
             raise ValueError(f"eps must be > 0, got {eps!r}")
         self.eps = float(eps)
@@ -189,8 +185,8 @@ class SwiGLU(nn.Module):
 
     def __init__(self, hidden_size: int, intermediate_size: int):
         super().__init__()
-        _positive_int("hidden_size", hidden_size)
-        _positive_int("intermediate_size", intermediate_size)
+        positive_int("hidden_size", hidden_size)
+        positive_int("intermediate_size", intermediate_size)
         self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=False)  # C -> F
         self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=False)  # C -> F
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)  # F -> C
@@ -211,7 +207,7 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     if not isinstance(x, Tensor) or x.ndim != 4:
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"expected x of shape (batch, kv_heads, seq, head_dim), got {shape}")
-    _positive_int("n_rep", n_rep)
+    positive_int("n_rep", n_rep)
     if n_rep == 1:
         return x
     B, K, S, D = x.shape
@@ -241,7 +237,7 @@ class GroupedQueryAttention(nn.Module):
             ("num_attention_heads", num_attention_heads),
             ("num_key_value_heads", num_key_value_heads),
         ):
-            _positive_int(name, value)
+            positive_int(name, value)
         if num_attention_heads % num_key_value_heads:
             raise ValueError(
                 f"num_attention_heads={num_attention_heads} is not divisible by "

@@ -25,6 +25,8 @@ import math
 import torch
 from torch import nn
 
+from llmcourse.validation import non_negative_int, positive_int, positive_number
+
 __all__ = [
     "LoRALinear",
     "add_lora",
@@ -42,15 +44,13 @@ class LoRALinear(nn.Module):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"LoRA wraps an nn.Linear, got {type(base).__name__}")
-        if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-            raise ValueError(f"rank r must be a positive int, got {r!r}")
+        positive_int("rank r", r)
         if r > min(base.in_features, base.out_features):
             raise ValueError(
                 f"rank r={r} exceeds the layer's size ({base.out_features} x "
                 f"{base.in_features}): a low-rank update needs r <= min(out, in)"
             )
-        if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
-            raise ValueError(f"alpha must be a positive number, got {alpha!r}")
+        positive_number("alpha", alpha)
         self.base = base
         for p in self.base.parameters():
             p.requires_grad_(False)
@@ -140,8 +140,7 @@ def adamw_state_bytes(n_trainable: int, bytes_per_value: int = 4) -> int:
 
     Gradients take one more value per trainable parameter; this counts the optimizer alone.
     """
-    if not isinstance(n_trainable, int) or isinstance(n_trainable, bool) or n_trainable < 0:
-        raise ValueError(f"n_trainable must be a non-negative int, got {n_trainable!r}")
+    non_negative_int("n_trainable", n_trainable)
     if bytes_per_value not in (2, 4, 8):
         raise ValueError(f"bytes_per_value must be 2, 4 or 8, got {bytes_per_value!r}")
     return 2 * n_trainable * bytes_per_value

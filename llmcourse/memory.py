@@ -29,6 +29,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from llmcourse.validation import positive_int
+
 __all__ = [
     "MemoryTracker",
     "gpt_activation_bytes",
@@ -37,11 +39,6 @@ __all__ = [
     "transformer_activation_bytes",
     "zero_bytes_per_gpu",
 ]
-
-
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def state_bytes_per_param(mixed_precision: bool = False, optimizer: str = "adamw") -> dict:
@@ -67,8 +64,8 @@ def zero_bytes_per_gpu(n_params: int, n_gpus: int, stage: int) -> float:
     2P + 2P + 12P / N; stage 2 also the gradients, 2P + 14P / N; stage 3 (FSDP's full
     sharding) also the weights, 16P / N. Activations and temporary buffers come on top.
     """
-    _positive_int("n_params", n_params)
-    _positive_int("n_gpus", n_gpus)
+    positive_int("n_params", n_params)
+    positive_int("n_gpus", n_gpus)
     if stage not in (0, 1, 2, 3):
         raise ValueError(f"stage must be 0, 1, 2 or 3, got {stage!r}")
     b = state_bytes_per_param(mixed_precision=True)
@@ -101,7 +98,7 @@ def transformer_activation_bytes(
         ("batch", batch),
         ("seq_len", seq_len),
     ):
-        _positive_int(name, value)
+        positive_int(name, value)
     per_position = 34 * d_model + (0 if fused_attention else 5 * n_head * seq_len)
     return n_layer * seq_len * batch * per_position
 
@@ -116,8 +113,8 @@ def gpt_activation_bytes(config, batch: int, seq_len: int, bytes_per_value: int 
     (2C) and the log-softmax over the vocabulary (V) that the loss keeps. Without dropout; a
     few values per position (token ids, targets, statistics) are left out.
     """
-    _positive_int("batch", batch)
-    _positive_int("seq_len", seq_len)
+    positive_int("batch", batch)
+    positive_int("seq_len", seq_len)
     C, h, V = config.n_embd, config.n_head, config.vocab_size
     per_position = config.n_layer * (16 * C + h + 4) + 2 * C + V
     return bytes_per_value * batch * seq_len * per_position

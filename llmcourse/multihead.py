@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from llmcourse.attention import attention_weights
 from llmcourse.checkpoints import copy_weights
+from llmcourse.validation import positive_int
 
 __all__ = ["MultiHeadAttention", "split_heads", "merge_heads"]
 
@@ -74,9 +75,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, embed_dim: int, num_heads: int, bias: bool = True):
         super().__init__()
-        for name, n in (("embed_dim", embed_dim), ("num_heads", num_heads)):
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ValueError(f"expected {name} to be a positive int, got {n!r}")
+        positive_int("embed_dim", embed_dim)
+        positive_int("num_heads", num_heads)
         if embed_dim % num_heads:
             raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
         self.embed_dim, self.num_heads = embed_dim, num_heads

@@ -15,6 +15,8 @@ import warnings
 
 import numpy as np
 
+from llmcourse.validation import non_negative_int
+
 __all__ = ["seed_everything", "setup", "rounded"]
 
 
@@ -22,8 +24,7 @@ def seed_everything(seed: int = 0) -> None:
     """Seed Python's, NumPy's and PyTorch's generators."""
     import torch
 
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    non_negative_int("seed", seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -30,6 +30,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from llmcourse.validation import non_negative_int, positive_int
+
 __all__ = [
     "sinusoidal_encoding",
     "sinusoidal_offset_matrix",
@@ -64,8 +66,7 @@ def sinusoidal_encoding(
     ``w_i = base ** (-2i / d_model)``. Angles are computed in float64, then cast to ``dtype``,
     so that large positions stay accurate.
     """
-    if isinstance(num_positions, bool) or not isinstance(num_positions, int) or num_positions < 0:
-        raise ValueError(f"num_positions must be a non-negative int, got {num_positions!r}")
+    non_negative_int("num_positions", num_positions)
     _check_even_width("d_model", d_model)
     _check_base(base)
     pos = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (T, 1)
@@ -106,9 +107,8 @@ class LearnedPositionalEmbedding(nn.Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
-        for name, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive_int("num_embeddings", num_embeddings)
+        positive_int("embedding_dim", embedding_dim)
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.weight = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
         nn.init.normal_(self.weight, std=0.02)  # GPT-2's initialisation
@@ -119,8 +119,7 @@ class LearnedPositionalEmbedding(nn.Module):
                 f"expected x of shape (batch, seq, {self.embedding_dim}), got {tuple(x.shape)}"
             )
         T = x.shape[1]
-        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-            raise ValueError(f"start must be a non-negative int, got {start!r}")
+        non_negative_int("start", start)
         if start + T > self.num_embeddings:
             raise ValueError(
                 f"positions {start}..{start + T - 1} exceed the "

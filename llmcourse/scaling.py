@@ -46,6 +46,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+from llmcourse.validation import positive_int
+
 __all__ = [
     "load_scaling_results",
     "ModelShape",
@@ -74,12 +76,6 @@ CHINCHILLA_TOKENS_PER_PARAM = 20  # Hoffmann et al. (2022), table 3: about 20 to
 KAPLAN_ALPHA_N = 0.076  # Kaplan et al. (2020), equation 1.1
 KAPLAN_N_C = 8.8e13  # non-embedding parameters
 KAPLAN_N_OPT_EXPONENT = 0.73  # Kaplan et al. (2020): the compute-optimal N grows as C^0.73
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -119,8 +115,8 @@ PUBLISHED = {
 
 def transformer_block_params(d_model: int, d_ff: int | None = None) -> int:
     """Weights and biases of one GPT-2/BERT block: attention, MLP and two LayerNorms."""
-    d_model = _positive_int("d_model", d_model)
-    d_ff = 4 * d_model if d_ff is None else _positive_int("d_ff", d_ff)
+    d_model = positive_int("d_model", d_model)
+    d_ff = 4 * d_model if d_ff is None else positive_int("d_ff", d_ff)
     attention = 4 * (d_model * d_model + d_model)  # W_q, W_k, W_v, W_o and their biases
     mlp = d_model * d_ff + d_ff + d_ff * d_model + d_model
     norms = 2 * 2 * d_model  # two LayerNorms, each a gain and a shift
@@ -143,7 +139,7 @@ def gpt2_param_count(
         ("vocab_size", vocab_size),
         ("n_positions", n_positions),
     ):
-        _positive_int(name, value)
+        positive_int(name, value)
     embeddings = vocab_size * d_model + n_positions * d_model  # wte + wpe
     final_norm = 2 * d_model  # ln_f
     return embeddings + n_layer * transformer_block_params(d_model, d_ff) + final_norm
@@ -165,7 +161,7 @@ def bert_param_count(
         ("n_positions", n_positions),
         ("n_token_types", n_token_types),
     ):
-        _positive_int(name, value)
+        positive_int(name, value)
     embeddings = (vocab_size + n_positions + n_token_types) * d_model + 2 * d_model
     pooler_params = d_model * d_model + d_model if pooler else 0  # dense layer on [CLS]
     return embeddings + n_layer * transformer_block_params(d_model, d_ff) + pooler_params
@@ -191,7 +187,7 @@ def param_count(shape: ModelShape) -> int:
 
 def kaplan_approx_params(n_layer: int, d_model: int) -> int:
     """Kaplan et al.'s (2020) approximation of the non-embedding count: 12 n_layer d_model^2."""
-    return 12 * _positive_int("n_layer", n_layer) * _positive_int("d_model", d_model) ** 2
+    return 12 * positive_int("n_layer", n_layer) * positive_int("d_model", d_model) ** 2
 
 
 @dataclass(frozen=True)

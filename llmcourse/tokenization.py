@@ -33,6 +33,8 @@ from pathlib import Path
 
 import regex
 
+from llmcourse.validation import non_negative_int
+
 __all__ = [
     "CharTokenizer",
     "WordTokenizer",
@@ -333,8 +335,7 @@ class BPETokenizer:
     ):
         if not isinstance(text, str) or not text:
             raise ValueError("BPETokenizer needs a non-empty training string")
-        if not _is_int(num_merges) or num_merges < 0:
-            raise ValueError(f"num_merges must be a non-negative int, got {num_merges!r}")
+        non_negative_int("num_merges", num_merges)
         specials = _checked_specials(special_tokens)
         byte_symbols = sorted(bytes_to_unicode().values())  # GPT-2's order: by code point
         splitter = _special_splitter(specials)

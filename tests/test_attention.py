@@ -69,9 +69,9 @@ def test_causal_mask_non_square_is_top_left_aligned():
 
 
 def test_causal_mask_validation():
-    with pytest.raises(ValueError, match="expected L to be a positive int, got 0"):
+    with pytest.raises(ValueError, match="L must be a positive int, got 0"):
         causal_mask(0)
-    with pytest.raises(ValueError, match="expected S to be a positive int"):
+    with pytest.raises(ValueError, match="S must be a positive int"):
         causal_mask(3, 2.5)
 
 

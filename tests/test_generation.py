@@ -246,7 +246,7 @@ def test_validation_messages(models):
         generate(ours, ids[0], 3)
     with pytest.raises(ValueError, match="top_k must be a positive int"):
         generate(ours, ids, 3, do_sample=True, top_k=0)
-    with pytest.raises(ValueError, match="eos_token_id must be a non-negative int"):
+    with pytest.raises(ValueError, match="eos_token_id must be an int >= 0"):
         generate(ours, ids, 3, eos_token_id=-2)
 
     class NoLayers(torch.nn.Module):
@@ -460,15 +460,15 @@ def test_beam_search_validation(beam_models):
         beam_search(ours, prompt.repeat(2, 1), 2, 3)
     with pytest.raises(ValueError, match=r"integer input_ids of shape \(1, seq\)"):
         beam_search(ours, prompt.float(), 2, 3)
-    with pytest.raises(ValueError, match="num_beams must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="num_beams must be a positive int, got 0"):
         beam_search(ours, prompt, 0, 3)
-    with pytest.raises(ValueError, match="num_beams must be an int >= 1, got 2.0"):
+    with pytest.raises(ValueError, match="num_beams must be a positive int, got 2.0"):
         beam_search(ours, prompt, 2.0, 3)
     with pytest.raises(ValueError, match="max_new_tokens must be an int >= 0"):
         beam_search(ours, prompt, 2, -1)
     with pytest.raises(ValueError, match="length_penalty must be a finite number"):
         beam_search(ours, prompt, 2, 3, length_penalty=float("nan"))
-    with pytest.raises(ValueError, match="eos_token_id must be a non-negative int"):
+    with pytest.raises(ValueError, match="eos_token_id must be an int >= 0"):
         beam_search(ours, prompt, 2, 3, eos_token_id=-1)
     with pytest.raises(ValueError, match="early_stopping must be True or False"):
         beam_search(ours, prompt, 2, 3, early_stopping="never")

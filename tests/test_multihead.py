@@ -178,7 +178,7 @@ def test_from_torch_copies_not_shares():
 def test_validation():
     with pytest.raises(ValueError, match="embed_dim=10 is not divisible by num_heads=3"):
         MultiHeadAttention(10, 3)
-    with pytest.raises(ValueError, match="expected num_heads to be a positive int, got 0"):
+    with pytest.raises(ValueError, match="num_heads must be a positive int, got 0"):
         MultiHeadAttention(8, 0)
     mha = MultiHeadAttention(8, 2)
     x = torch.zeros(2, 3, 8)

@@ -17,7 +17,7 @@ def test_seed_everything_makes_draws_repeat():
     a = (np.random.rand(), torch.rand(1).item())
     seed_everything(3)
     assert (np.random.rand(), torch.rand(1).item()) == a
-    with pytest.raises(ValueError, match="non-negative int"):
+    with pytest.raises(ValueError, match="seed must be an int >= 0"):
         seed_everything(-1)
 
 

@@ -100,8 +100,8 @@ def test_dot_product_depends_only_on_offset():
         ((10, 7), "d_model must be a positive even int.*got 7"),
         ((10, 0), "d_model must be a positive even int"),
         ((10, 8.0), "d_model must be a positive even int"),
-        ((-1, 8), "num_positions must be a non-negative int, got -1"),
-        ((2.5, 8), "num_positions must be a non-negative int"),
+        ((-1, 8), "num_positions must be an int >= 0, got -1"),
+        ((2.5, 8), "num_positions must be an int >= 0"),
     ],
 )
 def test_sinusoidal_validation(args, match):
@@ -154,7 +154,7 @@ def test_learned_validation():
         ours(torch.zeros(5, 6))
     with pytest.raises(ValueError, match=r"expected x of shape \(batch, seq, 6\), got \(1, 2, 5\)"):
         ours(torch.zeros(1, 2, 5))
-    with pytest.raises(ValueError, match="start must be a non-negative int, got -1"):
+    with pytest.raises(ValueError, match="start must be an int >= 0, got -1"):
         ours(torch.zeros(1, 2, 6), start=-1)
     with pytest.raises(ValueError, match="num_embeddings must be a positive int, got 0"):
         LearnedPositionalEmbedding(0, 6)

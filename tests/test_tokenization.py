@@ -169,7 +169,7 @@ def test_bpe_rebuilt_symbol_gets_one_id():
 
 
 def test_bpe_validation():
-    with pytest.raises(ValueError, match="num_merges must be a non-negative int"):
+    with pytest.raises(ValueError, match="num_merges must be an int >= 0"):
         BPETokenizer("abc", num_merges=-1)
     with pytest.raises(ValueError, match="needs a non-empty training string"):
         BPETokenizer("", num_merges=3)

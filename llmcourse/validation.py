@@ -1,0 +1,43 @@
+"""The checks made at the package's public entry points: one function per kind of argument,
+so every bad argument gets the same clear message ("top_k must be a positive int, got 0").
+
+``True`` is not accepted as the integer 1, nor NaN as a number: both are refused by name.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["positive_int", "non_negative_int", "positive_number", "probability"]
+
+
+def positive_int(name: str, value) -> int:
+    """Return ``value`` if it is an int >= 1 (a bool is not an int here), else refuse it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def non_negative_int(name: str, value) -> int:
+    """Return ``value`` if it is an int >= 0 (a bool is not an int here), else refuse it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    return value
+
+
+def positive_number(name: str, value, unit: str = "") -> None:
+    """Refuse anything but a finite int or float > 0; ``unit`` ("seconds") names what it counts."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        what = f"a positive number of {unit}" if unit else "a positive number"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def probability(name: str, value) -> None:
+    """Refuse anything but a number in (0, 1] (NaN included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
