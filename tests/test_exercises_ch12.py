@@ -8,12 +8,19 @@ from llmcourse import llama
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch12 import (
     check_kv_cache_bytes,
+    check_permute_for_rotate_half,
     check_repeat_kv,
     check_rms_norm,
     check_swiglu,
 )
 
-ALL = [check_rms_norm, check_swiglu, check_repeat_kv, check_kv_cache_bytes]
+ALL = [
+    check_rms_norm,
+    check_swiglu,
+    check_repeat_kv,
+    check_kv_cache_bytes,
+    check_permute_for_rotate_half,
+]
 
 
 @pytest.mark.parametrize("check", ALL)
@@ -114,3 +121,66 @@ def test_kv_cache_bytes():
     ]:
         with pytest.raises(ExerciseError, match=hint):
             check_kv_cache_bytes(wrong)
+
+
+def permute_reshape(w, n_heads):
+    """Hugging Face's conversion script: (H, D/2, 2, C) -> (H, 2, D/2, C)."""
+    rows, C = w.shape
+    return w.view(n_heads, rows // n_heads // 2, 2, C).transpose(1, 2).reshape(rows, C)
+
+
+def permute_indices(w, n_heads):
+    """The same permutation as a list of row indices: even rows of each head, then odd."""
+    D = w.shape[0] // n_heads
+    order = list(range(0, D, 2)) + list(range(1, D, 2))
+    return w[[h * D + i for h in range(n_heads) for i in order]]
+
+
+def test_permute_for_rotate_half():
+    for right in (permute_reshape, permute_indices):
+        check_permute_for_rotate_half(right)  # raises if the answer is rejected
+
+    def whole_matrix(w, n_heads):
+        return permute_reshape(w, 1)
+
+    def inverse(w, n_heads):
+        rows, C = w.shape
+        return w.view(n_heads, 2, rows // n_heads // 2, C).transpose(1, 2).reshape(rows, C)
+
+    for wrong, hint in [
+        (lambda w, n_heads: w, "w is unchanged"),
+        (lambda w, n_heads: w.clone(), "w is unchanged"),
+        (whole_matrix, "as if it were one head"),
+        (inverse, "that is the inverse permutation"),
+        (lambda w, n_heads: permute_reshape(w, n_heads) * 2, "move whole rows"),
+        (lambda w, n_heads: permute_reshape(w, n_heads).T, "w's shape"),
+        (lambda w, n_heads: permute_reshape(w, n_heads).float(), "dtype torch.float64"),
+    ]:
+        with pytest.raises(ExerciseError, match=hint):
+            check_permute_for_rotate_half(wrong)
+
+
+def test_rope_layouts_differ_and_the_permutation_reconciles_them():
+    """The premise of the exercise: with the same weights the two layouts disagree, and the
+    check's rotate-half RoPE is Hugging Face's (llmcourse.positional.apply_rotary)."""
+    from llmcourse.exercises import ch12
+    from llmcourse.positional import apply_rotary, rotary_cos_sin
+
+    torch.manual_seed(0)
+    x, w_q, w_k = torch.randn(6, 16), torch.randn(2 * 8, 16), torch.randn(8, 16)
+    half = ch12._scores(x, w_q, w_k, 2, 1, ch12._rope_rotate_half)
+    interleaved = ch12._scores(x, w_q, w_k, 2, 1, ch12._rope_interleaved)
+    assert (half - interleaved).abs().max() > 1.0
+    fixed = ch12._scores(
+        x, permute_reshape(w_q, 2), permute_reshape(w_k, 1), 2, 1, ch12._rope_rotate_half
+    )
+    torch.testing.assert_close(fixed, interleaved)
+    q = (x @ w_q.T).view(6, 2, 8).transpose(0, 1)
+    cos, sin = rotary_cos_sin(torch.arange(6), 8, 10000.0)
+    torch.testing.assert_close(ch12._rope_rotate_half(q, 10000.0), apply_rotary(q, cos, sin))
+    # and its interleaved RoPE is Meta's: pairs (2i, 2i + 1) as complex numbers, times
+    # e^{i m theta_i} (llama/model.py, apply_rotary_emb)
+    angles = torch.arange(6)[:, None] * 10000.0 ** (-torch.arange(0, 8, 2) / 8)
+    freqs_cis = torch.polar(torch.ones_like(angles), angles)  # (T, D/2)
+    meta = torch.view_as_real(torch.view_as_complex(q.reshape(2, 6, 4, 2)) * freqs_cis)
+    torch.testing.assert_close(ch12._rope_interleaved(q, 10000.0), meta.flatten(-2))

@@ -143,6 +143,12 @@ RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
         "def f(x, n):\n    B, K, S, D = x.shape\n"
         "    return x[:, :, None].expand(B, K, n, S, D).reshape(B, K * n, S, D)\n"
     ],
+    "ex-ch12-rope-permute": [
+        "def f(w, n):\n    rows, C = w.shape\n"
+        "    return w.view(n, rows // n // 2, 2, C).transpose(1, 2).reshape(rows, C)\n",
+        "def f(w, n):\n    D = w.shape[0] // n\n    order = [*range(0, D, 2), *range(1, D, 2)]\n"
+        "    return w[[h * D + i for h in range(n) for i in order]]\n",
+    ],
     "ex-ch09-top-p": [
         "def f(p, top):\n    s, i = p.sort(descending=True)\n    keep = (s.cumsum(0) - s) < top\n"
         "    out = torch.zeros_like(p)\n    out[i[keep]] = s[keep]\n    return out / out.sum()\n"
@@ -236,6 +242,13 @@ WRONG = {  # plausible slips, each must fail with a message saying what is wrong
     "ex-ch12-repeat-kv": [
         "def f(x, n):\n    return x.repeat(1, n, 1, 1)\n",
         "def f(x, n):\n    return x.repeat_interleave(n, dim=2)\n",
+    ],
+    "ex-ch12-rope-permute": [
+        "def f(w, n):\n    return w\n",
+        "def f(w, n):\n    rows, C = w.shape\n"
+        "    return w.view(rows // 2, 2, C).transpose(0, 1).reshape(rows, C)\n",
+        "def f(w, n):\n    rows, C = w.shape\n"
+        "    return w.view(n, 2, rows // n // 2, C).transpose(1, 2).reshape(rows, C)\n",
     ],
     "ex-ch09-top-p": [
         "def f(p, top):\n    s, i = p.sort(descending=True)\n    keep = s.cumsum(0) < top\n"

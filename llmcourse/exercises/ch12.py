@@ -4,6 +4,7 @@ check_rms_norm(rms_norm)          RMSNorm: x / sqrt(mean(x^2) + eps) * weight
 check_swiglu(swiglu)              the SwiGLU MLP: down(silu(gate(x)) * up(x))
 check_repeat_kv(repeat_kv)        grouped-query attention's head sharing
 check_kv_cache_bytes(kv_bytes)    the KV cache's memory, with and without GQA
+check_permute_for_rotate_half(p)  RoPE layouts: the q/k row permutation, interleaved -> halves
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from torch.nn import functional as F
 
 from llmcourse.exercises import ExerciseError, expect, run_checks
 
-__all__ = ["check_rms_norm", "check_swiglu", "check_repeat_kv", "check_kv_cache_bytes"]
+__all__ = [
+    "check_rms_norm",
+    "check_swiglu",
+    "check_repeat_kv",
+    "check_kv_cache_bytes",
+    "check_permute_for_rotate_half",
+]
 
 
 def _check_dtype(got) -> None:
@@ -195,3 +202,119 @@ def check_kv_cache_bytes(kv_cache_bytes) -> None:
         )
 
     return run_checks("Exercise: KV cache memory", kv_cache_bytes, [smollm2, integer])
+
+
+# ---- RoPE layouts -----------------------------------------------------------------------------
+# Shapes: H heads, T positions, D head size, C model width; a projection weight is (H * D, C).
+
+
+def _rope_angles(T: int, D: int, base: float, dtype):
+    inv_freq = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)  # (D/2,)
+    angles = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq  # (T, D/2)
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def _rope_interleaved(x, base):
+    """Meta's layout: pair i is dimensions (2i, 2i + 1). x: (H, T, D)."""
+    cos, sin = _rope_angles(x.shape[-2], x.shape[-1], base, x.dtype)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).flatten(-2)
+
+
+def _rope_rotate_half(x, base):
+    """Hugging Face's layout: pair i is dimensions (i, i + D/2). x: (H, T, D)."""
+    cos, sin = _rope_angles(x.shape[-2], x.shape[-1], base, x.dtype)
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1)
+
+
+def _scores(x, w_q, w_k, n_heads, n_kv_heads, rope, base=10000.0):
+    """Attention scores q . k of every query head, (H, T, T), with grouped key heads."""
+    T, D = x.shape[0], w_q.shape[0] // n_heads
+    q = rope((x @ w_q.T).view(T, n_heads, D).transpose(0, 1), base)  # (H, T, D)
+    k = rope((x @ w_k.T).view(T, n_kv_heads, D).transpose(0, 1), base)  # (K, T, D)
+    k = k.repeat_interleave(n_heads // n_kv_heads, dim=0)  # (H, T, D)
+    return q @ k.transpose(1, 2)
+
+
+def _halves_rows(n_heads: int, D: int) -> list[int]:
+    """The right answer as row indices: in each head, rows 0, 2, 4, ... then 1, 3, 5, ..."""
+    return [h * D + 2 * i + a for h in range(n_heads) for a in (0, 1) for i in range(D // 2)]
+
+
+def _inverse_rows(n_heads: int, D: int) -> list[int]:
+    """The inverse (halves -> interleaved): row 2i + a of a head is old row a * D/2 + i."""
+    return [h * D + a * (D // 2) + i for h in range(n_heads) for i in range(D // 2) for a in (0, 1)]
+
+
+def _diagnose(permute, n_heads: int, D: int) -> str:
+    """Which rows the answer moved where, told from a weight whose row r holds r."""
+    rows = n_heads * D
+    probe = torch.arange(rows, dtype=torch.float64)[:, None].repeat(1, 3)
+    got = permute(probe.clone(), n_heads)
+    if not (isinstance(got, torch.Tensor) and got.shape == probe.shape):
+        return f"return a tensor of w's shape {tuple(probe.shape)}"
+    order = got[:, 0].tolist()
+    if not torch.equal(got, got[:, :1].expand_as(got)) or sorted(order) != list(range(rows)):
+        return (
+            "move whole rows of w (each row is one output dimension of the projection), "
+            "without changing or mixing their values"
+        )
+    if order == list(range(rows)):
+        return (
+            "w is unchanged: rotate-half pairs dimension i with i + D/2, so the rows that "
+            "interleaved RoPE pairs, 2i and 2i + 1, must be moved to i and i + D/2"
+        )
+    if n_heads > 1 and order == _halves_rows(1, rows):
+        return (
+            "you permuted the whole matrix as if it were one head: RoPE pairs dimensions "
+            "inside each head, so view w as (n_heads, D, C) and reorder each head's D rows"
+        )
+    if order == _inverse_rows(n_heads, D):
+        return (
+            "that is the inverse permutation (rotate-half -> interleaved): row i of each "
+            "head must come from old row 2i, and row i + D/2 from old row 2i + 1"
+        )
+    return (
+        "in each head of D rows, new row i (i < D/2) must be old row 2i and new row "
+        "i + D/2 old row 2i + 1, so that the pair (2i, 2i + 1) becomes the pair (i, i + D/2)"
+    )
+
+
+def check_permute_for_rotate_half(permute) -> None:
+    """``permute(w, n_heads)``: the rows of a (n_heads * D, C) query or key weight reordered
+    so that rotate-half RoPE with the new weight gives the attention scores that interleaved
+    RoPE gives with the old one."""
+    gen = torch.Generator().manual_seed(14)
+
+    def same_scores(f, n_heads, n_kv_heads, D, C, dtype):
+        x = torch.randn(5, C, generator=gen, dtype=torch.float64).to(dtype)
+        w_q = torch.randn(n_heads * D, C, generator=gen, dtype=torch.float64).to(dtype)
+        w_k = torch.randn(n_kv_heads * D, C, generator=gen, dtype=torch.float64).to(dtype)
+        want = _scores(x, w_q, w_k, n_heads, n_kv_heads, _rope_interleaved)
+        new_q, new_k = f(w_q.clone(), n_heads), f(w_k.clone(), n_kv_heads)
+        for got, w in ((new_q, w_q), (new_k, w_k)):
+            expect(
+                isinstance(got, torch.Tensor) and got.shape == w.shape and got.dtype == dtype,
+                f"return a tensor of w's shape {tuple(w.shape)} and dtype {dtype}, got "
+                f"{getattr(got, 'shape', got)!r} ({getattr(got, 'dtype', type(got).__name__)})",
+            )
+        got = _scores(x, new_q, new_k, n_heads, n_kv_heads, _rope_rotate_half)
+        tol = (1e-4 if dtype == torch.float32 else 1e-10) * want.abs().max().item()
+        if not torch.allclose(got.double(), want.double(), rtol=0, atol=tol):
+            raise ExerciseError(
+                f"with n_heads={n_heads} (keys: {n_kv_heads}) and head size D={D} the "
+                f"scores differ: {_diagnose(f, n_heads, D)}"
+            )
+
+    def one_head(f):
+        same_scores(f, 1, 1, 8, 6, torch.float64)
+
+    def several_heads(f):
+        for n_heads, n_kv_heads, D, C in ((4, 2, 16, 12), (3, 3, 8, 10), (9, 3, 64, 24)):
+            same_scores(f, n_heads, n_kv_heads, D, C, torch.float64)
+
+    def float32(f):
+        same_scores(f, 4, 1, 32, 16, torch.float32)
+
+    return run_checks("Exercise: RoPE layouts", permute, [one_head, several_heads, float32])

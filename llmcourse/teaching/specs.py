@@ -1255,6 +1255,28 @@ _add(
 )
 
 
+def _permute_for_rotate_half(w, n_heads):
+    """Hugging Face's convert_llama_weights_to_hf.py: interleaved RoPE rows -> halves."""
+    rows, C = w.shape
+    return w.view(n_heads, rows // n_heads // 2, 2, C).transpose(1, 2).reshape(rows, C)
+
+
+def _rope_permute_case(rng, dt) -> Case:
+    H, D, C = _dims(rng, 1, 4), 2 * _dims(rng, 3, 8), _dims(rng, 2, 8)
+    return Case((_t(rng, H * D, C, dtype=dt), H))
+
+
+_add(
+    Spec(
+        "ex-ch12-rope-permute",
+        lambda rng: _tensor_cases(rng, _rope_permute_case),
+        _permute_for_rotate_half,
+        close(rtol=0, atol=0),
+        forbid={"unpermute_rope_rows"},  # chapter 14's package function, the same permutation
+    )
+)
+
+
 # ---- chapter 13 ----------------------------------------------------------------------------
 def _choose_rank(singular_values, keep):
     s2 = torch.as_tensor(singular_values, dtype=F64).sort(descending=True).values ** 2
