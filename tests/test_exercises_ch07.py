@@ -3,8 +3,14 @@
 import pytest
 import torch
 
+from llmcourse.encoder_decoder import CrossAttentionBlock
 from llmcourse.exercises import ExerciseError, NotYetAnswered
-from llmcourse.exercises.ch07 import check_attention_mask, check_block_params, check_mean_pool
+from llmcourse.exercises.ch07 import (
+    check_attention_mask,
+    check_block_params,
+    check_changed_positions,
+    check_mean_pool,
+)
 
 
 def block_params(C):
@@ -95,6 +101,59 @@ def test_mean_pool_wrong(wrong, hint):
 
 
 def test_not_yet_answered():
-    for check in (check_block_params, check_attention_mask, check_mean_pool):
+    for check in (
+        check_block_params,
+        check_attention_mask,
+        check_mean_pool,
+        check_changed_positions,
+    ):
         with pytest.raises(NotYetAnswered):
             check(None)
+
+
+def changed_by_rule(T, S, side, j):
+    return list(range(T)) if side == "source" else list(range(j, T))
+
+
+def changed_by_experiment(T, S, side, j):  # a second right answer: run a block and look
+    torch.manual_seed(0)
+    block = CrossAttentionBlock(8, 2, 16)
+    x, memory = torch.randn(1, T, 8), torch.randn(1, S, 8)
+    edited_x, edited_memory = x.clone(), memory.clone()
+    # a random vector: adding one number to every feature would be undone by the LayerNorm
+    (edited_memory if side == "source" else edited_x)[0, j] += torch.randn(8)
+    with torch.no_grad():
+        change = (block(edited_x, edited_memory) - block(x, memory)).abs().amax(-1)[0]
+    return (change > 1e-6).nonzero().flatten().tolist()
+
+
+@pytest.mark.parametrize("right", [changed_by_rule, changed_by_experiment])
+def test_changed_positions_passes(right, capsys):
+    check_changed_positions(right)  # raises if the answer is rejected
+    assert "all 2 checks passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        # the source treated as causal, like the target
+        (lambda T, S, side, j: list(range(min(j, T), T)), "the source is not causal"),
+        # the target treated as bidirectional
+        (lambda T, S, side, j: list(range(T)), "self-attention is causal"),
+        # only the edited position changes
+        (
+            lambda T, S, side, j: list(range(T)) if side == "source" else [j],
+            "not only position",
+        ),
+        # the last source position mapped onto the target
+        (
+            lambda T, S, side, j: [min(j, T - 1)] if side == "source" else list(range(j, T)),
+            "expected",
+        ),
+        (lambda T, S, side, j: len(range(T)), "return a list of target positions"),
+        (lambda T, S, side, j: list(range(T))[::-1], "in increasing order"),
+    ],
+)
+def test_changed_positions_wrong(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_changed_positions(wrong)

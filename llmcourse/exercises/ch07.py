@@ -3,15 +3,21 @@
 check_block_params(block_params)        parameters of one GPT-2 block, by formula
 check_attention_mask(attention_mask)    causal (decoder) vs bidirectional (encoder) + padding
 check_mean_pool(mean_pool)              sentence embedding: mean over real tokens only
+check_changed_positions(changed_positions)  which outputs of a cross-attention block an edit reaches
 """
 
 from __future__ import annotations
 
 import torch
 
-from llmcourse.exercises import expect, run_checks
+from llmcourse.exercises import ExerciseError, expect, run_checks
 
-__all__ = ["check_block_params", "check_attention_mask", "check_mean_pool"]
+__all__ = [
+    "check_block_params",
+    "check_attention_mask",
+    "check_mean_pool",
+    "check_changed_positions",
+]
 
 
 def check_block_params(block_params) -> None:
@@ -131,3 +137,68 @@ def check_mean_pool(mean_pool) -> None:
         )
 
     return run_checks("Exercise: mean pooling", mean_pool, [values])
+
+
+def _reference_changes(T, S, side, j):
+    # Every target position reads every source token through cross-attention; a target token
+    # reaches its own and later positions only, through the causal self-attention.
+    return list(range(T)) if side == "source" else list(range(j, T))
+
+
+def check_changed_positions(changed_positions) -> None:
+    """``changed_positions(T, S, side, j)``: the target positions (0..T-1) whose output of a
+    decoder block with cross-attention changes when source token j (``side="source"``) or
+    target token j (``side="target"``) is edited; no padding."""
+
+    def as_positions(got, T):
+        try:
+            values = [int(i) for i in got]
+        except (TypeError, ValueError):
+            raise ExerciseError(
+                f"return a list of target positions (ints from 0 to {T - 1}), got {got!r}"
+            ) from None
+        expect(
+            values == sorted(set(values)),
+            f"return each position once, in increasing order, got {values}",
+        )
+        return values
+
+    def source_edits(f):
+        for T, S, j in ((6, 9, 8), (6, 9, 0), (4, 3, 2), (5, 5, 4)):
+            got, want = as_positions(f(T, S, "source", j), T), _reference_changes(T, S, "source", j)
+            expect(
+                got != list(range(min(j, T), T)) or got == want,
+                f"editing source token {j} (T={T}, S={S}): the source is not causal to the "
+                "target. Cross-attention lets every target position read every source token, "
+                "so a source edit reaches all T positions, whatever j is",
+            )
+            expect(
+                got == want,
+                f"editing source token {j} (T={T}, S={S}): expected {want}, got {got}. Every "
+                "target position's cross-attention reads the whole source",
+            )
+
+    def target_edits(f):
+        for T, S, j in ((6, 9, 5), (6, 9, 0), (6, 9, 2), (3, 7, 1)):
+            got, want = as_positions(f(T, S, "target", j), T), _reference_changes(T, S, "target", j)
+            expect(
+                got != list(range(T)) or got == want,
+                f"editing target token {j} (T={T}): the decoder's self-attention is causal, so "
+                f"positions before {j} never see token {j} and keep their outputs",
+            )
+            expect(
+                got != [j] or got == want,
+                f"editing target token {j} (T={T}): not only position {j} changes; every later "
+                f"position attends to token {j} through the causal self-attention",
+            )
+            expect(
+                got == want,
+                f"editing target token {j} (T={T}): expected {want}, got {got}. Position i sees "
+                "target tokens 0..i",
+            )
+
+    return run_checks(
+        "Exercise: what an edit reaches in a cross-attention block",
+        changed_positions,
+        [source_edits, target_edits],
+    )

@@ -945,6 +945,24 @@ _add(
     )
 )
 
+
+def _cross_changes_cases(rng) -> list[Case]:
+    cases = []
+    for side in ("source", "target", "target"):
+        T, S = _dims(rng, 2, 9), _dims(rng, 2, 9)
+        cases.append(Case((T, S, side, int(rng.integers(0, T if side == "target" else S)))))
+    return cases
+
+
+_add(
+    Spec(
+        "ex-ch07-cross-changes",
+        _cross_changes_cases,
+        lambda T, S, side, j: list(range(T)) if side == "source" else list(range(j, T)),
+        equal(index_list),
+    )
+)
+
 # ---- chapter 8 -----------------------------------------------------------------------------
 _add(
     Spec(
