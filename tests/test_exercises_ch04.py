@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch04 import check_attention, check_causal_mask, check_stable_softmax
@@ -159,3 +160,186 @@ def test_causal_mask_fixed_size():
 def test_causal_mask_not_answered():
     with pytest.raises(NotYetAnswered):
         check_causal_mask(None)
+
+
+# --- shuffle the tokens ------------------------------------------------------------------
+
+
+def _self_attention(X, W_query, W_key, W_value, causal):
+    Q, K, V = X @ W_query, X @ W_key, X @ W_value
+    scores = Q @ K.T / math.sqrt(K.shape[-1])
+    if causal:
+        T = X.shape[0]
+        scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    return torch.softmax(scores, dim=-1) @ V
+
+
+def shuffle_gap(X, W_query, W_key, W_value, perm, causal):
+    out = _self_attention(X, W_query, W_key, W_value, causal)
+    shuffled = _self_attention(X[perm], W_query, W_key, W_value, causal)
+    return (shuffled - out[perm]).abs().max().item()
+
+
+def shuffle_gap_sdpa_float64(X, W_query, W_key, W_value, perm, causal):
+    # a second right answer: PyTorch's attention, in float64, and a tensor returned
+    X, W_query, W_key, W_value = (t.double() for t in (X, W_query, W_key, W_value))
+
+    def run(X):
+        q, k, v = ((X @ W)[None] for W in (W_query, W_key, W_value))
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)[0]
+
+    return torch.max(torch.abs(run(X[perm]) - run(X).index_select(0, perm)))
+
+
+@pytest.mark.parametrize("answer", [shuffle_gap, shuffle_gap_sdpa_float64])
+def test_shuffle_gap_right(answer, capsys):
+    from llmcourse.exercises.ch04 import check_shuffle_gap
+
+    check_shuffle_gap(answer)  # raises if the answer is rejected
+    assert "all 3 checks passed" in capsys.readouterr().out
+
+
+def _not_shuffled_back(X, Wq, Wk, Wv, perm, causal):
+    out = _self_attention(X, Wq, Wk, Wv, causal)
+    return (_self_attention(X[perm], Wq, Wk, Wv, causal) - out).abs().max().item()
+
+
+def _inverse(X, Wq, Wk, Wv, perm, causal):
+    out = _self_attention(X, Wq, Wk, Wv, causal)[perm.argsort()]
+    return (_self_attention(X[perm], Wq, Wk, Wv, causal) - out).abs().max().item()
+
+
+def _mask_ignored(X, Wq, Wk, Wv, perm, causal):
+    return shuffle_gap(X, Wq, Wk, Wv, perm, False)
+
+
+def _mask_shuffled_with_tokens(X, Wq, Wk, Wv, perm, causal):
+    # the causal mask moved with the tokens: the shuffled run is the original, reordered
+    T = X.shape[0]
+    Q, K, V = X[perm] @ Wq, X[perm] @ Wk, X[perm] @ Wv
+    allowed = torch.ones(T, T, dtype=torch.bool)
+    if causal:
+        allowed = allowed.tril()[perm][:, perm]
+    scores = (Q @ K.T / math.sqrt(K.shape[-1])).masked_fill(~allowed, float("-inf"))
+    out = _self_attention(X, Wq, Wk, Wv, causal)
+    return (torch.softmax(scores, dim=-1) @ V - out[perm]).abs().max().item()
+
+
+def _signed(X, Wq, Wk, Wv, perm, causal):
+    out = _self_attention(X, Wq, Wk, Wv, causal)
+    return (_self_attention(X[perm], Wq, Wk, Wv, causal) - out[perm]).max().item()
+
+
+def _float32_only(X, Wq, Wk, Wv, perm, causal):
+    return shuffle_gap(X.float(), Wq.float(), Wk.float(), Wv.float(), perm, causal) * (
+        2 if X.dtype == torch.float64 else 1
+    )
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_not_shuffled_back, "not with out itself"),
+        (_inverse, "inverse permutation"),
+        (_mask_ignored, "Apply the causal mask"),
+        (_mask_shuffled_with_tokens, "do not shuffle the mask"),
+        (_signed, r"take \.abs\(\) before \.max\(\)"),
+        (lambda *args: 0.0, "should not be zero"),
+        (lambda X, *args: torch.zeros(2), "return one number"),
+        (_float32_only, "in float64"),
+    ],
+)
+def test_shuffle_gap_wrong(wrong, hint):
+    from llmcourse.exercises.ch04 import check_shuffle_gap
+
+    with pytest.raises(ExerciseError, match=hint):
+        check_shuffle_gap(wrong)
+
+
+def test_shuffle_gap_not_answered():
+    from llmcourse.exercises.ch04 import check_shuffle_gap
+
+    with pytest.raises(NotYetAnswered):
+        check_shuffle_gap(None)
+
+
+# --- attention that ignores padding ------------------------------------------------------
+
+
+def padded_attention(Q, K, V, lengths):
+    T = K.shape[-2]
+    real_key = torch.arange(T)[None, None, :] < lengths[:, None, None]
+    scores = Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1])
+    return torch.softmax(scores.masked_fill(~real_key, float("-inf")), dim=-1) @ V
+
+
+def padded_attention_loop(Q, K, V, lengths):
+    # a second right answer: one sequence at a time, its padding cut off, zeros after
+    out = torch.zeros(*Q.shape[:2], V.shape[-1], dtype=torch.float64)
+    for b, n in enumerate(lengths.tolist()):
+        q, k, v = Q[b, :n].double(), K[b, :n].double(), V[b, :n].double()
+        out[b, :n] = torch.softmax(q @ k.T / k.shape[-1] ** 0.5, dim=-1) @ v
+    return out
+
+
+def padded_attention_sdpa(Q, K, V, lengths):
+    # a third: PyTorch's attention with a boolean mask (True = may attend), float32
+    real_key = torch.arange(K.shape[1])[None, None, :] < lengths[:, None, None]
+    Q, K, V = Q.float(), K.float(), V.float()
+    return F.scaled_dot_product_attention(Q, K, V, attn_mask=real_key)
+
+
+@pytest.mark.parametrize("answer", [padded_attention, padded_attention_loop, padded_attention_sdpa])
+def test_padded_attention_right(answer, capsys):
+    from llmcourse.exercises.ch04 import check_padded_attention
+
+    check_padded_attention(answer)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def _masked(Q, K, V, mask, scale=True, how="-inf"):
+    scores = Q @ K.transpose(-2, -1) / (math.sqrt(Q.shape[-1]) if scale else 1.0)
+    if how == "zero":
+        scores = scores * mask
+    elif how == "-inf":
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    if how == "after":
+        weights = weights * mask
+    return weights @ V
+
+
+def _keys(K, lengths, offset=0):
+    return (torch.arange(K.shape[1])[None, :] < lengths[:, None] + offset)[:, None, :]
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda Q, K, V, n: _masked(Q, K, V, torch.ones_like(_keys(K, n))), "padding keys still"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n), how="zero"), "not to 0"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n), how="after"), "sum to less than 1"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n, offset=1)), "off by one"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n).transpose(1, 2)), "masking the queries"),
+        (lambda Q, K, V, n: F.scaled_dot_product_attention(Q, K, V), "padding keys still"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n), scale=False), "sqrt\\(d_k\\)"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n))[:, :, :1], "give an output of shape"),
+        (
+            lambda Q, K, V, n: _masked(Q[:, :6], K[:, :6], V[:, :6], _keys(K[:, :6], n)),
+            "take T from the inputs",
+        ),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n)).float().round(), "differ from"),
+    ],
+)
+def test_padded_attention_wrong(wrong, hint):
+    from llmcourse.exercises.ch04 import check_padded_attention
+
+    with pytest.raises(ExerciseError, match=hint):
+        check_padded_attention(wrong)
+
+
+def test_padded_attention_not_answered():
+    from llmcourse.exercises.ch04 import check_padded_attention
+
+    with pytest.raises(NotYetAnswered):
+        check_padded_attention(None)

@@ -70,6 +70,49 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "def {name}(T):\n    return torch.ones(T, T).tril()\n",
         ],
     ),
+    "ex-ch04-shuffle": (
+        [
+            "def {name}(X, Wq, Wk, Wv, perm, causal):\n"
+            "    def run(X):\n        X = X.double()\n"
+            "        q, k, v = ((X @ W.double())[None] for W in (Wq, Wk, Wv))\n"
+            "        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)[0]\n"
+            "    return torch.max(torch.abs(run(X[perm]) - run(X)[perm]))\n",
+        ],
+        [
+            "def {name}(X, Wq, Wk, Wv, perm, causal):\n"
+            "    def run(X):\n        q, k, v = ((X @ W)[None] for W in (Wq, Wk, Wv))\n"
+            "        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)[0]\n"
+            "    return (run(X[perm]) - run(X)).abs().max().item()\n",
+            "def {name}(X, Wq, Wk, Wv, perm, causal):\n"
+            "    def run(X):\n        q, k, v = ((X @ W)[None] for W in (Wq, Wk, Wv))\n"
+            "        return F.scaled_dot_product_attention(q, k, v)[0]\n"
+            "    return (run(X[perm]) - run(X)[perm]).abs().max().item()\n",
+        ],
+    ),
+    "ex-ch04-padding": (
+        [
+            "def {name}(Q, K, V, lengths):\n"
+            "    keep = torch.arange(K.shape[1])[None, None, :] < lengths[:, None, None]\n"
+            "    return F.scaled_dot_product_attention(Q.float(), K.float(), V.float(), "
+            "attn_mask=keep)\n",
+            "def {name}(Q, K, V, lengths):\n"
+            "    out = torch.zeros(*Q.shape[:2], V.shape[-1], dtype=torch.float64)\n"
+            "    for b, n in enumerate(lengths.tolist()):\n"
+            "        q, k, v = Q[b, :n].double(), K[b, :n].double(), V[b, :n].double()\n"
+            "        out[b, :n] = torch.softmax(q @ k.T / k.shape[-1] ** 0.5, -1) @ v\n"
+            "    return out\n",
+        ],
+        [
+            "def {name}(Q, K, V, lengths):\n"
+            "    keep = torch.arange(K.shape[1])[None, None, :] < lengths[:, None, None]\n"
+            "    s = Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1])\n"
+            "    return torch.softmax(s * keep, dim=-1) @ V\n",
+            "def {name}(Q, K, V, lengths):\n"
+            "    keep = torch.arange(K.shape[1])[None, None, :] < lengths[:, None, None]\n"
+            "    s = Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1])\n"
+            "    return torch.softmax(s, dim=-1) * keep @ V\n",
+        ],
+    ),
     "ex-ch05-split": (
         [
             "def {name}(x, num_heads):\n    B, T, C = x.shape\n"
@@ -430,9 +473,9 @@ def _cheats(b: Builder, write) -> None:
             "cheat-getattr",
             "cheat-alias-elsewhere",
         ):
-            outcome = {**none, "ex-ch04-attention": "pass", "ex-ch04-causal": "pass"}
+            outcome = {**dict.fromkeys(names, "pass"), "ex-ch04-softmax": "no credit"}
         if student in ("cheat-alias", "cheat-wrapper"):
-            outcome = {**none, "ex-ch04-softmax": "pass", "ex-ch04-causal": "pass"}
+            outcome = {**dict.fromkeys(names, "pass"), "ex-ch04-attention": "no credit"}
         if student == "cheat-write-teacher":
             outcome = {label: "pass" for label in names}  # it fails to write: read-only
         nb = b.notebook(answers, after)

@@ -817,6 +817,99 @@ _add(
     )
 )
 
+
+def _ch04_scores(Q, K, allowed=None):
+    """Q K^T / sqrt(d_k) in float64, -inf where ``allowed`` (True = may attend) is False."""
+    scores = Q.double() @ K.double().transpose(-2, -1) / math.sqrt(Q.shape[-1])
+    return scores if allowed is None else scores.masked_fill(~allowed, float("-inf"))
+
+
+def _shuffle_gap(X, W_query, W_key, W_value, perm, causal):
+    def run(X):
+        T = X.shape[0]
+        allowed = torch.ones(T, T, dtype=torch.bool).tril() if causal else None
+        Q, K, V = (X.double() @ W.double() for W in (W_query, W_key, W_value))
+        return _softmax(_ch04_scores(Q, K, allowed)) @ V
+
+    return float((run(X[perm]) - run(X)[perm]).abs().max())
+
+
+def _shuffle_gap_cases(rng):
+    """Without the mask and with it, in float32 and float64; permutations that are not their
+    own inverse, and data whose causal gap is far from zero."""
+    cases = []
+    for dt in _dtypes():
+        for causal in (False, True):
+            while True:
+                T, d_model, d_k = _dims(rng, 3, 7), _dims(rng, 2, 8), _dims(rng, 2, 6)
+                perm = rng.permutation(T)
+                X = _t(rng, T, d_model, dtype=dt)
+                Ws = [_t(rng, d_model, d_k, dtype=dt, scale=0.7) for _ in range(3)]
+                case = Case((X, *Ws, torch.from_numpy(perm), causal))
+                involution = (perm[perm] == np.arange(T)).all()
+                if not involution and (not causal or _shuffle_gap(*case.args) > 0.05):
+                    cases.append(case)
+                    break
+    return cases
+
+
+def _gap(got, want) -> str | None:
+    """A reference gap of zero (up to float64 rounding) accepts float32 rounding; any other
+    must be matched to 1e-3."""
+    array = _array(got)
+    if array is None or array.size != 1:
+        return f"expected one number, got {_what(got)}"
+    value = float(array.reshape(()))
+    if want < 1e-9:
+        if not abs(value) <= 1e-4:
+            return f"expected 0 (up to rounding), got {value:.6g}"
+    elif not math.isclose(value, want, rel_tol=1e-3, abs_tol=1e-4):
+        return f"expected {want:.6g}, got {value:.6g}"
+    return None
+
+
+def _padded_attention(Q, K, V, lengths):
+    """Real queries over real keys; the padding queries' rows are NaN: not compared."""
+    real = torch.arange(K.shape[-2])[None, :] < lengths[:, None]  # (B, T)
+    out = _softmax(_ch04_scores(Q, K, real[:, None, :])) @ V.double()
+    return out.masked_fill(~real[:, :, None], float("nan"))
+
+
+def _padded_attention_case(rng, dt) -> Case:
+    B, T, d_k, d_v = _dims(rng, 1, 4), _dims(rng, 2, 7), _dims(rng, 2, 9), _dims(rng, 1, 5)
+    lengths = rng.integers(1, T + 1, size=B)
+    lengths[int(rng.integers(0, B))] = T  # one sequence without padding
+    qkv = (_t(rng, B, T, d, dtype=dt) for d in (d_k, d_k, d_v))
+    return Case((*qkv, torch.from_numpy(lengths)))
+
+
+def _close_where_defined(got, want) -> str | None:
+    """``close()`` on the entries where the reference is defined (not NaN): the rows of
+    padding queries may hold anything."""
+    want = np.asarray(want)
+    array = _array(got)
+    if array is not None and array.shape == want.shape:
+        array = np.where(np.isnan(want), np.nan, array.astype(np.float64))
+    return close()(got if array is None else array, want)
+
+
+_add(
+    Spec(
+        "ex-ch04-shuffle",
+        _shuffle_gap_cases,
+        _shuffle_gap,
+        _gap,
+    )
+)
+_add(
+    Spec(
+        "ex-ch04-padding",
+        lambda rng: _tensor_cases(rng, _padded_attention_case),
+        _padded_attention,
+        _close_where_defined,
+    )
+)
+
 # ---- chapter 5 -----------------------------------------------------------------------------
 _add(
     Spec(
