@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 # Everything ruff checks and formats: the package, its tests and tools, and the chapters' code.
 CODE   := llmcourse tests tools benchmarks scripts _ext book
 
-.PHONY: install data book test lab execute benchmark scaling clean student student-site grade \
+.PHONY: install data book pdf test lab execute benchmark scaling clean student student-site grade \
         grade-merge guide layout test-site test-colab
 
 $(STAMP): requirements.txt pyproject.toml
@@ -30,6 +30,11 @@ data: install
 book: install
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
+
+# The whole book as one PDF, printed from the website by headless Chromium:
+# _build/pdf/rise-of-llms.pdf.
+pdf: book
+	$(PY) tools/make_pdf.py
 
 # Every test: lint, unit tests, nbval over every chapter (all outputs compared), the -W build.
 test: data

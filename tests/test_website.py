@@ -420,3 +420,17 @@ def test_explorer_pages_stay_under_2_mb(site, prefix):
     size = html_file.stat().st_size + sum((html_file.parent / src).stat().st_size for src in images)
     assert size < 2_000_000, f"{page}: {size:,} bytes"
     print(f"{page}: {size:,} bytes of its own ({html_file.stat().st_size:,} of HTML)")
+
+
+def test_the_book_prints_to_pdf_with_its_formulas_rendered(site, tmp_path):
+    sys.path.insert(0, str(ROOT / "tools"))
+    from make_pdf import make_pdf
+
+    out = tmp_path / "chapter.pdf"
+    pages = make_pdf(site, out, ["book/04_self_attention"])
+    assert pages >= 5 and not out.with_suffix(".pdf.partial").exists()
+    from pypdf import PdfReader
+
+    text = "\n".join(page.extract_text() for page in PdfReader(out).pages)
+    assert "Self-attention" in text and "softmax" in text
+    assert "\\frac" not in text and "\\sqrt" not in text, "raw TeX: MathJax did not render"
