@@ -57,7 +57,7 @@ def pre_and_post_norm():
         (
             0.75,
             "pre-norm",
-            "GPT-2, Llama",
+            "GPT-2 (Llama: RMSNorm)",
             [(0.75, 2.05, [("LayerNorm", "norm", 1.15), ("attention", "attention", 1.65)]),
              (2.35, 3.65, [("LayerNorm", "norm", 2.75), ("FFN", "weight", 3.25)])],
             [],
