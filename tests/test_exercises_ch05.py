@@ -1,10 +1,14 @@
 """The chapter 5 checks pass the model answers and reject plausible wrong ones."""
 
 import pytest
+import torch
+from torch import nn
 
+from llmcourse.attention import scaled_dot_product_attention
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch05 import (
     check_attention_flops,
+    check_heads_one_by_one,
     check_mha_parameter_count,
     check_split_heads,
 )
@@ -90,3 +94,102 @@ def test_flops_times_heads():
 def test_flops_not_answered():
     with pytest.raises(NotYetAnswered):
         check_attention_flops(None)
+
+
+# ---- a multi-head layer from single heads ----------------------------------------------------
+
+
+def heads_as_modules(x, state, num_heads):
+    """The book's answer: h single-head modules holding their slices of the fused weights."""
+    C = x.shape[-1]
+    d = C // num_heads
+    outputs = []
+    for i in range(num_heads):
+        rows = slice(i * d, (i + 1) * d)
+        q, k, v = (nn.Linear(C, d, dtype=x.dtype) for _ in range(3))
+        with torch.no_grad():
+            for name, layer in zip("qkv", (q, k, v)):
+                layer.weight.copy_(state[f"{name}_proj.weight"][rows])
+                layer.bias.copy_(state[f"{name}_proj.bias"][rows])
+        outputs.append(scaled_dot_product_attention(q(x), k(x), v(x)))
+    return torch.cat(outputs, dim=-1) @ state["out_proj.weight"].T + state["out_proj.bias"]
+
+
+def heads_projected_one_by_one(x, state, num_heads, slip=None):
+    """Tensors only, and W^O split by columns: sum over heads of head_i W^O_i (= Concat W^O).
+
+    ``slip`` makes one of the usual mistakes instead."""
+    C = x.shape[-1]
+    d = C // num_heads
+    total = state["out_proj.bias"].clone()
+    heads = []
+    for i in range(num_heads):
+        rows = slice(i, None, num_heads) if slip == "strided" else slice(i * d, (i + 1) * d)
+        q, k, v = (
+            x @ state[f"{n}_proj.weight"][rows].T + state[f"{n}_proj.bias"][rows] for n in "qkv"
+        )
+        width = C if slip == "sqrt C" else d
+        head = torch.softmax(q @ k.transpose(-2, -1) / width**0.5, dim=-1) @ v
+        heads.append(head)
+        total = total + head @ state["out_proj.weight"][:, i * d : (i + 1) * d].T
+    if slip == "no W^O":
+        return torch.cat(heads, dim=-1)
+    if slip == "sum":
+        return sum(heads)
+    return total
+
+
+def test_heads_one_by_one_right(capsys):
+    check_heads_one_by_one(heads_as_modules)  # raises if the answer is rejected
+    check_heads_one_by_one(heads_projected_one_by_one)  # raises if the answer is rejected
+    assert capsys.readouterr().out.count("all 3 checks passed") == 2
+
+
+@pytest.mark.parametrize(
+    ("slip", "hint"),
+    [
+        ("strided", "contiguous rows"),
+        ("no W^O", "output projection"),
+        ("sqrt C", r"sqrt\(d\) of the head"),
+        ("sum", "concatenate"),
+    ],
+)
+def test_heads_one_by_one_slips(slip, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_heads_one_by_one(lambda x, s, h: heads_projected_one_by_one(x, s, h, slip))
+
+
+def test_heads_one_by_one_without_biases():
+    def no_bias(x, state, num_heads):
+        return (
+            heads_projected_one_by_one(
+                x, {k: v if k.endswith("weight") else 0 * v for k, v in state.items()}, num_heads
+            )
+            + state["out_proj.bias"]
+        )
+
+    with pytest.raises(ExerciseError, match="slice of the biases"):
+        check_heads_one_by_one(no_bias)
+
+
+def test_heads_one_by_one_fixed_sizes_and_dtype():
+    with pytest.raises(ExerciseError, match="not fixed numbers"):
+        check_heads_one_by_one(lambda x, s, h: heads_projected_one_by_one(x, s, 2))
+
+    def float32_result(x, state, num_heads):
+        return heads_projected_one_by_one(x, state, num_heads).float()
+
+    def float32_layers(x, state, num_heads):
+        return heads_as_modules(x.float(), state, num_heads)
+
+    def float32_modules_float64_input(x, state, num_heads):
+        return heads_as_modules(x.float(), state, num_heads) + 0 * x
+
+    for answer in (float32_result, float32_layers, float32_modules_float64_input):
+        with pytest.raises(ExerciseError, match="stay float64"):
+            check_heads_one_by_one(answer)
+
+
+def test_heads_one_by_one_not_answered():
+    with pytest.raises(NotYetAnswered):
+        check_heads_one_by_one(None)

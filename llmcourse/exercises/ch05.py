@@ -3,6 +3,7 @@
 check_split_heads(split_heads)                    (B, T, C) -> (B, h, T, C / h)
 check_mha_parameter_count(mha_parameter_count)    weights and biases of one attention layer
 check_attention_flops(attention_flops)            FLOPs of one multi-head attention forward
+check_heads_one_by_one(heads_one_by_one)          a fused layer rebuilt from h single heads
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ import torch
 
 from llmcourse.exercises import expect, run_checks
 
-__all__ = ["check_split_heads", "check_mha_parameter_count", "check_attention_flops"]
+__all__ = [
+    "check_split_heads",
+    "check_mha_parameter_count",
+    "check_attention_flops",
+    "check_heads_one_by_one",
+]
 
 
 def check_split_heads(split_heads) -> None:
@@ -114,3 +120,119 @@ def check_attention_flops(attention_flops) -> None:
         )
 
     return run_checks("Exercise: attention FLOPs", attention_flops, [heads_free, small, quadratic])
+
+
+FLOAT64_HINT = (
+    "in float64 the answer must stay float64 and agree with the fused layer: build the "
+    "single-head layers in x's dtype (nn.Linear(C, d, dtype=x.dtype))"
+)
+
+
+def _fused_layer(C: int, h: int, seed: int, dtype=torch.float32):
+    """A ``MultiHeadAttention`` with seeded random weights, its ``state_dict`` and an input."""
+    from llmcourse.multihead import MultiHeadAttention
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():  # leave the student's random state alone
+        layer = MultiHeadAttention(C, h).to(dtype)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=dtype) * 0.5)
+    x = torch.randn(2, 5, C, generator=g, dtype=dtype)
+    return layer, {k: v.clone() for k, v in layer.state_dict().items()}, x
+
+
+def _by_hand(x, state, h, strided=False, scale=None, out_proj=True, qkv_bias=True):
+    """Head by head, with the usual slips as switches (the checks name the one made)."""
+    C = x.shape[-1]
+    d = C // h
+    heads = []
+    for i in range(h):
+        rows = slice(i, None, h) if strided else slice(i * d, (i + 1) * d)
+        q, k, v = (
+            x @ state[f"{n}_proj.weight"][rows].T
+            + (state[f"{n}_proj.bias"][rows] if qkv_bias else 0)
+            for n in "qkv"
+        )
+        weights = torch.softmax(q @ k.transpose(-2, -1) / (scale or d) ** 0.5, dim=-1)
+        heads.append(weights @ v)
+    concat = torch.cat(heads, dim=-1)
+    return concat @ state["out_proj.weight"].T + state["out_proj.bias"] if out_proj else concat
+
+
+def check_heads_one_by_one(heads_one_by_one) -> None:
+    """``heads_one_by_one(x, state, num_heads)``: the fused layer's output, head by head."""
+
+    def answer_on(f, C, h, seed, dtype=torch.float32):
+        layer, state, x = _fused_layer(C, h, seed, dtype)
+        with torch.no_grad():
+            want = layer(x, x, x)
+        try:
+            got = f(x, {k: v.clone() for k, v in state.items()}, h)
+        except RuntimeError as error:
+            if dtype == torch.float32 or "dtype" not in str(error):
+                raise
+            expect(False, f"{FLOAT64_HINT} (your answer raised: {error})")
+        expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(x.shape),
+            f"x of shape (B, T, C) = {tuple(x.shape)} must give an output of the same shape "
+            f"(concatenate the {h} heads' (B, T, C/h) outputs along the features), got "
+            f"{tuple(getattr(got, 'shape', ())) or type(got).__name__}",
+        )
+        return got.detach(), want, state, x
+
+    def same_as_fused(f):
+        got, want, state, x = answer_on(f, 8, 2, 0)
+        if torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+            return
+        slips = [
+            (
+                dict(out_proj=False),
+                "apply the output projection W^O (out_proj) to the "
+                "concatenated heads: the fused layer mixes the heads' answers with it",
+            ),
+            (
+                dict(strided=True),
+                "head i owns the contiguous rows i*d to (i+1)*d - 1 of "
+                "q_proj, k_proj and v_proj (d = C / num_heads), not every num_heads-th row",
+            ),
+            (
+                dict(scale=x.shape[-1]),
+                "scale each head's scores by sqrt(d) of the head "
+                "(d = C / num_heads), not by sqrt(C) of the model",
+            ),
+            (
+                dict(qkv_bias=False),
+                "each head's query, key and value layers also take their "
+                "slice of the biases q_proj.bias, k_proj.bias, v_proj.bias",
+            ),
+        ]
+        for slip, hint in slips:
+            expect(not torch.allclose(got, _by_hand(x, state, 2, **slip), atol=1e-5), hint)
+        expect(
+            False,
+            "the output differs from the fused MultiHeadAttention with the same weights "
+            "(self-attention, no mask: every token attends to every token)",
+        )
+
+    def other_sizes(f):
+        for C, h, seed in ((12, 3, 1), (6, 1, 2), (16, 4, 3)):
+            got, want, _, _ = answer_on(f, C, h, seed)
+            expect(
+                torch.allclose(got, want, rtol=1e-4, atol=1e-5),
+                f"right for 2 heads of width 4 but not for {h} head(s) with C={C}: use "
+                "num_heads and the sizes of x, not fixed numbers",
+            )
+
+    def float64(f):
+        got, want, _, _ = answer_on(f, 8, 2, 4, torch.float64)
+        expect(
+            got.dtype == torch.float64 and torch.allclose(got, want, rtol=1e-7, atol=1e-9),
+            FLOAT64_HINT,
+        )
+
+    return run_checks(
+        "Exercise: multi-head attention from single heads",
+        heads_one_by_one,
+        [same_as_fused, other_sizes, float64],
+    )

@@ -147,6 +147,33 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return 4 * T * d_model ** 2 + 4 * T ** 2 * d_model\n",
         ],
     ),
+    "ex-ch05-single-heads": (
+        [
+            "def {name}(x, s, h):\n    d = x.shape[-1] // h\n    heads = []\n"
+            "    for i in range(h):\n        r = slice(i * d, (i + 1) * d)\n"
+            "        q, k, v = (x @ s[n + '_proj.weight'][r].T + s[n + '_proj.bias'][r]"
+            " for n in 'qkv')\n"
+            "        w = torch.softmax(q @ k.transpose(-2, -1) / d ** 0.5, dim=-1)\n"
+            "        heads.append(w @ v)\n"
+            "    return torch.cat(heads, -1) @ s['out_proj.weight'].T + s['out_proj.bias']\n"
+        ],
+        [
+            "def {name}(x, s, h):\n    d = x.shape[-1] // h\n    heads = []\n"
+            "    for i in range(h):\n        r = slice(i, None, h)\n"
+            "        q, k, v = (x @ s[n + '_proj.weight'][r].T + s[n + '_proj.bias'][r]"
+            " for n in 'qkv')\n"
+            "        w = torch.softmax(q @ k.transpose(-2, -1) / d ** 0.5, dim=-1)\n"
+            "        heads.append(w @ v)\n"
+            "    return torch.cat(heads, -1) @ s['out_proj.weight'].T + s['out_proj.bias']\n",
+            "def {name}(x, s, h):\n    d = x.shape[-1] // h\n    heads = []\n"
+            "    for i in range(h):\n        r = slice(i * d, (i + 1) * d)\n"
+            "        q, k, v = (x @ s[n + '_proj.weight'][r].T + s[n + '_proj.bias'][r]"
+            " for n in 'qkv')\n"
+            "        w = torch.softmax(q @ k.transpose(-2, -1) / d ** 0.5, dim=-1)\n"
+            "        heads.append(w @ v)\n"
+            "    return torch.cat(heads, -1)\n",
+        ],
+    ),
 }
 GENERIC_WRONG = "def {name}(*args, **kwargs):\n    return 0\n"
 

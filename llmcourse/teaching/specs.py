@@ -949,6 +949,43 @@ _add(
     )
 )
 
+
+def _single_heads_case(rng, dt) -> Case:
+    """An input and a fused layer's state_dict (q_proj, k_proj, v_proj, out_proj), h >= 2."""
+    B, T, h, d = _dims(rng, 1, 3), _dims(rng, 2, 6), _dims(rng, 2, 4), _dims(rng, 2, 5)
+    C = h * d
+    state = {}
+    for name in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        state[f"{name}.weight"] = _t(rng, C, C, dtype=dt, scale=C**-0.5)
+        state[f"{name}.bias"] = _t(rng, C, dtype=dt, scale=0.5)
+    return Case((_t(rng, B, T, C, dtype=dt), state, h))
+
+
+def _fused_attention(x, state, h):
+    """Self-attention of the fused layer in float64: project, split, attend, merge, project."""
+    from llmcourse.multihead import merge_heads, split_heads
+
+    s = {k: v.double() for k, v in state.items()}
+
+    def proj(name, t):
+        return t @ s[f"{name}.weight"].T + s[f"{name}.bias"]
+
+    q, k, v = (split_heads(proj(f"{n}_proj", x.double()), h) for n in "qkv")
+    weights = _softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]))
+    return proj("out_proj", merge_heads(weights @ v))
+
+
+_add(
+    Spec(
+        "ex-ch05-single-heads",
+        lambda rng: _tensor_cases(rng, _single_heads_case),
+        _fused_attention,
+        close(),
+        forbid={"MultiHeadAttention", "MultiheadAttention", "multi_head_attention_forward"},
+        chapter={"multi_head_attention", "split_heads", "merge_heads"},
+    )
+)
+
 # ---- chapter 6 -----------------------------------------------------------------------------
 _add(
     Spec(
