@@ -58,18 +58,20 @@ def matrices(weights=None, d_model: int = 8, d_k: int = 4):
         matrix(ax, x, top, d_model, d_k, cell=c, kind="weight", label=f"$W_{name}$")
         x += d_k * c + 0.16
     w_mid = (w_left + x - 0.16) / 2
-    text(ax, w_mid, top - d_model * c - 0.1, "each $d_{model}$ × $d_k$", size=9, color=_GREY,
-         va="top")  # fmt: skip
+    text(
+        ax,
+        w_mid,
+        top - d_model * c - 0.1,
+        "$d_{model}$ × $d_k$ ($d_v$ for $W_V$)",
+        size=9,
+        color=_GREY,
+        va="top",
+    )
     op(x + 0.05, top - T * c / 2, "=")
     x += 0.3
-    qkv_left = x
-    for name in ("Q", "K", "V"):
-        matrix(ax, x, top, T, d_k, cell=c, kind="input", label=f"${name}$", shape="T × $d_k$")
+    for name, width in (("Q", "d_k"), ("K", "d_k"), ("V", "d_v")):
+        matrix(ax, x, top, T, d_k, cell=c, kind="input", label=f"${name}$", shape=f"T × ${width}$")
         x += d_k * c + 0.22
-    qkv_mid = (qkv_left + x - 0.22) / 2
-    # Q, K and V come down from the first row into the second
-    arrow(ax, (qkv_mid, top - T * c - 0.32), (qkv_mid, 1.78), color=_GREY, linestyle="--")
-    text(ax, qkv_mid - 0.1, 2.05, "one row per token", size=9, color=_GREY, ha="right")
 
     # Row 2: Q @ K^T = scores -> / sqrt(d_k), softmax by row -> weights @ V = output
     top2 = 1.3
@@ -89,10 +91,19 @@ def matrices(weights=None, d_model: int = 8, d_k: int = 4):
     text(ax, x + 0.52, mid + 0.2, "÷ $\\sqrt{d_k}$", size=10)
     text(ax, x + 0.52, mid - 0.22, "softmax\nof each row", size=9, va="top")
     x += 1.15
-    matrix(ax, x, top2, T, T, cell=c, kind="attention", label="weights", shape="T × T",
-           values=W / W.max())  # fmt: skip
-    text(ax, x + T * c / 2, top2 - T * c - 0.32, "rows sum to 1", size=9, color=_GREY,
-         va="top")  # fmt: skip
+    matrix(
+        ax,
+        x,
+        top2,
+        T,
+        T,
+        cell=c,
+        kind="attention",
+        label="weights",
+        shape="T × T",
+        values=W / W.max(),
+    )
+    text(ax, x + T * c / 2, top2 - T * c - 0.32, "rows sum to 1", size=9, color=_GREY, va="top")
     x += T * c
     op(x + 0.13, mid, "×")
     x += 0.26
@@ -130,8 +141,7 @@ def one_query(tokens=None, query=None, keys=None, values=None, query_token: str 
     row_h, cell = 0.46, 0.34
     height = 2.3 + S * row_h
     fig, ax = canvas(6.2, height)
-    text(ax, 3.1, height - 0.12, "One query, step by step", size=12, fontweight="bold",
-         va="top")  # fmt: skip
+    text(ax, 3.1, height - 0.12, "One query, step by step", size=12, fontweight="bold", va="top")
 
     def numbers(x, y, vector, kind, width=cell):
         """A vector as a row of cells with its numbers (rounded to 3 decimals) written in."""
@@ -147,8 +157,12 @@ def one_query(tokens=None, query=None, keys=None, values=None, query_token: str 
     # Column heads
     xk, xs, xw, xv, vc = 0.85, 2.2, 3.1, 4.85, 0.38
     hy = qy - 0.5
-    for x, s in ((xk + d_k * cell / 2, "key $k_j$"), (xs, "score $q·k_j$"),
-                 (xw + 0.5, "weight $w_j$"), (xv + d_v * vc / 2, "value $v_j$")):  # fmt: skip
+    for x, s in (
+        (xk + d_k * cell / 2, "key $k_j$"),
+        (xs, "score $q·k_j$"),
+        (xw + 0.5, "weight $w_j$"),
+        (xv + d_v * vc / 2, "value $v_j$"),
+    ):
         text(ax, x, hy, s, size=10)
 
     bar_max = 0.75
@@ -161,10 +175,14 @@ def one_query(tokens=None, query=None, keys=None, values=None, query_token: str 
         arrow(ax, (xs + 0.3, y), (xw - 0.05, y), color=_GREY)
         ax.add_patch(
             Rectangle(
-                (xw, y - 0.11), max(bar_max * w[j], 0.01), 0.22,
-                facecolor=PALETTE["attention"], edgecolor=PALETTE["edge"], linewidth=0.8,
+                (xw, y - 0.11),
+                max(bar_max * w[j], 0.01),
+                0.22,
+                facecolor=PALETTE["attention"],
+                edgecolor=PALETTE["edge"],
+                linewidth=0.8,
             )
-        )  # fmt: skip
+        )
         text(ax, xw + bar_max + 0.08, y, f"{round(float(w[j]), 3):g}", size=10, ha="left")
         text(ax, xv - 0.16, y, "×", size=11, color=_GREY)
         numbers(xv, y, V[j], "input", vc)
@@ -174,8 +192,9 @@ def one_query(tokens=None, query=None, keys=None, values=None, query_token: str 
     text(ax, xw + 0.5, last - 0.36, "softmax: they sum to 1", size=9, color=_GREY)
     oy = last - 0.85
     arrow(ax, (xv + d_v * vc / 2, last - 0.24), (xv + d_v * vc / 2, oy + 0.25))
-    text(ax, xv + d_v * vc / 2 + 0.1, (last + oy) / 2 - 0.02, "$\\sum_j w_j v_j$", size=10,
-         ha="left")  # fmt: skip
+    text(
+        ax, xv + d_v * vc / 2 + 0.1, (last + oy) / 2 - 0.02, "$\\sum_j w_j v_j$", size=10, ha="left"
+    )
     text(ax, xv - 0.25, oy, "output", size=10, ha="right")
     numbers(xv + d_v * (vc - 0.46) / 2, oy, out, "output", 0.46)
     return fig

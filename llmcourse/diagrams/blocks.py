@@ -58,19 +58,23 @@ def pre_and_post_norm():
             0.75,
             "pre-norm",
             "GPT-2 (Llama: RMSNorm)",
-            [(0.75, 2.05, [("LayerNorm", "norm", 1.15), ("attention", "attention", 1.65)]),
-             (2.35, 3.65, [("LayerNorm", "norm", 2.75), ("FFN", "weight", 3.25)])],
+            [
+                (0.75, 2.05, [("LayerNorm", "norm", 1.15), ("attention", "attention", 1.65)]),
+                (2.35, 3.65, [("LayerNorm", "norm", 2.75), ("FFN", "weight", 3.25)]),
+            ],
             [],
         ),
         (
             3.55,
             "post-norm",
             "2017 Transformer, BERT",
-            [(0.75, 1.55, [("attention", "attention", 1.15)]),
-             (2.45, 3.25, [("FFN", "weight", 2.85)])],
+            [
+                (0.75, 1.55, [("attention", "attention", 1.15)]),
+                (2.45, 3.25, [("FFN", "weight", 2.85)]),
+            ],
             [1.95, 3.65],
         ),
-    ]  # fmt: skip
+    ]
     for sx, name, models, branches, stream_norms in columns:
         bx = sx + 1.25
         _stream(ax, sx, y_in, y_out)

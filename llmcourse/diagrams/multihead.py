@@ -60,7 +60,7 @@ def split_attend_concat(heads: int = 3):
     # one attention per head, on its own columns
     head_y, head_x = 2.15, [qkv_x + (i - (heads - 1) / 2) * 1.3 + width / 2 for i in range(heads)]
     for i, hx in enumerate(head_x):
-        box(ax, hx, head_y, 1.15, 0.62, f"head {i + 1}\nT x d", kind="attention")
+        box(ax, hx, head_y, 1.15, 0.62, f"head {i}\nT x d", kind="attention")
         ax.add_patch(Rectangle((hx - 0.575, head_y + 0.23), 1.15, 0.08, facecolor=HEAD_COLOURS[i]))
         top = centres["V"] - ROWS * CELL / 2 - 0.03
         arrow(ax, (_group_centre(qkv_x, i, per_head), top), (hx, head_y + 0.33))

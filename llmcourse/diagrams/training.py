@@ -29,7 +29,7 @@ def loop(eval_every: int = 100, grad_clip: float = 1.0):
     xs = (0.8, 2.4, 4.0, 5.6)
 
     # The cycle: the top row runs left to right, the bottom row right to left.
-    box(ax, xs[0], top, w, h, "batch x, y  (B, T)\ny = x shifted by 1", kind="input")
+    box(ax, xs[0], top, w, h, "batch x, y  (B, T)\ny = next tokens of x", kind="input")
     box(ax, xs[1], top, w, h, "forward\nlogits (B, T, V)", kind="weight")
     box(ax, xs[2], top, w, h, "cross-entropy\nloss(logits, y)", kind="output")
     box(ax, xs[3], top, w, h, "zero_grad\nold gradients off", kind="neutral")
