@@ -57,7 +57,18 @@ def test_chapter_structure(path):
     nb = nbformat.read(path, as_version=4)
     number = int(path.name[:2])
     text = markdown(nb)
-    assert re.search(rf"^# {number}\. ", text, re.M), "title must be '# N. Title'"
+    title = re.search(r"^# (.+)$", text, re.M)
+    assert title and not re.match(r"\d", title[1]), (
+        f"title must be '# Title': the number {number} comes from the file name"
+    )
+    no_alt = [
+        c.metadata.get("mystnb", {}).get("figure", {}).get("name", f"cell {i}")
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code"
+        and any("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+        and len(c.metadata.get("mystnb", {}).get("image", {}).get("alt", "")) < 40
+    ]
+    assert no_alt == [], f"figures without alt text (mystnb.image.alt): {no_alt}"
     assert "You will be able to" in text
     headings = re.findall(r"^## (.+)$", text, re.M)
     assert headings[-3:] == ["Summary", "Exercises", "Further reading"], headings[-3:]

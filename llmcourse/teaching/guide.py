@@ -94,7 +94,12 @@ def read_chapter(path: Path) -> Chapter:
     markdown = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     title = re.search(r"^# (.+)$", markdown, re.MULTILINE)
     if title is None:
-        raise ValueError(f"{path.name}: no '# N. Title' heading")
+        raise ValueError(f"{path.name}: no '# Title' heading")
+    if re.match(r"\d+\.", title[1]):
+        raise ValueError(
+            f"{path.name}: its heading {title[1]!r} is numbered by hand; the chapter's "
+            "number comes from its file name (the website and this guide add it)"
+        )
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     mentioned = {
         int(n) for m in CHAPTER_REF_RE.finditer(markdown) for n in re.findall(r"\d+", m[1])
@@ -108,7 +113,7 @@ def read_chapter(path: Path) -> Chapter:
     return Chapter(
         path,
         int(path.name[:2]),
-        title[1].strip(),
+        f"{int(path.name[:2])}. {title[1].strip()}",
         _objectives(markdown),
         summary.strip(),
         find_exercises(nb),
