@@ -114,7 +114,7 @@ def test_adamw_state_bytes():
         (lambda: lora.add_lora(nn.Sequential(nn.Linear(2, 2)), "q_proj", 1, 1), "non-empty list"),
         (lambda: lora.add_lora(nn.Sequential(nn.Linear(2, 2)), ["q_proj"], 1, 1), "no nn.Linear"),
         (lambda: lora.merge_lora(nn.Linear(2, 2)), "no LoRA layers"),
-        (lambda: lora.adamw_state_bytes(-1), "non-negative"),
+        (lambda: lora.adamw_state_bytes(-1), "n_trainable must be an int >= 0"),
         (lambda: lora.adamw_state_bytes(5, 3), "bytes_per_value"),
         (lambda: lora.state_dict_from_peft({"model.x": 1}), "not a peft"),
     ],

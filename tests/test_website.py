@@ -353,7 +353,10 @@ def _explorer(browser, server, external, prefix: str):
     roots = browser.find_elements(By.CSS_SELECTOR, EXPLORER_PAGES[prefix])
     assert len(roots) == 1, f"{page}: {len(roots)} explorers"
     WebDriverWait(browser, 10).until(lambda d: roots[0].get_attribute("data-ready") == "1")
-    browser.execute_script("arguments[0].scrollIntoView({block: 'start'});", roots[0])
+    # 'instant': the theme scrolls smoothly, and a long page is still moving otherwise
+    browser.execute_script(
+        "arguments[0].scrollIntoView({block: 'start', behavior: 'instant'});", roots[0]
+    )
     return roots[0]
 
 
@@ -378,6 +381,9 @@ def test_attention_explorer_04_self_attention_responds_offline(browser, server, 
     assert shown() != before, "choosing another layer changed nothing"
     tokens = root.find_elements(By.CSS_SELECTOR, ".llmc-tok")
     before = shown()
+    browser.execute_script(
+        "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", tokens[-1]
+    )
     ActionChains(browser).move_to_element(tokens[-1]).perform()  # hover: a new query
     assert "llmc-q" in tokens[-1].get_attribute("class")
     assert shown() != before, "hovering over another token changed nothing"
