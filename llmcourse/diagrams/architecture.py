@@ -102,13 +102,12 @@ def residual_block():
     arrow(ax, (stream_x, 0.5), (stream_x, 4.5), color="#4a7ab5")
     text(ax, stream_x - 0.25, 2.1, "residual stream", rotation=90, color="#4a7ab5")
     for y, label, cross in rows:
-        style = {"linestyle": "--"} if cross else {}
         add_y = y + 0.45
         arrow(ax, (stream_x, y), (ln_x - 0.45, y))
         box(ax, ln_x, y, 0.9, 0.46, "LayerNorm", kind="norm", size=9)
         arrow(ax, (ln_x + 0.45, y), (sub_x - 0.75, y))
-        patch = box(ax, sub_x, y, 1.5, 0.5, label, kind="attention" if "att" in label else "weight")
-        patch.set_linestyle(style.get("linestyle", "-"))
+        kind = "attention" if "att" in label else "weight"
+        box(ax, sub_x, y, 1.5, 0.5, label, kind=kind, linestyle="--" if cross else "-")
         arrow(ax, (sub_x, y + 0.25), (sub_x, add_y), style="-")
         arrow(ax, (sub_x, add_y), (stream_x + 0.13, add_y))
         ax.add_patch(

@@ -61,18 +61,18 @@ def box(
     size: float = 10,
     **kwargs,
 ):
-    """A rounded box centred at (x, y), ``w`` by ``h`` inches, filled with ``kind``'s colour."""
+    """A rounded box centred at (x, y), ``w`` by ``h`` inches, filled with ``kind``'s colour;
+    ``kwargs`` (``edgecolor``, ``linewidth``, ``linestyle``, ...) go to the patch."""
     if kind not in PALETTE:
         raise ValueError(f"kind must be one of {sorted(PALETTE)}, got {kind!r}")
+    outline = {"edgecolor": PALETTE["edge"], "linewidth": 1, **kwargs}  # kwargs may override
     patch = FancyBboxPatch(
         (x - w / 2, y - h / 2),
         w,
         h,
         boxstyle="round,pad=0,rounding_size=0.06",
         facecolor=PALETTE[kind],
-        edgecolor=PALETTE["edge"],
-        linewidth=1,
-        **kwargs,
+        **outline,
     )
     ax.add_patch(patch)
     if label:
@@ -90,17 +90,17 @@ def arrow(
     style: str = "-|>",
     **kwargs,
 ):
-    """An arrow from ``start`` to ``end`` (points in inches), optionally labelled at its middle."""
+    """An arrow from ``start`` to ``end`` (points in inches), optionally labelled at its middle;
+    ``kwargs`` (``linewidth``, ``linestyle``, ...) go to the patch."""
     patch = FancyArrowPatch(
         start,
         end,
         arrowstyle=style,
         mutation_scale=12,
-        linewidth=1.2,
         color=color or PALETTE["edge"],
         shrinkA=0,
         shrinkB=0,
-        **kwargs,
+        **{"linewidth": 1.2, **kwargs},
     )
     ax.add_patch(patch)
     if label:

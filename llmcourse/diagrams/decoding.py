@@ -21,15 +21,6 @@ _EXAMPLE_BEAMS = [
 ]
 
 
-def _box(ax, x, y, w, h, label="", kind="neutral", edge=None, width=1.0, style="-"):
-    """``canvas.box`` with its outline's colour, width and line style set."""
-    patch = box(ax, x, y, w, h, label, kind=kind)
-    patch.set_edgecolor(edge or PALETTE["edge"])
-    patch.set_linewidth(width)
-    patch.set_linestyle(style)
-    return patch
-
-
 def _short(token: str, limit: int = 7) -> str:
     """A token as a label: surrounding spaces dropped, long ones cut with an ellipsis, and
     punctuation or white space quoted so that it stays visible."""
@@ -86,7 +77,7 @@ def _legend(fig, ax, x_centre, y, entries, gap=0.3):
     widths = [t.get_window_extent(renderer).width / dpi for t in labels]
     x = x_centre - (sum(widths) + len(entries) * 0.28 + gap * (len(entries) - 1)) / 2
     for (kind, edge, style, _), label, w in zip(entries, labels, widths):
-        _box(ax, x + 0.1, y, 0.2, 0.2, kind=kind, edge=edge, style=style)
+        box(ax, x + 0.1, y, 0.2, 0.2, kind=kind, edgecolor=edge, linestyle=style)
         label.set_x(x + 0.28)
         x += 0.28 + w + gap
 
@@ -103,7 +94,7 @@ def _kv_panel(ax, x0, top, tokens, number, cached, pitch, slot):
         new = i == t - 1 or not cached
         kind, edge = ("weight", PALETTE["highlight"]) if new else ("input", PALETTE["edge"])
         for y, name in ((y_k, "k"), (y_v, "v")):
-            _box(ax, x, y, slot, slot, f"${name}_{{{i + 1}}}$", kind=kind, edge=edge)
+            box(ax, x, y, slot, slot, f"${name}_{{{i + 1}}}$", kind=kind, edgecolor=edge)
         weight = "bold" if i == t - 1 else "normal"
         text(ax, x, y_tok, tokens[i], size=10, fontweight=weight)
         arrow(ax, (x_new, y_q - slot / 2), (x, y_k + slot / 2), color="#2a7d2a")
@@ -161,28 +152,28 @@ def beam_tree(steps=None, prompt: str = "prompt"):
             parent, token, score, kept = step[i]
             on_path = best[n] == i
             edge = PALETTE["highlight"] if on_path else PALETTE["edge"]
-            _box(
+            box(
                 ax,
                 x,
                 y,
                 node_w,
                 node_h,
                 kind="input" if kept else "neutral",
-                edge=edge,
-                width=2 if on_path else 1,
-                style="-" if kept else "--",
+                edgecolor=edge,
+                linewidth=2 if on_path else 1,
+                linestyle="-" if kept else "--",
             )
             colour = "black" if kept else "#666666"
             text(ax, x, y + 0.09, _short(token), size=10, color=colour)
             text(ax, x, y - 0.1, f"{score:.2f}", size=10, color=colour)
-            branch = arrow(
+            arrow(
                 ax,
                 parents[parent],
                 (x - node_w / 2, y),
                 color=edge if kept else "#999999",
                 linestyle="-" if kept else "--",
+                linewidth=2 if on_path else 1,
             )
-            branch.set_linewidth(2 if on_path else 1)
             if kept:
                 next_parents[kept_rank[i]] = (x + node_w / 2, y)
         parents = next_parents
