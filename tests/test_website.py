@@ -27,7 +27,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("LLMCOURSE_CHROMIUM", "/usr/bin/chromium")
@@ -49,18 +48,11 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="pip install seleni
 if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     pytest.skip(f"Chromium is not installed: {INSTALL}", allow_module_level=True)
 
+sys.path.insert(0, str(ROOT / "tools"))
+from make_pdf import make_pdf, toc_pages  # noqa: E402
 from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-
-def toc_files() -> list[str]:
-    """Every page of the book, root first, as in _toc.yml ("book/03_positional_encoding")."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
-        files += [entry["file"] for entry in part.get("chapters", [])]
-    return files
 
 
 def source_of(page: str) -> Path:
@@ -79,7 +71,7 @@ def figure_cells(page: str) -> int:
     return sum("figure" in c.metadata.get("mystnb", {}) for c in nb.cells)
 
 
-PAGES = toc_files()
+PAGES = toc_pages()  # every page, root first ("book/03_positional_encoding")
 NOTEBOOKS = [p for p in PAGES if source_of(p).suffix == ".ipynb"]
 
 
@@ -429,9 +421,6 @@ def test_explorer_pages_stay_under_2_mb(site, prefix):
 
 
 def test_the_book_prints_to_pdf_with_its_formulas_rendered(site, tmp_path):
-    sys.path.insert(0, str(ROOT / "tools"))
-    from make_pdf import make_pdf
-
     out = tmp_path / "chapter.pdf"
     pages = make_pdf(site, out, ["book/04_self_attention"])
     assert pages >= 5 and not out.with_suffix(".pdf.partial").exists()

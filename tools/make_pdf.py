@@ -31,7 +31,10 @@ CHROMIUM = os.environ.get("LLMCOURSE_CHROMIUM", "chromium")
 def toc_pages() -> list[str]:
     """Every page of the book in reading order: "book/intro", "book/01_rise_of_llms", ..."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    files = [toc["root"]]
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        files += [entry["file"] for entry in part.get("chapters", [])]
+    return files
 
 
 def print_page(html: Path, pdf: Path) -> None:
