@@ -23,7 +23,7 @@ here, one concept per module, so that later chapters import it instead of pastin
                   training loop
     kvcache       ch. 9: the key-value cache shared by the decoders, their input checks
     generation    ch. 9: greedy, temperature, top-k, top-p, repetition penalty
-    hub           ch. 10: hub reachability, captured warnings, mean pooling, semantic search
+    pipelines     ch. 10: hub reachability, captured warnings, mean pooling, semantic search
     scaling       ch. 11: parameter counts of published models, power laws
     llama         ch. 12: a Llama-style decoder that runs SmolLM2-135M-Instruct
     lora          ch. 13: low-rank adapters, merged back into the base weights

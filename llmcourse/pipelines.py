@@ -1,11 +1,9 @@
-"""Chapter 10: what a Hugging Face ``pipeline`` does, in a few small, checkable functions.
+"""Chapter 10: helpers around Hugging Face pipelines, in a few small, checkable functions.
 
 A ``pipeline`` hides three steps behind one call: tokenize, run the model, post-process.
-This module spells out the post-processing of the two pipelines the chapter uses, so that
-the course can check the library against plain code:
+This module holds what the chapter needs around the two pipelines it uses, so that the
+course can check the library against plain code:
 
-(The ``"text-generation"`` loop itself is chapter 9's ``llmcourse.generation.generate``,
-which runs a Hugging Face model through ``llmcourse.generation.HuggingFaceLM``.)
 - ``mean_pool``: the ``"feature-extraction"`` pipeline returns one vector per token; the
   average over the real (unpadded) tokens, scaled to length 1, is a sentence embedding
   (Reimers & Gurevych, 2019, "Sentence-BERT", section 3).
@@ -13,6 +11,9 @@ which runs a Hugging Face model through ``llmcourse.generation.HuggingFaceLM``.)
   and result format of ``sentence_transformers.util.semantic_search``.
 - ``hub_is_reachable`` and ``captured_warnings``: run the online demo only where the model
   hub answers, and turn library warnings into values a notebook can print deterministically.
+
+The ``"text-generation"`` loop itself is chapter 9's ``llmcourse.generation.generate``,
+which runs a Hugging Face model through ``llmcourse.generation.HuggingFaceLM``.
 
 Shape letters: B batch, T tokens (positions), D hidden size, V vocabulary size,
 Q queries, N corpus entries.

@@ -1,4 +1,4 @@
-"""llmcourse.hub against Hugging Face and sentence-transformers: pooling, search, warnings."""
+"""llmcourse.pipelines against Hugging Face and sentence-transformers: pooling, search, warnings."""
 
 import socket
 import warnings
@@ -8,7 +8,7 @@ import torch
 from torch.testing import assert_close
 from transformers.utils import logging as hf_logging
 
-from llmcourse.hub import captured_warnings, hub_is_reachable, mean_pool, semantic_search
+from llmcourse.pipelines import captured_warnings, hub_is_reachable, mean_pool, semantic_search
 
 # --- hub_is_reachable -----------------------------------------------------------------------
 
@@ -52,7 +52,7 @@ def test_unreachable_when_connection_fails(monkeypatch):
 
 
 @pytest.mark.parametrize("timeout", [0, -1, "2", True])
-def test_hub_timeout_validated(timeout):
+def test_reachability_timeout_validated(timeout):
     with pytest.raises(ValueError, match="timeout must be a positive number"):
         hub_is_reachable(timeout=timeout)
 
