@@ -1,9 +1,9 @@
-"""Number chapters, and figures, tables and exercises within their chapter: "4. Self-attention",
-"Figure 4.2", "Exercise 4.3".
+"""Number chapters, and figures, tables and exercises within their chapter: "3. Self-attention",
+"Figure 3.2", "Exercise 3.3".
 
 A chapter's number is the two digits its file name starts with (``book/04_...`` is 4), so
 titles are not numbered by hand: the notebook's heading is "# Self-attention" and the site
-shows "4. Self-attention" (page, sidebar, links), as the teacher guide and home page do.
+shows "3. Self-attention" (page, sidebar, links), as the teacher guide and home page do.
 
 Sphinx numbers captioned figures, tables and sphinx-exercise's exercises in one sequence
 across the book unless the table of contents is numbered, and Jupyter Book restarts a numbered

@@ -12,9 +12,9 @@ here, one concept per module, so that later chapters import it instead of pastin
     rnn           ch. 1: a character-level recurrent language model
     tokenization  ch. 2: character, word and byte-level BPE tokenizers
     embedding     ch. 2: embedding lookup, one-hot products, cosine similarity
-    positional    ch. 3: sinusoidal, learned and rotary position encodings
-    attention     ch. 4: softmax, causal masks, scaled dot-product attention
-    multihead     ch. 5: multi-head attention
+    attention     ch. 3: softmax, causal masks, scaled dot-product attention
+    multihead     ch. 4: multi-head attention
+    positional    ch. 5: sinusoidal, learned and rotary position encodings
     norm          ch. 6: layer normalization
     feedforward   ch. 6: GELU, the position-wise feed-forward network, pre-/post-norm blocks
     encoder       ch. 7: a BERT encoder that loads all-MiniLM-L6-v2

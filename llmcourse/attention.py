@@ -1,4 +1,4 @@
-"""Chapter 4: scaled dot-product attention, the core operation of the Transformer.
+"""Chapter 3: scaled dot-product attention, the core operation of the Transformer.
 
 Vaswani et al. (2017), "Attention is all you need", section 3.2.1:
 

@@ -15,7 +15,7 @@ The memory is not normalised by the block: the encoder's own final LayerNorm doe
 dim_feedforward, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)``
 computes; ``CrossAttentionBlock.from_torch(layer)`` copies such a layer's weights.
 
-Components from earlier chapters: ``llmcourse.multihead.MultiHeadAttention`` (chapter 5),
+Components from earlier chapters: ``llmcourse.multihead.MultiHeadAttention`` (chapter 4),
 ``llmcourse.feedforward.FeedForward`` and ``llmcourse.norm.LayerNorm`` (chapter 6).
 Shape letters: B batch, T target length, S source length, C d_model.
 """

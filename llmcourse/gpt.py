@@ -15,11 +15,11 @@ The parameter names are GPT-2's checkpoint keys (``transformer.wte``, ``transfor
 GPT-2's projections in ``Conv1D`` layers whose weight is (in, out); ours are ``nn.Linear``,
 (out, in), so those weights are transposed on the way in and out.
 
-Pieces from earlier chapters: ``llmcourse.multihead.split_heads``/``merge_heads`` (chapter 5),
+Pieces from earlier chapters: ``llmcourse.multihead.split_heads``/``merge_heads`` (chapter 4),
 the key-value cache ``llmcourse.kvcache.KVCache``, and ``llmcourse.norm.LayerNorm``'s parameters
 (chapter 6). The arithmetic of layer norm, GELU and attention runs in PyTorch's fused kernels
 (``F.layer_norm``, ``F.gelu(approximate="tanh")``, ``F.scaled_dot_product_attention``), which
-chapters 4 and 6 proved equal to ``llmcourse.norm.layer_norm``, ``llmcourse.feedforward.gelu`` and
+chapters 3 and 6 proved equal to ``llmcourse.norm.layer_norm``, ``llmcourse.feedforward.gelu`` and
 ``llmcourse.attention.scaled_dot_product_attention``: the from-scratch versions make one pass
 over memory per elementary operation and made the whole model about 1.6x slower than Hugging
 Face's on a CPU; fused, it is as fast (``benchmarks/gpt_vs_hf.py``). Chapter 7 builds the same

@@ -1,4 +1,4 @@
-"""Chapter 5: multi-head attention, split -> attend -> concatenate -> project.
+"""Chapter 4: multi-head attention, split -> attend -> concatenate -> project.
 
 Vaswani et al. (2017), "Attention is all you need", section 3.2.2:
 

@@ -1,4 +1,4 @@
-"""Chapter 3: positional encoding, the way a Transformer learns where each token is.
+"""Chapter 5: positional encoding, the way a Transformer learns where each token is.
 
 Self-attention treats its input as a set: permute the tokens and the outputs are permuted the
 same way. Three remedies, in historical order:

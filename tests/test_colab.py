@@ -1,7 +1,7 @@
 """Colab readiness: a chapter runs in a fresh environment holding only what Colab preinstalls.
 
 A new virtual environment gets torch, transformers, numpy, matplotlib (Colab's own) and the
-kernel machinery; nothing of the course. Chapter 3 then runs top to bottom in it with
+kernel machinery; nothing of the course. Chapter 5 then runs top to bottom in it with
 ``google.colab`` present, so its first cell installs the course package exactly as on
 Colab, with the git URL replaced by this checkout. Slow (minutes: it installs packages), so
 it runs only with LLMCOURSE_COLAB_TEST=1:  make test-colab
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from sync_colab_cell import TAG, colab_cell_source  # noqa: E402
 
-CHAPTER = ROOT / "book" / "03_positional_encoding.ipynb"
+CHAPTER = ROOT / "book" / "05_positional_encoding.ipynb"
 COLAB_PREINSTALLED = [
     "torch==2.13.0",
     "transformers",
@@ -55,7 +55,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def colab_notebook(local: Path):
-    """Chapter 3 with google.colab faked and the install pointed at the local checkout."""
+    """Chapter 5 with google.colab faked and the install pointed at the local checkout."""
     nb = nbformat.read(CHAPTER, as_version=4)
     first = nb.cells[0]
     assert TAG in first.metadata["tags"] and first.source == colab_cell_source()

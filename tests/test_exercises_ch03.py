@@ -1,188 +1,345 @@
-"""The chapter 3 checks pass a right answer and reject plausible wrong ones with a hint."""
+"""The chapter 3 checks pass the model answers and reject plausible wrong ones."""
 
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from llmcourse.exercises import ExerciseError, NotYetAnswered
-from llmcourse.exercises.ch03 import (
-    check_offset_matrix,
-    check_pe_vector,
-    check_rope_rotate,
-    check_wavelength,
-)
+from llmcourse.exercises.ch03 import check_attention, check_causal_mask, check_stable_softmax
 
-# ---- encoding of one position -----------------------------------------------------------------
+# --- stable softmax ----------------------------------------------------------------------
 
 
-def pe_vector(pos, d_model):
-    i = torch.arange(0, d_model, 2, dtype=torch.float64)
-    angle = pos / 10000 ** (i / d_model)
-    return torch.stack([angle.sin(), angle.cos()], -1).reshape(d_model)
+def stable_softmax(x):
+    e = (x - x.amax(dim=-1, keepdim=True)).exp()
+    return e / e.sum(dim=-1, keepdim=True)
 
 
-def test_pe_vector_right(capsys):
-    check_pe_vector(pe_vector)  # raises if the answer is rejected
-    assert "all 4 checks passed" in capsys.readouterr().out
-    # a list is fine too; raises if the answer is rejected
-    check_pe_vector(lambda pos, d: pe_vector(pos, d).tolist())
+def stable_softmax_float64(x):
+    x = x.double()  # a correct answer that computes (and returns) float64
+    e = (x - x.max(dim=-1, keepdim=True).values).exp()
+    return e / e.sum(dim=-1, keepdim=True)
 
 
-def test_pe_vector_sin_cos_swapped():
-    def swapped(pos, d_model):
-        return pe_vector(pos, d_model).reshape(-1, 2).flip(-1).reshape(d_model)
-
-    with pytest.raises(ExerciseError, match="check 2 of 4.*at position 0 every angle is 0"):
-        check_pe_vector(swapped)
+@pytest.mark.parametrize("answer", [stable_softmax, stable_softmax_float64])
+def test_stable_softmax_right(answer, capsys):
+    check_stable_softmax(answer)  # raises if the answer is rejected
+    assert "all 3 checks passed" in capsys.readouterr().out
 
 
-def test_pe_vector_not_interleaved():
-    def concatenated(pos, d_model):
-        v = pe_vector(pos, d_model)
-        return torch.cat([v[0::2], v[1::2]])
-
-    with pytest.raises(ExerciseError, match="must be interleaved"):
-        check_pe_vector(concatenated)
+def test_stable_softmax_naive_overflows():
+    with pytest.raises(ExerciseError, match="subtract each row's maximum"):
+        check_stable_softmax(lambda x: x.exp() / x.exp().sum(dim=-1, keepdim=True))
 
 
-def test_pe_vector_wrong_exponent():
-    def per_pair_index(pos, d_model):  # 10000 ** (i / d_model) with i the pair index
-        i = torch.arange(d_model // 2, dtype=torch.float64)
-        angle = pos / 10000 ** (i / d_model)
-        return torch.stack([angle.sin(), angle.cos()], -1).reshape(d_model)
+def test_stable_softmax_global_max_underflows():
+    # Subtracting the max of the whole tensor sends a row far below it to exp(...) = 0, 0/0.
+    def global_max(x):
+        e = (x - x.max()).exp()
+        return e / e.sum(dim=-1, keepdim=True)
 
-    with pytest.raises(ExerciseError, match="check 3 of 4.*the exponent is 2i / d_model"):
-        check_pe_vector(per_pair_index)
+    with pytest.raises(ExerciseError, match="subtract each row's maximum"):
+        check_stable_softmax(global_max)
 
 
-def test_pe_vector_wrong_shape_and_unanswered():
-    with pytest.raises(ExerciseError, match=r"pe_vector\(3, 8\) of shape \(8,\), got \(4,\)"):
-        check_pe_vector(lambda pos, d: pe_vector(pos, d)[::2])
-    with pytest.raises(ExerciseError, match="as a tensor or list of numbers, got str"):
-        check_pe_vector(lambda pos, d: "0 1 0 1")
+def test_stable_softmax_normalised_over_everything():
+    def whole(x):
+        e = (x - x.max()).exp()
+        return e / e.sum()
+
+    with pytest.raises(ExerciseError, match="normalise along dim=-1"):
+        check_stable_softmax(whole)
+
+
+def test_stable_softmax_not_answered():
     with pytest.raises(NotYetAnswered):
-        check_pe_vector(None)
+        check_stable_softmax(None)
 
-    def todo(pos, d_model):
+    def todo(x):
         raise NotImplementedError
 
     with pytest.raises(NotYetAnswered):
-        check_pe_vector(todo)
+        check_stable_softmax(todo)
 
 
-# ---- offset matrix ----------------------------------------------------------------------------
+# --- attention ---------------------------------------------------------------------------
 
 
-def offset_matrix(k, d_model):
-    w = 10000 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    blocks = [
-        torch.tensor([[math.cos(k * wi), math.sin(k * wi)], [-math.sin(k * wi), math.cos(k * wi)]])
-        for wi in w.tolist()
-    ]
-    return torch.block_diag(*blocks)
+def my_attention(Q, K, V):
+    return torch.softmax(Q @ K.T / math.sqrt(K.shape[-1]), dim=-1) @ V
 
 
-def test_offset_matrix_right():
-    check_offset_matrix(offset_matrix)  # raises if the answer is rejected
+def my_attention_float64(Q, K, V):
+    Q, K, V = Q.double(), K.double(), V.double()
+    scores = Q @ K.transpose(-2, -1) / Q.shape[-1] ** 0.5
+    weights = scores.exp() / scores.exp().sum(-1, keepdim=True)
+    return weights @ V
 
 
-def test_offset_matrix_transposed():
-    with pytest.raises(ExerciseError, match="your matrix moves back"):
-        check_offset_matrix(lambda k, d: offset_matrix(k, d).T)
+@pytest.mark.parametrize("answer", [my_attention, my_attention_float64])
+def test_attention_right(answer, capsys):
+    check_attention(answer)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
 
 
-def test_offset_matrix_one_frequency_for_all_blocks():
-    def same_angle(k, d_model):
-        block = torch.tensor([[math.cos(k), math.sin(k)], [-math.sin(k), math.cos(k)]])
-        return torch.block_diag(*[block] * (d_model // 2))
-
-    with pytest.raises(ExerciseError, match=r"check 2 of 4.*M_3 @ PE\(pos\) should equal"):
-        check_offset_matrix(same_angle)
+def test_attention_hard_coded_scale():
+    # Right on the first shape, where sqrt(d_k) = 4; the second shape has sqrt(d_k) = 3.
+    with pytest.raises(ExerciseError, match="divided by sqrt\\(9\\) = 3"):
+        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / 4.0, dim=-1) @ V)
 
 
-def test_offset_matrix_ignores_k_and_shape():
-    with pytest.raises(ExerciseError, match="M_0 must be the identity"):
-        check_offset_matrix(lambda k, d: offset_matrix(1, d))
-    with pytest.raises(ExerciseError, match=r"expected a \(8, 8\) matrix, got shape \(4, 4\)"):
-        check_offset_matrix(lambda k, d: offset_matrix(k, d // 2))
-    with pytest.raises(ExerciseError, match="expected a matrix .tensor., got str"):
-        check_offset_matrix(lambda k, d: "M_k")
+def test_attention_scale_from_number_of_queries():
+    # Dividing by L is right by accident on the first shape (L = sqrt(d_k) = 4), not on the
+    # second (L = 5, sqrt(d_k) = 3).
+    with pytest.raises(ExerciseError, match="take d_k from the last dimension"):
+        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / len(Q), dim=-1) @ V)
+
+
+def test_attention_without_scale():
+    with pytest.raises(ExerciseError, match="divided by sqrt"):
+        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T, dim=-1) @ V)
+
+
+def test_attention_softmax_over_queries():
+    with pytest.raises(ExerciseError, match="along the keys"):
+        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / 4, dim=0) @ V)
+
+
+def test_attention_returns_weights():
+    with pytest.raises(ExerciseError, match=r"output of shape \(4, 3\)"):
+        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / 4, dim=-1))
+
+
+def test_attention_crashes_are_reported():
+    with pytest.raises(ExerciseError, match="your answer raised"):
+        check_attention(lambda Q, K, V: Q @ K @ V)
+
+
+def test_attention_not_answered():
     with pytest.raises(NotYetAnswered):
-        check_offset_matrix(None)
+        check_attention(None)
 
 
-# ---- wavelength -------------------------------------------------------------------------------
+# --- causal mask -------------------------------------------------------------------------
 
 
-def wavelength(i, d_model):
-    return 2 * math.pi * 10000 ** (2 * i / d_model)
+def test_causal_mask_right():
+    # raises if the answer is rejected
+    check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril())
 
 
-def test_wavelength_right():
-    check_wavelength(wavelength)  # raises if the answer is rejected
+def test_causal_mask_without_diagonal():
+    with pytest.raises(ExerciseError, match="keep the diagonal"):
+        check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1))
 
 
-def test_wavelength_without_two_pi():
-    with pytest.raises(ExerciseError, match="repeat, not 1"):
-        check_wavelength(lambda i, d: 10000 ** (2 * i / d))
+def test_causal_mask_sees_future():
+    with pytest.raises(ExerciseError, match="must not see the future"):
+        check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).triu())
 
 
-def test_wavelength_exponent_i_not_2i():
-    with pytest.raises(ExerciseError, match="the exponent is 2i / d_model, not i / d_model"):
-        check_wavelength(lambda i, d: 2 * math.pi * 10000 ** (i / d))
+def test_causal_mask_pytorch_mha_convention():
+    with pytest.raises(ExerciseError, match="must not see the future"):
+        check_causal_mask(
+            lambda T: torch.ones(T, T, dtype=torch.bool).triu(1) | torch.eye(T, dtype=torch.bool)
+        )
 
 
-def test_wavelength_frequency_instead_and_unanswered():
-    with pytest.raises(ExerciseError, match="repeats every 2 pi positions"):
-        check_wavelength(lambda i, d: 1 / (2 * math.pi * 10000 ** (2 * i / d)))
-    with pytest.raises(ExerciseError, match="expected a number, got list"):
-        check_wavelength(lambda i, d: [wavelength(i, d)])
+def test_causal_mask_float():
+    with pytest.raises(ExerciseError, match="boolean tensor"):
+        check_causal_mask(lambda T: torch.ones(T, T).tril())
+
+
+def test_causal_mask_fixed_size():
+    with pytest.raises(ExerciseError, match="use T, not a fixed size"):
+        check_causal_mask(lambda T: torch.ones(3, 3, dtype=torch.bool).tril())
+
+
+def test_causal_mask_not_answered():
     with pytest.raises(NotYetAnswered):
-        check_wavelength(None)
+        check_causal_mask(None)
 
 
-# ---- RoPE on one vector -----------------------------------------------------------------------
+# --- shuffle the tokens ------------------------------------------------------------------
 
 
-def inv_freq(head_dim):
-    return 1.0 / 10000 ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim)
+def _self_attention(X, W_query, W_key, W_value, causal):
+    Q, K, V = X @ W_query, X @ W_key, X @ W_value
+    scores = Q @ K.T / math.sqrt(K.shape[-1])
+    if causal:
+        T = X.shape[0]
+        scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    return torch.softmax(scores, dim=-1) @ V
 
 
-def rope_rotate(x, pos):
-    half = x.shape[-1] // 2
-    angle = pos * inv_freq(x.shape[-1]).repeat(2)
-    rotated_half = torch.cat([-x[half:], x[:half]])
-    return x * angle.cos() + rotated_half * angle.sin()
+def shuffle_gap(X, W_query, W_key, W_value, perm, causal):
+    out = _self_attention(X, W_query, W_key, W_value, causal)
+    shuffled = _self_attention(X[perm], W_query, W_key, W_value, causal)
+    return (shuffled - out[perm]).abs().max().item()
 
 
-def test_rope_right():
-    check_rope_rotate(rope_rotate)  # raises if the answer is rejected
+def shuffle_gap_sdpa_float64(X, W_query, W_key, W_value, perm, causal):
+    # a second right answer: PyTorch's attention, in float64, and a tensor returned
+    X, W_query, W_key, W_value = (t.double() for t in (X, W_query, W_key, W_value))
+
+    def run(X):
+        q, k, v = ((X @ W)[None] for W in (W_query, W_key, W_value))
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)[0]
+
+    return torch.max(torch.abs(run(X[perm]) - run(X).index_select(0, perm)))
 
 
-def test_rope_wrong_direction():
-    with pytest.raises(ExerciseError, match="you rotate the wrong way"):
-        check_rope_rotate(lambda x, pos: rope_rotate(x, -pos))
+@pytest.mark.parametrize("answer", [shuffle_gap, shuffle_gap_sdpa_float64])
+def test_shuffle_gap_right(answer, capsys):
+    from llmcourse.exercises.ch03 import check_shuffle_gap
+
+    check_shuffle_gap(answer)  # raises if the answer is rejected
+    assert "all 3 checks passed" in capsys.readouterr().out
 
 
-def test_rope_interleaved_pairs():
-    def interleaved(x, pos):
-        angle = pos * inv_freq(x.shape[-1]).repeat_interleave(2)
-        return x * angle.cos() + torch.stack([-x[1::2], x[0::2]], -1).reshape(-1) * angle.sin()
-
-    with pytest.raises(ExerciseError, match="rotate_half' layout"):
-        check_rope_rotate(interleaved)
+def _not_shuffled_back(X, Wq, Wk, Wv, perm, causal):
+    out = _self_attention(X, Wq, Wk, Wv, causal)
+    return (_self_attention(X[perm], Wq, Wk, Wv, causal) - out).abs().max().item()
 
 
-def test_rope_not_a_rotation_and_unanswered():
-    def no_cos(x, pos):  # forgets the x * cos term
-        angle = pos * inv_freq(x.shape[-1]).repeat(2)
-        half = x.shape[-1] // 2
-        return x + torch.cat([-x[half:], x[:half]]) * angle.sin()
+def _inverse(X, Wq, Wk, Wv, perm, causal):
+    out = _self_attention(X, Wq, Wk, Wv, causal)[perm.argsort()]
+    return (_self_attention(X[perm], Wq, Wk, Wv, causal) - out).abs().max().item()
 
-    with pytest.raises(ExerciseError, match="a rotation keeps the length"):
-        check_rope_rotate(no_cos)
-    with pytest.raises(ExerciseError, match="at position 0 every angle is 0"):
-        check_rope_rotate(lambda x, pos: rope_rotate(x, pos + 1))
+
+def _mask_ignored(X, Wq, Wk, Wv, perm, causal):
+    return shuffle_gap(X, Wq, Wk, Wv, perm, False)
+
+
+def _mask_shuffled_with_tokens(X, Wq, Wk, Wv, perm, causal):
+    # the causal mask moved with the tokens: the shuffled run is the original, reordered
+    T = X.shape[0]
+    Q, K, V = X[perm] @ Wq, X[perm] @ Wk, X[perm] @ Wv
+    allowed = torch.ones(T, T, dtype=torch.bool)
+    if causal:
+        allowed = allowed.tril()[perm][:, perm]
+    scores = (Q @ K.T / math.sqrt(K.shape[-1])).masked_fill(~allowed, float("-inf"))
+    out = _self_attention(X, Wq, Wk, Wv, causal)
+    return (torch.softmax(scores, dim=-1) @ V - out[perm]).abs().max().item()
+
+
+def _signed(X, Wq, Wk, Wv, perm, causal):
+    out = _self_attention(X, Wq, Wk, Wv, causal)
+    return (_self_attention(X[perm], Wq, Wk, Wv, causal) - out[perm]).max().item()
+
+
+def _float32_only(X, Wq, Wk, Wv, perm, causal):
+    return shuffle_gap(X.float(), Wq.float(), Wk.float(), Wv.float(), perm, causal) * (
+        2 if X.dtype == torch.float64 else 1
+    )
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_not_shuffled_back, "not with out itself"),
+        (_inverse, "inverse permutation"),
+        (_mask_ignored, "Apply the causal mask"),
+        (_mask_shuffled_with_tokens, "do not shuffle the mask"),
+        (_signed, r"take \.abs\(\) before \.max\(\)"),
+        (lambda *args: 0.0, "should not be zero"),
+        (lambda X, *args: torch.zeros(2), "return one number"),
+        (_float32_only, "in float64"),
+    ],
+)
+def test_shuffle_gap_wrong(wrong, hint):
+    from llmcourse.exercises.ch03 import check_shuffle_gap
+
+    with pytest.raises(ExerciseError, match=hint):
+        check_shuffle_gap(wrong)
+
+
+def test_shuffle_gap_not_answered():
+    from llmcourse.exercises.ch03 import check_shuffle_gap
+
     with pytest.raises(NotYetAnswered):
-        check_rope_rotate(None)
+        check_shuffle_gap(None)
+
+
+# --- attention that ignores padding ------------------------------------------------------
+
+
+def padded_attention(Q, K, V, lengths):
+    T = K.shape[-2]
+    real_key = torch.arange(T)[None, None, :] < lengths[:, None, None]
+    scores = Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1])
+    return torch.softmax(scores.masked_fill(~real_key, float("-inf")), dim=-1) @ V
+
+
+def padded_attention_loop(Q, K, V, lengths):
+    # a second right answer: one sequence at a time, its padding cut off, zeros after
+    out = torch.zeros(*Q.shape[:2], V.shape[-1], dtype=torch.float64)
+    for b, n in enumerate(lengths.tolist()):
+        q, k, v = Q[b, :n].double(), K[b, :n].double(), V[b, :n].double()
+        out[b, :n] = torch.softmax(q @ k.T / k.shape[-1] ** 0.5, dim=-1) @ v
+    return out
+
+
+def padded_attention_sdpa(Q, K, V, lengths):
+    # a third: PyTorch's attention with a boolean mask (True = may attend), float32
+    real_key = torch.arange(K.shape[1])[None, None, :] < lengths[:, None, None]
+    Q, K, V = Q.float(), K.float(), V.float()
+    return F.scaled_dot_product_attention(Q, K, V, attn_mask=real_key)
+
+
+@pytest.mark.parametrize("answer", [padded_attention, padded_attention_loop, padded_attention_sdpa])
+def test_padded_attention_right(answer, capsys):
+    from llmcourse.exercises.ch03 import check_padded_attention
+
+    check_padded_attention(answer)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def _masked(Q, K, V, mask, scale=True, how="-inf"):
+    scores = Q @ K.transpose(-2, -1) / (math.sqrt(Q.shape[-1]) if scale else 1.0)
+    if how == "zero":
+        scores = scores * mask
+    elif how == "-inf":
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    if how == "after":
+        weights = weights * mask
+    return weights @ V
+
+
+def _keys(K, lengths, offset=0):
+    return (torch.arange(K.shape[1])[None, :] < lengths[:, None] + offset)[:, None, :]
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda Q, K, V, n: _masked(Q, K, V, torch.ones_like(_keys(K, n))), "padding keys still"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n), how="zero"), "not to 0"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n), how="after"), "sum to less than 1"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n, offset=1)), "off by one"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n).transpose(1, 2)), "masking the queries"),
+        (lambda Q, K, V, n: F.scaled_dot_product_attention(Q, K, V), "padding keys still"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n), scale=False), "sqrt\\(d_k\\)"),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n))[:, :, :1], "give an output of shape"),
+        (
+            lambda Q, K, V, n: _masked(Q[:, :6], K[:, :6], V[:, :6], _keys(K[:, :6], n)),
+            "take T from the inputs",
+        ),
+        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n)).float().round(), "differ from"),
+    ],
+)
+def test_padded_attention_wrong(wrong, hint):
+    from llmcourse.exercises.ch03 import check_padded_attention
+
+    with pytest.raises(ExerciseError, match=hint):
+        check_padded_attention(wrong)
+
+
+def test_padded_attention_not_answered():
+    from llmcourse.exercises.ch03 import check_padded_attention
+
+    with pytest.raises(NotYetAnswered):
+        check_padded_attention(None)

@@ -1,345 +1,195 @@
 """The chapter 4 checks pass the model answers and reject plausible wrong ones."""
 
-import math
-
 import pytest
 import torch
-import torch.nn.functional as F
+from torch import nn
 
+from llmcourse.attention import scaled_dot_product_attention
 from llmcourse.exercises import ExerciseError, NotYetAnswered
-from llmcourse.exercises.ch04 import check_attention, check_causal_mask, check_stable_softmax
-
-# --- stable softmax ----------------------------------------------------------------------
-
-
-def stable_softmax(x):
-    e = (x - x.amax(dim=-1, keepdim=True)).exp()
-    return e / e.sum(dim=-1, keepdim=True)
-
-
-def stable_softmax_float64(x):
-    x = x.double()  # a correct answer that computes (and returns) float64
-    e = (x - x.max(dim=-1, keepdim=True).values).exp()
-    return e / e.sum(dim=-1, keepdim=True)
+from llmcourse.exercises.ch04 import (
+    check_attention_flops,
+    check_heads_one_by_one,
+    check_mha_parameter_count,
+    check_split_heads,
+)
+from llmcourse.multihead import split_heads
 
 
-@pytest.mark.parametrize("answer", [stable_softmax, stable_softmax_float64])
-def test_stable_softmax_right(answer, capsys):
-    check_stable_softmax(answer)  # raises if the answer is rejected
+def test_split_heads_right(capsys):
+    check_split_heads(split_heads)  # raises if the answer is rejected
+    # raises if the answer is rejected
+    check_split_heads(lambda x, h: x.unflatten(-1, (h, -1)).permute(0, 2, 1, 3))
     assert "all 3 checks passed" in capsys.readouterr().out
 
 
-def test_stable_softmax_naive_overflows():
-    with pytest.raises(ExerciseError, match="subtract each row's maximum"):
-        check_stable_softmax(lambda x: x.exp() / x.exp().sum(dim=-1, keepdim=True))
+def test_split_heads_view_without_transpose():
+    def wrong(x, h):
+        B, T, C = x.shape
+        return x.reshape(B, h, T, C // h)
+
+    with pytest.raises(ExerciseError, match="then transpose"):
+        check_split_heads(wrong)
 
 
-def test_stable_softmax_global_max_underflows():
-    # Subtracting the max of the whole tensor sends a row far below it to exp(...) = 0, 0/0.
-    def global_max(x):
-        e = (x - x.max()).exp()
-        return e / e.sum(dim=-1, keepdim=True)
-
-    with pytest.raises(ExerciseError, match="subtract each row's maximum"):
-        check_stable_softmax(global_max)
+def test_split_heads_wrong_layout():
+    with pytest.raises(ExerciseError, match=r"must give \(batch, heads, seq, head_dim\)"):
+        check_split_heads(lambda x, h: x.view(x.shape[0], x.shape[1], h, -1))
 
 
-def test_stable_softmax_normalised_over_everything():
-    def whole(x):
-        e = (x - x.max()).exp()
-        return e / e.sum()
-
-    with pytest.raises(ExerciseError, match="normalise along dim=-1"):
-        check_stable_softmax(whole)
+def test_split_heads_fixed_sizes():
+    with pytest.raises(ExerciseError, match="your answer raised|not fixed numbers"):
+        check_split_heads(lambda x, h: x.view(2, 3, 4, 2).transpose(1, 2))
 
 
-def test_stable_softmax_not_answered():
+def test_split_heads_not_answered():
     with pytest.raises(NotYetAnswered):
-        check_stable_softmax(None)
-
-    def todo(x):
-        raise NotImplementedError
-
-    with pytest.raises(NotYetAnswered):
-        check_stable_softmax(todo)
+        check_split_heads(None)
 
 
-# --- attention ---------------------------------------------------------------------------
-
-
-def my_attention(Q, K, V):
-    return torch.softmax(Q @ K.T / math.sqrt(K.shape[-1]), dim=-1) @ V
-
-
-def my_attention_float64(Q, K, V):
-    Q, K, V = Q.double(), K.double(), V.double()
-    scores = Q @ K.transpose(-2, -1) / Q.shape[-1] ** 0.5
-    weights = scores.exp() / scores.exp().sum(-1, keepdim=True)
-    return weights @ V
-
-
-@pytest.mark.parametrize("answer", [my_attention, my_attention_float64])
-def test_attention_right(answer, capsys):
-    check_attention(answer)  # raises if the answer is rejected
-    assert "all 4 checks passed" in capsys.readouterr().out
-
-
-def test_attention_hard_coded_scale():
-    # Right on the first shape, where sqrt(d_k) = 4; the second shape has sqrt(d_k) = 3.
-    with pytest.raises(ExerciseError, match="divided by sqrt\\(9\\) = 3"):
-        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / 4.0, dim=-1) @ V)
-
-
-def test_attention_scale_from_number_of_queries():
-    # Dividing by L is right by accident on the first shape (L = sqrt(d_k) = 4), not on the
-    # second (L = 5, sqrt(d_k) = 3).
-    with pytest.raises(ExerciseError, match="take d_k from the last dimension"):
-        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / len(Q), dim=-1) @ V)
-
-
-def test_attention_without_scale():
-    with pytest.raises(ExerciseError, match="divided by sqrt"):
-        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T, dim=-1) @ V)
-
-
-def test_attention_softmax_over_queries():
-    with pytest.raises(ExerciseError, match="along the keys"):
-        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / 4, dim=0) @ V)
-
-
-def test_attention_returns_weights():
-    with pytest.raises(ExerciseError, match=r"output of shape \(4, 3\)"):
-        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / 4, dim=-1))
-
-
-def test_attention_crashes_are_reported():
-    with pytest.raises(ExerciseError, match="your answer raised"):
-        check_attention(lambda Q, K, V: Q @ K @ V)
-
-
-def test_attention_not_answered():
-    with pytest.raises(NotYetAnswered):
-        check_attention(None)
-
-
-# --- causal mask -------------------------------------------------------------------------
-
-
-def test_causal_mask_right():
+def test_parameter_count_right():
     # raises if the answer is rejected
-    check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril())
+    check_mha_parameter_count(lambda d, h, bias=True: 4 * d * d + (4 * d if bias else 0))
 
 
-def test_causal_mask_without_diagonal():
-    with pytest.raises(ExerciseError, match="keep the diagonal"):
-        check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1))
+def test_parameter_count_without_out_proj():
+    with pytest.raises(ExerciseError, match="output projection"):
+        check_mha_parameter_count(lambda d, h, bias=True: 3 * d * d + (3 * d if bias else 0))
 
 
-def test_causal_mask_sees_future():
-    with pytest.raises(ExerciseError, match="must not see the future"):
-        check_causal_mask(lambda T: torch.ones(T, T, dtype=torch.bool).triu())
+def test_parameter_count_without_bias():
+    with pytest.raises(ExerciseError, match="also has d_model biases"):
+        check_mha_parameter_count(lambda d, h, bias=True: 4 * d * d)
 
 
-def test_causal_mask_pytorch_mha_convention():
-    with pytest.raises(ExerciseError, match="must not see the future"):
-        check_causal_mask(
-            lambda T: torch.ones(T, T, dtype=torch.bool).triu(1) | torch.eye(T, dtype=torch.bool)
+def test_parameter_count_per_head():
+    with pytest.raises(ExerciseError, match="parameters, got|head count"):
+        check_mha_parameter_count(lambda d, h, bias=True: h * (4 * d * d + 4 * d))
+
+
+def test_parameter_count_not_answered():
+    with pytest.raises(NotYetAnswered):
+        check_mha_parameter_count(None)
+
+
+def test_flops_right():
+    # raises if the answer is rejected
+    check_attention_flops(lambda T, d, h: 8 * T * d * d + 4 * T * T * d)
+
+
+def test_flops_multiply_adds_only():
+    with pytest.raises(ExerciseError, match="multiply-add as 2 FLOPs"):
+        check_attention_flops(lambda T, d, h: 4 * T * d * d + 2 * T * T * d)
+
+
+def test_flops_projections_only():
+    with pytest.raises(ExerciseError, match="two T x T products"):
+        check_attention_flops(lambda T, d, h: 8 * T * d * d)
+
+
+def test_flops_times_heads():
+    with pytest.raises(ExerciseError, match="head count"):
+        check_attention_flops(lambda T, d, h: 8 * T * d * d + 4 * h * T * T * d)
+
+
+def test_flops_not_answered():
+    with pytest.raises(NotYetAnswered):
+        check_attention_flops(None)
+
+
+# ---- a multi-head layer from single heads ----------------------------------------------------
+
+
+def heads_as_modules(x, state, num_heads):
+    """The book's answer: h single-head modules holding their slices of the fused weights."""
+    C = x.shape[-1]
+    d = C // num_heads
+    outputs = []
+    for i in range(num_heads):
+        rows = slice(i * d, (i + 1) * d)
+        q, k, v = (nn.Linear(C, d, dtype=x.dtype) for _ in range(3))
+        with torch.no_grad():
+            for name, layer in zip("qkv", (q, k, v)):
+                layer.weight.copy_(state[f"{name}_proj.weight"][rows])
+                layer.bias.copy_(state[f"{name}_proj.bias"][rows])
+        outputs.append(scaled_dot_product_attention(q(x), k(x), v(x)))
+    return torch.cat(outputs, dim=-1) @ state["out_proj.weight"].T + state["out_proj.bias"]
+
+
+def heads_projected_one_by_one(x, state, num_heads, slip=None):
+    """Tensors only, and W^O split by columns: sum over heads of head_i W^O_i (= Concat W^O).
+
+    ``slip`` makes one of the usual mistakes instead."""
+    C = x.shape[-1]
+    d = C // num_heads
+    total = state["out_proj.bias"].clone()
+    heads = []
+    for i in range(num_heads):
+        rows = slice(i, None, num_heads) if slip == "strided" else slice(i * d, (i + 1) * d)
+        q, k, v = (
+            x @ state[f"{n}_proj.weight"][rows].T + state[f"{n}_proj.bias"][rows] for n in "qkv"
+        )
+        width = C if slip == "sqrt C" else d
+        head = torch.softmax(q @ k.transpose(-2, -1) / width**0.5, dim=-1) @ v
+        heads.append(head)
+        total = total + head @ state["out_proj.weight"][:, i * d : (i + 1) * d].T
+    if slip == "no W^O":
+        return torch.cat(heads, dim=-1)
+    if slip == "sum":
+        return sum(heads)
+    return total
+
+
+def test_heads_one_by_one_right(capsys):
+    check_heads_one_by_one(heads_as_modules)  # raises if the answer is rejected
+    check_heads_one_by_one(heads_projected_one_by_one)  # raises if the answer is rejected
+    assert capsys.readouterr().out.count("all 3 checks passed") == 2
+
+
+@pytest.mark.parametrize(
+    ("slip", "hint"),
+    [
+        ("strided", "contiguous rows"),
+        ("no W^O", "output projection"),
+        ("sqrt C", r"sqrt\(d\) of the head"),
+        ("sum", "concatenate"),
+    ],
+)
+def test_heads_one_by_one_slips(slip, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_heads_one_by_one(lambda x, s, h: heads_projected_one_by_one(x, s, h, slip))
+
+
+def test_heads_one_by_one_without_biases():
+    def no_bias(x, state, num_heads):
+        return (
+            heads_projected_one_by_one(
+                x, {k: v if k.endswith("weight") else 0 * v for k, v in state.items()}, num_heads
+            )
+            + state["out_proj.bias"]
         )
 
-
-def test_causal_mask_float():
-    with pytest.raises(ExerciseError, match="boolean tensor"):
-        check_causal_mask(lambda T: torch.ones(T, T).tril())
+    with pytest.raises(ExerciseError, match="slice of the biases"):
+        check_heads_one_by_one(no_bias)
 
 
-def test_causal_mask_fixed_size():
-    with pytest.raises(ExerciseError, match="use T, not a fixed size"):
-        check_causal_mask(lambda T: torch.ones(3, 3, dtype=torch.bool).tril())
+def test_heads_one_by_one_fixed_sizes_and_dtype():
+    with pytest.raises(ExerciseError, match="not fixed numbers"):
+        check_heads_one_by_one(lambda x, s, h: heads_projected_one_by_one(x, s, 2))
+
+    def float32_result(x, state, num_heads):
+        return heads_projected_one_by_one(x, state, num_heads).float()
+
+    def float32_layers(x, state, num_heads):
+        return heads_as_modules(x.float(), state, num_heads)
+
+    def float32_modules_float64_input(x, state, num_heads):
+        return heads_as_modules(x.float(), state, num_heads) + 0 * x
+
+    for answer in (float32_result, float32_layers, float32_modules_float64_input):
+        with pytest.raises(ExerciseError, match="stay float64"):
+            check_heads_one_by_one(answer)
 
 
-def test_causal_mask_not_answered():
+def test_heads_one_by_one_not_answered():
     with pytest.raises(NotYetAnswered):
-        check_causal_mask(None)
-
-
-# --- shuffle the tokens ------------------------------------------------------------------
-
-
-def _self_attention(X, W_query, W_key, W_value, causal):
-    Q, K, V = X @ W_query, X @ W_key, X @ W_value
-    scores = Q @ K.T / math.sqrt(K.shape[-1])
-    if causal:
-        T = X.shape[0]
-        scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
-    return torch.softmax(scores, dim=-1) @ V
-
-
-def shuffle_gap(X, W_query, W_key, W_value, perm, causal):
-    out = _self_attention(X, W_query, W_key, W_value, causal)
-    shuffled = _self_attention(X[perm], W_query, W_key, W_value, causal)
-    return (shuffled - out[perm]).abs().max().item()
-
-
-def shuffle_gap_sdpa_float64(X, W_query, W_key, W_value, perm, causal):
-    # a second right answer: PyTorch's attention, in float64, and a tensor returned
-    X, W_query, W_key, W_value = (t.double() for t in (X, W_query, W_key, W_value))
-
-    def run(X):
-        q, k, v = ((X @ W)[None] for W in (W_query, W_key, W_value))
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)[0]
-
-    return torch.max(torch.abs(run(X[perm]) - run(X).index_select(0, perm)))
-
-
-@pytest.mark.parametrize("answer", [shuffle_gap, shuffle_gap_sdpa_float64])
-def test_shuffle_gap_right(answer, capsys):
-    from llmcourse.exercises.ch04 import check_shuffle_gap
-
-    check_shuffle_gap(answer)  # raises if the answer is rejected
-    assert "all 3 checks passed" in capsys.readouterr().out
-
-
-def _not_shuffled_back(X, Wq, Wk, Wv, perm, causal):
-    out = _self_attention(X, Wq, Wk, Wv, causal)
-    return (_self_attention(X[perm], Wq, Wk, Wv, causal) - out).abs().max().item()
-
-
-def _inverse(X, Wq, Wk, Wv, perm, causal):
-    out = _self_attention(X, Wq, Wk, Wv, causal)[perm.argsort()]
-    return (_self_attention(X[perm], Wq, Wk, Wv, causal) - out).abs().max().item()
-
-
-def _mask_ignored(X, Wq, Wk, Wv, perm, causal):
-    return shuffle_gap(X, Wq, Wk, Wv, perm, False)
-
-
-def _mask_shuffled_with_tokens(X, Wq, Wk, Wv, perm, causal):
-    # the causal mask moved with the tokens: the shuffled run is the original, reordered
-    T = X.shape[0]
-    Q, K, V = X[perm] @ Wq, X[perm] @ Wk, X[perm] @ Wv
-    allowed = torch.ones(T, T, dtype=torch.bool)
-    if causal:
-        allowed = allowed.tril()[perm][:, perm]
-    scores = (Q @ K.T / math.sqrt(K.shape[-1])).masked_fill(~allowed, float("-inf"))
-    out = _self_attention(X, Wq, Wk, Wv, causal)
-    return (torch.softmax(scores, dim=-1) @ V - out[perm]).abs().max().item()
-
-
-def _signed(X, Wq, Wk, Wv, perm, causal):
-    out = _self_attention(X, Wq, Wk, Wv, causal)
-    return (_self_attention(X[perm], Wq, Wk, Wv, causal) - out[perm]).max().item()
-
-
-def _float32_only(X, Wq, Wk, Wv, perm, causal):
-    return shuffle_gap(X.float(), Wq.float(), Wk.float(), Wv.float(), perm, causal) * (
-        2 if X.dtype == torch.float64 else 1
-    )
-
-
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (_not_shuffled_back, "not with out itself"),
-        (_inverse, "inverse permutation"),
-        (_mask_ignored, "Apply the causal mask"),
-        (_mask_shuffled_with_tokens, "do not shuffle the mask"),
-        (_signed, r"take \.abs\(\) before \.max\(\)"),
-        (lambda *args: 0.0, "should not be zero"),
-        (lambda X, *args: torch.zeros(2), "return one number"),
-        (_float32_only, "in float64"),
-    ],
-)
-def test_shuffle_gap_wrong(wrong, hint):
-    from llmcourse.exercises.ch04 import check_shuffle_gap
-
-    with pytest.raises(ExerciseError, match=hint):
-        check_shuffle_gap(wrong)
-
-
-def test_shuffle_gap_not_answered():
-    from llmcourse.exercises.ch04 import check_shuffle_gap
-
-    with pytest.raises(NotYetAnswered):
-        check_shuffle_gap(None)
-
-
-# --- attention that ignores padding ------------------------------------------------------
-
-
-def padded_attention(Q, K, V, lengths):
-    T = K.shape[-2]
-    real_key = torch.arange(T)[None, None, :] < lengths[:, None, None]
-    scores = Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1])
-    return torch.softmax(scores.masked_fill(~real_key, float("-inf")), dim=-1) @ V
-
-
-def padded_attention_loop(Q, K, V, lengths):
-    # a second right answer: one sequence at a time, its padding cut off, zeros after
-    out = torch.zeros(*Q.shape[:2], V.shape[-1], dtype=torch.float64)
-    for b, n in enumerate(lengths.tolist()):
-        q, k, v = Q[b, :n].double(), K[b, :n].double(), V[b, :n].double()
-        out[b, :n] = torch.softmax(q @ k.T / k.shape[-1] ** 0.5, dim=-1) @ v
-    return out
-
-
-def padded_attention_sdpa(Q, K, V, lengths):
-    # a third: PyTorch's attention with a boolean mask (True = may attend), float32
-    real_key = torch.arange(K.shape[1])[None, None, :] < lengths[:, None, None]
-    Q, K, V = Q.float(), K.float(), V.float()
-    return F.scaled_dot_product_attention(Q, K, V, attn_mask=real_key)
-
-
-@pytest.mark.parametrize("answer", [padded_attention, padded_attention_loop, padded_attention_sdpa])
-def test_padded_attention_right(answer, capsys):
-    from llmcourse.exercises.ch04 import check_padded_attention
-
-    check_padded_attention(answer)  # raises if the answer is rejected
-    assert "all 4 checks passed" in capsys.readouterr().out
-
-
-def _masked(Q, K, V, mask, scale=True, how="-inf"):
-    scores = Q @ K.transpose(-2, -1) / (math.sqrt(Q.shape[-1]) if scale else 1.0)
-    if how == "zero":
-        scores = scores * mask
-    elif how == "-inf":
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)
-    if how == "after":
-        weights = weights * mask
-    return weights @ V
-
-
-def _keys(K, lengths, offset=0):
-    return (torch.arange(K.shape[1])[None, :] < lengths[:, None] + offset)[:, None, :]
-
-
-@pytest.mark.parametrize(
-    "wrong, hint",
-    [
-        (lambda Q, K, V, n: _masked(Q, K, V, torch.ones_like(_keys(K, n))), "padding keys still"),
-        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n), how="zero"), "not to 0"),
-        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n), how="after"), "sum to less than 1"),
-        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n, offset=1)), "off by one"),
-        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n).transpose(1, 2)), "masking the queries"),
-        (lambda Q, K, V, n: F.scaled_dot_product_attention(Q, K, V), "padding keys still"),
-        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n), scale=False), "sqrt\\(d_k\\)"),
-        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n))[:, :, :1], "give an output of shape"),
-        (
-            lambda Q, K, V, n: _masked(Q[:, :6], K[:, :6], V[:, :6], _keys(K[:, :6], n)),
-            "take T from the inputs",
-        ),
-        (lambda Q, K, V, n: _masked(Q, K, V, _keys(K, n)).float().round(), "differ from"),
-    ],
-)
-def test_padded_attention_wrong(wrong, hint):
-    from llmcourse.exercises.ch04 import check_padded_attention
-
-    with pytest.raises(ExerciseError, match=hint):
-        check_padded_attention(wrong)
-
-
-def test_padded_attention_not_answered():
-    from llmcourse.exercises.ch04 import check_padded_attention
-
-    with pytest.raises(NotYetAnswered):
-        check_padded_attention(None)
+        check_heads_one_by_one(None)

@@ -1,195 +1,188 @@
-"""The chapter 5 checks pass the model answers and reject plausible wrong ones."""
+"""The chapter 5 checks pass a right answer and reject plausible wrong ones with a hint."""
+
+import math
 
 import pytest
 import torch
-from torch import nn
 
-from llmcourse.attention import scaled_dot_product_attention
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch05 import (
-    check_attention_flops,
-    check_heads_one_by_one,
-    check_mha_parameter_count,
-    check_split_heads,
+    check_offset_matrix,
+    check_pe_vector,
+    check_rope_rotate,
+    check_wavelength,
 )
-from llmcourse.multihead import split_heads
+
+# ---- encoding of one position -----------------------------------------------------------------
 
 
-def test_split_heads_right(capsys):
-    check_split_heads(split_heads)  # raises if the answer is rejected
-    # raises if the answer is rejected
-    check_split_heads(lambda x, h: x.unflatten(-1, (h, -1)).permute(0, 2, 1, 3))
-    assert "all 3 checks passed" in capsys.readouterr().out
+def pe_vector(pos, d_model):
+    i = torch.arange(0, d_model, 2, dtype=torch.float64)
+    angle = pos / 10000 ** (i / d_model)
+    return torch.stack([angle.sin(), angle.cos()], -1).reshape(d_model)
 
 
-def test_split_heads_view_without_transpose():
-    def wrong(x, h):
-        B, T, C = x.shape
-        return x.reshape(B, h, T, C // h)
-
-    with pytest.raises(ExerciseError, match="then transpose"):
-        check_split_heads(wrong)
+def test_pe_vector_right(capsys):
+    check_pe_vector(pe_vector)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
+    # a list is fine too; raises if the answer is rejected
+    check_pe_vector(lambda pos, d: pe_vector(pos, d).tolist())
 
 
-def test_split_heads_wrong_layout():
-    with pytest.raises(ExerciseError, match=r"must give \(batch, heads, seq, head_dim\)"):
-        check_split_heads(lambda x, h: x.view(x.shape[0], x.shape[1], h, -1))
+def test_pe_vector_sin_cos_swapped():
+    def swapped(pos, d_model):
+        return pe_vector(pos, d_model).reshape(-1, 2).flip(-1).reshape(d_model)
+
+    with pytest.raises(ExerciseError, match="check 2 of 4.*at position 0 every angle is 0"):
+        check_pe_vector(swapped)
 
 
-def test_split_heads_fixed_sizes():
-    with pytest.raises(ExerciseError, match="your answer raised|not fixed numbers"):
-        check_split_heads(lambda x, h: x.view(2, 3, 4, 2).transpose(1, 2))
+def test_pe_vector_not_interleaved():
+    def concatenated(pos, d_model):
+        v = pe_vector(pos, d_model)
+        return torch.cat([v[0::2], v[1::2]])
+
+    with pytest.raises(ExerciseError, match="must be interleaved"):
+        check_pe_vector(concatenated)
 
 
-def test_split_heads_not_answered():
+def test_pe_vector_wrong_exponent():
+    def per_pair_index(pos, d_model):  # 10000 ** (i / d_model) with i the pair index
+        i = torch.arange(d_model // 2, dtype=torch.float64)
+        angle = pos / 10000 ** (i / d_model)
+        return torch.stack([angle.sin(), angle.cos()], -1).reshape(d_model)
+
+    with pytest.raises(ExerciseError, match="check 3 of 4.*the exponent is 2i / d_model"):
+        check_pe_vector(per_pair_index)
+
+
+def test_pe_vector_wrong_shape_and_unanswered():
+    with pytest.raises(ExerciseError, match=r"pe_vector\(3, 8\) of shape \(8,\), got \(4,\)"):
+        check_pe_vector(lambda pos, d: pe_vector(pos, d)[::2])
+    with pytest.raises(ExerciseError, match="as a tensor or list of numbers, got str"):
+        check_pe_vector(lambda pos, d: "0 1 0 1")
     with pytest.raises(NotYetAnswered):
-        check_split_heads(None)
+        check_pe_vector(None)
 
+    def todo(pos, d_model):
+        raise NotImplementedError
 
-def test_parameter_count_right():
-    # raises if the answer is rejected
-    check_mha_parameter_count(lambda d, h, bias=True: 4 * d * d + (4 * d if bias else 0))
-
-
-def test_parameter_count_without_out_proj():
-    with pytest.raises(ExerciseError, match="output projection"):
-        check_mha_parameter_count(lambda d, h, bias=True: 3 * d * d + (3 * d if bias else 0))
-
-
-def test_parameter_count_without_bias():
-    with pytest.raises(ExerciseError, match="also has d_model biases"):
-        check_mha_parameter_count(lambda d, h, bias=True: 4 * d * d)
-
-
-def test_parameter_count_per_head():
-    with pytest.raises(ExerciseError, match="parameters, got|head count"):
-        check_mha_parameter_count(lambda d, h, bias=True: h * (4 * d * d + 4 * d))
-
-
-def test_parameter_count_not_answered():
     with pytest.raises(NotYetAnswered):
-        check_mha_parameter_count(None)
+        check_pe_vector(todo)
 
 
-def test_flops_right():
-    # raises if the answer is rejected
-    check_attention_flops(lambda T, d, h: 8 * T * d * d + 4 * T * T * d)
+# ---- offset matrix ----------------------------------------------------------------------------
 
 
-def test_flops_multiply_adds_only():
-    with pytest.raises(ExerciseError, match="multiply-add as 2 FLOPs"):
-        check_attention_flops(lambda T, d, h: 4 * T * d * d + 2 * T * T * d)
+def offset_matrix(k, d_model):
+    w = 10000 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+    blocks = [
+        torch.tensor([[math.cos(k * wi), math.sin(k * wi)], [-math.sin(k * wi), math.cos(k * wi)]])
+        for wi in w.tolist()
+    ]
+    return torch.block_diag(*blocks)
 
 
-def test_flops_projections_only():
-    with pytest.raises(ExerciseError, match="two T x T products"):
-        check_attention_flops(lambda T, d, h: 8 * T * d * d)
+def test_offset_matrix_right():
+    check_offset_matrix(offset_matrix)  # raises if the answer is rejected
 
 
-def test_flops_times_heads():
-    with pytest.raises(ExerciseError, match="head count"):
-        check_attention_flops(lambda T, d, h: 8 * T * d * d + 4 * h * T * T * d)
+def test_offset_matrix_transposed():
+    with pytest.raises(ExerciseError, match="your matrix moves back"):
+        check_offset_matrix(lambda k, d: offset_matrix(k, d).T)
 
 
-def test_flops_not_answered():
+def test_offset_matrix_one_frequency_for_all_blocks():
+    def same_angle(k, d_model):
+        block = torch.tensor([[math.cos(k), math.sin(k)], [-math.sin(k), math.cos(k)]])
+        return torch.block_diag(*[block] * (d_model // 2))
+
+    with pytest.raises(ExerciseError, match=r"check 2 of 4.*M_3 @ PE\(pos\) should equal"):
+        check_offset_matrix(same_angle)
+
+
+def test_offset_matrix_ignores_k_and_shape():
+    with pytest.raises(ExerciseError, match="M_0 must be the identity"):
+        check_offset_matrix(lambda k, d: offset_matrix(1, d))
+    with pytest.raises(ExerciseError, match=r"expected a \(8, 8\) matrix, got shape \(4, 4\)"):
+        check_offset_matrix(lambda k, d: offset_matrix(k, d // 2))
+    with pytest.raises(ExerciseError, match="expected a matrix .tensor., got str"):
+        check_offset_matrix(lambda k, d: "M_k")
     with pytest.raises(NotYetAnswered):
-        check_attention_flops(None)
+        check_offset_matrix(None)
 
 
-# ---- a multi-head layer from single heads ----------------------------------------------------
+# ---- wavelength -------------------------------------------------------------------------------
 
 
-def heads_as_modules(x, state, num_heads):
-    """The book's answer: h single-head modules holding their slices of the fused weights."""
-    C = x.shape[-1]
-    d = C // num_heads
-    outputs = []
-    for i in range(num_heads):
-        rows = slice(i * d, (i + 1) * d)
-        q, k, v = (nn.Linear(C, d, dtype=x.dtype) for _ in range(3))
-        with torch.no_grad():
-            for name, layer in zip("qkv", (q, k, v)):
-                layer.weight.copy_(state[f"{name}_proj.weight"][rows])
-                layer.bias.copy_(state[f"{name}_proj.bias"][rows])
-        outputs.append(scaled_dot_product_attention(q(x), k(x), v(x)))
-    return torch.cat(outputs, dim=-1) @ state["out_proj.weight"].T + state["out_proj.bias"]
+def wavelength(i, d_model):
+    return 2 * math.pi * 10000 ** (2 * i / d_model)
 
 
-def heads_projected_one_by_one(x, state, num_heads, slip=None):
-    """Tensors only, and W^O split by columns: sum over heads of head_i W^O_i (= Concat W^O).
-
-    ``slip`` makes one of the usual mistakes instead."""
-    C = x.shape[-1]
-    d = C // num_heads
-    total = state["out_proj.bias"].clone()
-    heads = []
-    for i in range(num_heads):
-        rows = slice(i, None, num_heads) if slip == "strided" else slice(i * d, (i + 1) * d)
-        q, k, v = (
-            x @ state[f"{n}_proj.weight"][rows].T + state[f"{n}_proj.bias"][rows] for n in "qkv"
-        )
-        width = C if slip == "sqrt C" else d
-        head = torch.softmax(q @ k.transpose(-2, -1) / width**0.5, dim=-1) @ v
-        heads.append(head)
-        total = total + head @ state["out_proj.weight"][:, i * d : (i + 1) * d].T
-    if slip == "no W^O":
-        return torch.cat(heads, dim=-1)
-    if slip == "sum":
-        return sum(heads)
-    return total
+def test_wavelength_right():
+    check_wavelength(wavelength)  # raises if the answer is rejected
 
 
-def test_heads_one_by_one_right(capsys):
-    check_heads_one_by_one(heads_as_modules)  # raises if the answer is rejected
-    check_heads_one_by_one(heads_projected_one_by_one)  # raises if the answer is rejected
-    assert capsys.readouterr().out.count("all 3 checks passed") == 2
+def test_wavelength_without_two_pi():
+    with pytest.raises(ExerciseError, match="repeat, not 1"):
+        check_wavelength(lambda i, d: 10000 ** (2 * i / d))
 
 
-@pytest.mark.parametrize(
-    ("slip", "hint"),
-    [
-        ("strided", "contiguous rows"),
-        ("no W^O", "output projection"),
-        ("sqrt C", r"sqrt\(d\) of the head"),
-        ("sum", "concatenate"),
-    ],
-)
-def test_heads_one_by_one_slips(slip, hint):
-    with pytest.raises(ExerciseError, match=hint):
-        check_heads_one_by_one(lambda x, s, h: heads_projected_one_by_one(x, s, h, slip))
+def test_wavelength_exponent_i_not_2i():
+    with pytest.raises(ExerciseError, match="the exponent is 2i / d_model, not i / d_model"):
+        check_wavelength(lambda i, d: 2 * math.pi * 10000 ** (i / d))
 
 
-def test_heads_one_by_one_without_biases():
-    def no_bias(x, state, num_heads):
-        return (
-            heads_projected_one_by_one(
-                x, {k: v if k.endswith("weight") else 0 * v for k, v in state.items()}, num_heads
-            )
-            + state["out_proj.bias"]
-        )
-
-    with pytest.raises(ExerciseError, match="slice of the biases"):
-        check_heads_one_by_one(no_bias)
-
-
-def test_heads_one_by_one_fixed_sizes_and_dtype():
-    with pytest.raises(ExerciseError, match="not fixed numbers"):
-        check_heads_one_by_one(lambda x, s, h: heads_projected_one_by_one(x, s, 2))
-
-    def float32_result(x, state, num_heads):
-        return heads_projected_one_by_one(x, state, num_heads).float()
-
-    def float32_layers(x, state, num_heads):
-        return heads_as_modules(x.float(), state, num_heads)
-
-    def float32_modules_float64_input(x, state, num_heads):
-        return heads_as_modules(x.float(), state, num_heads) + 0 * x
-
-    for answer in (float32_result, float32_layers, float32_modules_float64_input):
-        with pytest.raises(ExerciseError, match="stay float64"):
-            check_heads_one_by_one(answer)
-
-
-def test_heads_one_by_one_not_answered():
+def test_wavelength_frequency_instead_and_unanswered():
+    with pytest.raises(ExerciseError, match="repeats every 2 pi positions"):
+        check_wavelength(lambda i, d: 1 / (2 * math.pi * 10000 ** (2 * i / d)))
+    with pytest.raises(ExerciseError, match="expected a number, got list"):
+        check_wavelength(lambda i, d: [wavelength(i, d)])
     with pytest.raises(NotYetAnswered):
-        check_heads_one_by_one(None)
+        check_wavelength(None)
+
+
+# ---- RoPE on one vector -----------------------------------------------------------------------
+
+
+def inv_freq(head_dim):
+    return 1.0 / 10000 ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim)
+
+
+def rope_rotate(x, pos):
+    half = x.shape[-1] // 2
+    angle = pos * inv_freq(x.shape[-1]).repeat(2)
+    rotated_half = torch.cat([-x[half:], x[:half]])
+    return x * angle.cos() + rotated_half * angle.sin()
+
+
+def test_rope_right():
+    check_rope_rotate(rope_rotate)  # raises if the answer is rejected
+
+
+def test_rope_wrong_direction():
+    with pytest.raises(ExerciseError, match="you rotate the wrong way"):
+        check_rope_rotate(lambda x, pos: rope_rotate(x, -pos))
+
+
+def test_rope_interleaved_pairs():
+    def interleaved(x, pos):
+        angle = pos * inv_freq(x.shape[-1]).repeat_interleave(2)
+        return x * angle.cos() + torch.stack([-x[1::2], x[0::2]], -1).reshape(-1) * angle.sin()
+
+    with pytest.raises(ExerciseError, match="rotate_half' layout"):
+        check_rope_rotate(interleaved)
+
+
+def test_rope_not_a_rotation_and_unanswered():
+    def no_cos(x, pos):  # forgets the x * cos term
+        angle = pos * inv_freq(x.shape[-1]).repeat(2)
+        half = x.shape[-1] // 2
+        return x + torch.cat([-x[half:], x[:half]]) * angle.sin()
+
+    with pytest.raises(ExerciseError, match="a rotation keeps the length"):
+        check_rope_rotate(no_cos)
+    with pytest.raises(ExerciseError, match="at position 0 every angle is 0"):
+        check_rope_rotate(lambda x, pos: rope_rotate(x, pos + 1))
+    with pytest.raises(NotYetAnswered):
+        check_rope_rotate(None)

@@ -42,7 +42,7 @@ from llmcourse.teaching.specs import SPECS, Raises, expected
 from llmcourse.teaching.student_edition import build as build_student_edition
 
 ROOT = Path(__file__).resolve().parent.parent
-FULL = "05_multi_head_attention.ipynb"  # graded whole: short, four exercises
+FULL = "04_multi_head_attention.ipynb"  # graded whole: short, four exercises
 CHAPTERS = layout.chapters()  # every chapter notebook in book/
 ENCODE, DRIVE = make_encoder(), make_driver()
 
@@ -115,7 +115,7 @@ def test_the_books_solutions_pass_the_hidden_cases(path):
 
 
 def test_hidden_cases_depend_on_the_secret_seed():
-    spec = SPECS["ex-ch04-attention"]
+    spec = SPECS["ex-ch03-attention"]
     one = [c.describe() for c in spec.cases(grade._rng("secret", "alice", spec.label))]
     assert one == [c.describe() for c in spec.cases(grade._rng("secret", "alice", spec.label))]
     assert one != [c.describe() for c in spec.cases(grade._rng("other", "alice", spec.label))]
@@ -138,7 +138,7 @@ RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
         "def f(x, g, u, d):\n    x, g, u, d = (t.double() for t in (x, g, u, d))\n"
         "    h = x @ g.T\n    return (h * torch.sigmoid(h) * (x @ u.T)) @ d.T\n",
     ],
-    "ex-ch04-softmax": ["def f(x):\n    return (x - x.logsumexp(-1, keepdim=True)).exp()\n"],
+    "ex-ch03-softmax": ["def f(x):\n    return (x - x.logsumexp(-1, keepdim=True)).exp()\n"],
     "ex-ch12-repeat-kv": [
         "def f(x, n):\n    B, K, S, D = x.shape\n"
         "    return x[:, :, None].expand(B, K, n, S, D).reshape(B, K * n, S, D)\n"
@@ -380,7 +380,7 @@ def test_plausible_wrong_answers_fail_and_say_why(label):
 
 def test_the_hard_coded_attention_scale_fails():
     hard = source_answer("def f(Q, K, V):\n    return torch.softmax(Q @ K.T / 4.0, -1) @ V\n", "f")
-    assert "differ" in verdict("ex-ch04-attention", hard)
+    assert "differ" in verdict("ex-ch03-attention", hard)
 
 
 def test_results_that_lie_are_not_data():
@@ -401,7 +401,7 @@ def test_results_that_lie_are_not_data():
     assert isinstance(decode(ENCODE(torch.zeros(3).as_subclass(Liar))), Unsupported)
     assert decode(ENCODE(LyingList([5.0]))).type_name.endswith("LyingList")
     assert decode(ENCODE([Yes()]))[0].type_name.endswith("Yes")
-    spec = SPECS["ex-ch04-causal"]
+    spec = SPECS["ex-ch03-causal"]
     case = spec.cases(np.random.default_rng(0))[0]
     for liar in (Yes(), torch.zeros(3).as_subclass(Liar)):
         assert "not plain data" in spec.compare(decode(ENCODE(liar)), expected(spec, case))
@@ -431,29 +431,29 @@ def test_the_books_solutions_read_as_honest(path):
 @pytest.mark.parametrize(
     ("label", "source", "kind"),
     [
-        ("ex-ch04-softmax", "from llmcourse.attention import softmax as f\n", "package"),
+        ("ex-ch03-softmax", "from llmcourse.attention import softmax as f\n", "package"),
         (
-            "ex-ch04-softmax",
+            "ex-ch03-softmax",
             "def f(x):\n    import llmcourse.attention as a\n    return a.softmax(x)",
             "package",
         ),
-        ("ex-ch04-softmax", "def f(x):\n    return torch.softmax(x, -1)\n", "forbidden"),
-        ("ex-ch04-softmax", "def f(x):\n    return x.softmax(-1)\n", "forbidden"),
+        ("ex-ch03-softmax", "def f(x):\n    return torch.softmax(x, -1)\n", "forbidden"),
+        ("ex-ch03-softmax", "def f(x):\n    return x.softmax(-1)\n", "forbidden"),
         (
-            "ex-ch04-softmax",
+            "ex-ch03-softmax",
             "def f(x):\n    return getattr(torch, 'soft' + 'max')(x, -1)\n",
             "forbidden",
         ),
-        ("ex-ch04-attention", "f = attention\n", "alias"),
-        ("ex-ch04-attention", "def f(Q, K, V):\n    return attention(Q, K, V)\n", "forbidden"),
+        ("ex-ch03-attention", "f = attention\n", "alias"),
+        ("ex-ch03-attention", "def f(Q, K, V):\n    return attention(Q, K, V)\n", "forbidden"),
         (
             "ex-ch06-layer-norm",
             "def f(x, w, b, eps):\n    return F.layer_norm(x, (4,), w, b, eps)",
             "forbidden",
         ),
         ("ex-ch02-one-hot", "def f(ids, weight):\n    return weight[ids]\n", "forbidden"),
-        ("ex-ch04-causal", "def f(T):\n    return torch.ones(T, T).tril(\n", "syntax error"),
-        ("ex-ch04-causal", "def f(T):\n    exec('x = 1')\n    return T\n", "tampering"),
+        ("ex-ch03-causal", "def f(T):\n    return torch.ones(T, T).tril(\n", "syntax error"),
+        ("ex-ch03-causal", "def f(T):\n    exec('x = 1')\n    return T\n", "tampering"),
     ],
 )
 def test_copied_forbidden_and_broken_answers_are_named(label, source, kind):
@@ -466,7 +466,7 @@ def test_copied_forbidden_and_broken_answers_are_named(label, source, kind):
     [
         "import json\njson.dumps = lambda *a, **k: 'pass'",
         "import llmcourse.exercises as ex\nex.run_checks = lambda *a, **k: None",
-        "from llmcourse.exercises import ch04\nch04.check_attention = print",
+        "from llmcourse.exercises import ch03\nch04.check_attention = print",
         "get_ipython().input_transformers_post.append(lambda lines: lines)",
         "import sys\nsys.settrace(lambda *a: None)",
         "import gc\nobjects = gc.get_objects()",
@@ -545,7 +545,7 @@ def statuses(out: Path) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """A simulated class (chapter 4, tiny notebooks), the book's chapter 5 and its student
+    """A simulated class (chapter 3, tiny notebooks), the book's chapter 4 and its student
     edition, graded once by the command line tool with two jobs."""
     base = tmp_path_factory.mktemp("class")
     folder = base / "submissions"
@@ -593,10 +593,10 @@ def test_no_cheat_gets_credit_and_every_answer_gets_its_verdict(graded):
     cheats = [k for k in graded["expected"] if k.startswith("cheat-")]
     assert len(cheats) >= 14
     results = by_name(graded["results"])
-    assert results["cheat-json/04_self_attention.ipynb"]["status"] == "tampering"
-    alias = results["cheat-alias/04_self_attention.ipynb"]["exercises"][1]
+    assert results["cheat-json/03_self_attention.ipynb"]["status"] == "tampering"
+    alias = results["cheat-alias/03_self_attention.ipynb"]["exercises"][1]
     assert alias["status"] == "not own work" and "another name" in alias["detail"]
-    syntax = results["syntax-04/04_self_attention.ipynb"]["exercises"][0]
+    syntax = results["syntax-04/03_self_attention.ipynb"]["exercises"][0]
     assert syntax["status"] == "syntax error" and "line 1" in syntax["detail"]
 
 
@@ -606,11 +606,11 @@ def test_a_notebook_cannot_change_another_or_the_teachers_files(graded):
     second = results["cross/04_b_second.ipynb"]
     assert second["status"] == "ran"
     assert {e["status"] for e in second["exercises"]} == {"not answered"}
-    assert results["cheat-write-teacher/04_self_attention.ipynb"]["status"] == "ran"
+    assert results["cheat-write-teacher/03_self_attention.ipynb"]["status"] == "ran"
     # The cheat tried to write its fake check into the package and a file next to the book.
     assert (
         "def check_causal_mask(f): pass"
-        not in (ROOT / "llmcourse" / "exercises" / "ch04.py").read_text()
+        not in (ROOT / "llmcourse" / "exercises" / "ch03.py").read_text()
     )
     assert not (ROOT / "grading-canary.txt").exists()
 
@@ -628,13 +628,13 @@ def test_the_book_scores_full_marks_and_the_student_edition_zero(graded):
 @needs_sandbox
 def test_broken_notebooks_keep_the_answers_before_the_break(graded):
     results = by_name(graded["results"])
-    assert results["crash-04/04_self_attention.ipynb"]["status"] == "crashed"
-    assert results["endless-04/04_self_attention.ipynb"]["status"] == "timeout"
-    assert results["loud-04/04_self_attention.ipynb"]["status"] == "output limit"
-    assert results["swallow-04/04_self_attention.ipynb"]["status"] == "timeout"
-    assert results["garbage/05_multi_head_attention.ipynb"]["status"] == "unreadable"
+    assert results["crash-04/03_self_attention.ipynb"]["status"] == "crashed"
+    assert results["endless-04/03_self_attention.ipynb"]["status"] == "timeout"
+    assert results["loud-04/03_self_attention.ipynb"]["status"] == "output limit"
+    assert results["swallow-04/03_self_attention.ipynb"]["status"] == "timeout"
+    assert results["garbage/04_multi_head_attention.ipynb"]["status"] == "unreadable"
     for name in ("crash-04", "endless-04", "loud-04"):
-        rows = results[f"{name}/04_self_attention.ipynb"]["exercises"]
+        rows = results[f"{name}/03_self_attention.ipynb"]["exercises"]
         assert rows[0]["status"] == "pass" and rows[1]["status"] != "pass", name
 
 
@@ -645,12 +645,12 @@ def test_class_csv_and_feedback(graded):
     students = {r["student"] for r in rows}
     assert len(rows) == len(students) and {"book", "cross", "cheat-json"} <= students
     book = next(r for r in rows if r["student"] == "book")
-    # chapters 4 and 5 graded; the book's chapter 5 passes all of its exercises
+    # chapters 3 and 4 graded; the book's chapter 4 passes all of its exercises
     count = {p.name[:2]: len(layout.find_exercises(nbformat.read(p, 4))) for p in CHAPTERS}
     assert book["total"] == str(count["05"])
     assert book["out_of"] == str(count["04"] + count["05"])
     wrong = (out / "feedback" / "wrong0-04.md").read_text()
-    assert "ex-ch04-attention" in wrong and "Hint:" in wrong and "hidden test case" in wrong
+    assert "ex-ch03-attention" in wrong and "Hint:" in wrong and "hidden test case" in wrong
     assert "Total:" in graded["stdout"]
 
 
@@ -781,7 +781,7 @@ json.dump({"exit": int(code), "seen": seen}, open(sys.argv[1], "w"))
 
 
 def every_check() -> dict[str, list[str]]:
-    """Module name (ch05) -> the check_* functions it defines."""
+    """Module name (ch04) -> the check_* functions it defines."""
     import importlib
     import inspect
     import pkgutil

@@ -24,7 +24,7 @@ from llmcourse.teaching import student_edition as se
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = layout.chapters()
-SHORT = "05_multi_head_attention.ipynb"  # executed end to end: short, four exercises
+SHORT = "04_multi_head_attention.ipynb"  # executed end to end: short, four exercises
 
 
 def read(path: Path):
@@ -200,7 +200,7 @@ def test_a_student_notebook_runs_up_to_each_exercise(editions):
         (i, o.ename, o.evalue) for i, o in errors
     ]
     assert min(i for i, _ in errors) == first_stub
-    assert errors[0][1].evalue.startswith("Exercise ex-ch05-")
+    assert errors[0][1].evalue.startswith("Exercise ex-ch04-")
 
 
 def test_building_the_student_edition_leaves_the_book_alone():

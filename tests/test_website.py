@@ -71,7 +71,7 @@ def figure_cells(page: str) -> int:
     return sum("figure" in c.metadata.get("mystnb", {}) for c in nb.cells)
 
 
-PAGES = toc_pages()  # every page, root first ("book/03_positional_encoding")
+PAGES = toc_pages()  # every page, root first ("book/05_positional_encoding")
 NOTEBOOKS = [p for p in PAGES if source_of(p).suffix == ".ipynb"]
 
 
@@ -333,7 +333,7 @@ def test_teacher_guide_downloads_are_the_chapters(browser, server, external, tmp
         assert bool(solutions) == (text != "the student edition"), text
 
 
-# The interactive explorers (llmcourse.explorers) on chapters 4 and 10: they answer input in
+# The interactive explorers (llmcourse.explorers) on chapters 3 and 10: they answer input in
 # the offline browser, and the pages stay small.
 
 EXPLORER_PAGES = {"04_": "div.llmc-attn", "10_": "div.llmc-samp"}
@@ -352,7 +352,7 @@ def _explorer(browser, server, external, prefix: str):
     return roots[0]
 
 
-def test_attention_explorer_04_self_attention_responds_offline(browser, server, external):
+def test_attention_explorer_03_self_attention_responds_offline(browser, server, external):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select
 
@@ -422,7 +422,7 @@ def test_explorer_pages_stay_under_2_mb(site, prefix):
 
 def test_the_book_prints_to_pdf_with_its_formulas_rendered(site, tmp_path):
     out = tmp_path / "chapter.pdf"
-    pages = make_pdf(site, out, ["book/04_self_attention"])
+    pages = make_pdf(site, out, ["book/03_self_attention"])
     assert pages >= 5 and not out.with_suffix(".pdf.partial").exists()
     from pypdf import PdfReader
 

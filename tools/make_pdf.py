@@ -3,7 +3,7 @@
 in the book's order with a bookmark per page.
 
 Usage: python tools/make_pdf.py [--site _build/html] [--out _build/pdf/rise-of-llms.pdf]
-                                [--pages book/04_self_attention ...]
+                                [--pages book/03_self_attention ...]
 Run `make book` first (or `make pdf`, which does both). Needs Chromium
 (apt-get install chromium) and pypdf. The PDF is written to a temporary file and renamed
 when complete, so a failed run never leaves a half-written book behind.

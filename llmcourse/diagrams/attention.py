@@ -1,4 +1,4 @@
-"""Chapter 4's diagrams: scaled dot-product self-attention as a chain of matrix products, and
+"""Chapter 3's diagrams: scaled dot-product self-attention as a chain of matrix products, and
 the path of one query through it.
 
 The equation is Vaswani et al. (2017, eq. 1): Q = X W_Q, K = X W_K, V = X W_V, then

@@ -1,4 +1,4 @@
-"""Chapter 5: the split -> attend -> concatenate -> project of multi-head attention."""
+"""Chapter 4: the split -> attend -> concatenate -> project of multi-head attention."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Diagrams of chapter 3, positional encoding: the rotary position embedding (RoPE) as a
+"""Diagrams of chapter 5, positional encoding: the rotary position embedding (RoPE) as a
 rotation of each pair of a query's (or key's) dimensions.
 
 RoPE (Su et al., 2021) turns pair j of a vector at position m by the angle m * theta_j. Drawn

@@ -1,9 +1,10 @@
-"""Checks for the exercises of chapter 3, positional encoding.
+"""Checks for the exercises of chapter 3, self-attention.
 
-check_pe_vector(pe_vector)              the sinusoidal encoding of one position
-check_offset_matrix(offset_matrix)      the matrix M_k with PE(pos + k) = M_k PE(pos)
-check_wavelength(wavelength)            how many positions before pair i repeats
-check_rope_rotate(rope_rotate)          RoPE on one query or key vector
+check_stable_softmax(stable_softmax)    softmax along the last dimension, without overflow
+check_attention(my_attention)           softmax(Q K^T / sqrt(d_k)) V
+check_causal_mask(causal_mask)          a boolean (T, T) mask, True where i may attend to j
+check_shuffle_gap(shuffle_gap)          how far shuffling the tokens is from shuffling the output
+check_padded_attention(padded_attention) batched attention in which no query reads a padding key
 """
 
 from __future__ import annotations
@@ -13,240 +14,384 @@ import math
 import torch
 
 from llmcourse.exercises import ExerciseError, expect, expect_close, run_checks
-from llmcourse.positional import (
-    apply_rotary,
-    rotary_cos_sin,
-    sinusoidal_encoding,
-    sinusoidal_offset_matrix,
-)
 
-__all__ = ["check_pe_vector", "check_offset_matrix", "check_wavelength", "check_rope_rotate"]
+__all__ = [
+    "check_stable_softmax",
+    "check_attention",
+    "check_causal_mask",
+    "check_shuffle_gap",
+    "check_padded_attention",
+]
 
 
-def _vector(got, length: int, what: str) -> torch.Tensor:
-    """``got`` as a float64 1-D tensor of ``length`` numbers, or a clear error."""
-    try:
-        t = torch.as_tensor(got, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        raise ExerciseError(
-            f"expected {what} as a tensor or list of numbers, got {type(got).__name__}"
-        ) from None
-    expect(
-        tuple(t.shape) == (length,), f"expected {what} of shape ({length},), got {tuple(t.shape)}"
+def _randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _close(got, want) -> bool:
+    """``got`` (float32 or float64) equals ``want`` within float32 rounding."""
+    return (
+        isinstance(got, torch.Tensor)
+        and got.shape == want.shape
+        and torch.allclose(got.double(), want.double(), atol=1e-5, rtol=1e-4)
     )
-    return t
 
 
-def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a, b.to(a.dtype), atol=tol, rtol=tol))
+def check_stable_softmax(stable_softmax) -> None:
+    """``stable_softmax(x)``: softmax of a tensor along its last dimension, safe for large x."""
+
+    def small(f):
+        x = torch.tensor([0.0, math.log(3.0)])
+        expect(
+            _close(f(x), torch.tensor([0.25, 0.75])),
+            "softmax([0, log 3]) is [1/4, 3/4]: exponentiate, then divide by the sum",
+        )
+
+    def last_dim(f):
+        x = _randn(3, 5)
+        got = f(x)
+        expect(
+            isinstance(got, torch.Tensor) and got.shape == x.shape,
+            f"the output must have the input's shape {tuple(x.shape)}",
+        )
+        expect(
+            torch.allclose(got.double().sum(-1), torch.ones(3, dtype=torch.float64), atol=1e-5),
+            "each row (the last dimension) must sum to 1: normalise along dim=-1, "
+            "not over the whole tensor",
+        )
+        expect(_close(got, torch.softmax(x, dim=-1)), "the values differ from torch.softmax")
+
+    def large(f):
+        x = torch.tensor([[1000.0, 1001.0, 1002.0], [-5.0, 800.0, 0.0]])
+        got = f(x)
+        expect(
+            bool(torch.isfinite(got).all()),
+            "on large inputs exp overflows to inf and inf/inf gives nan: subtract each "
+            "row's maximum before exponentiating (it cancels out)",
+        )
+        expect(_close(got, torch.softmax(x, dim=-1)), "the values differ from torch.softmax")
+
+    return run_checks("Exercise: stable softmax", stable_softmax, [small, last_dim, large])
 
 
-_INTERLEAVE = (
-    "the sines and cosines must be interleaved: dimension 2i is sin and 2i + 1 is "
-    "cos, not all sines first"
-)
-
-
-def check_pe_vector(pe_vector) -> None:
-    """``pe_vector(pos, d_model)``: row ``pos`` of the sinusoidal encoding, length d_model."""
-
-    def want(pos, d_model):
-        return sinusoidal_encoding(pos + 1, d_model, dtype=torch.float64)[pos]
+def check_attention(attention) -> None:
+    """``attention(Q, K, V)``: scaled dot-product attention, (L, d_k), (S, d_k), (S, d_v)."""
+    Q, K, V = _randn(4, 16, seed=1), _randn(6, 16, seed=2), _randn(6, 3, seed=3)
+    want = torch.softmax(Q @ K.T / 4.0, dim=-1) @ V
+    # A second shape where sqrt(d_k) = 3 differs from L = 5, S = 7 and d_v = 2, so that a
+    # scale taken from the wrong size, or a hard-coded 4, gives wrong values.
+    Q2, K2, V2 = _randn(5, 9, seed=4), _randn(7, 9, seed=5), _randn(7, 2, seed=6)
 
     def shape(f):
-        _vector(f(3, 8), 8, "pe_vector(3, 8)")
-
-    def position_zero(f):
-        got = _vector(f(0, 6), 6, "pe_vector(0, 6)")
-        if _close(got, want(0, 6)[[0, 2, 4, 1, 3, 5]]):
-            raise ExerciseError(_INTERLEAVE)
+        got = f(Q, K, V)
         expect(
-            _close(got, want(0, 6)),
-            f"at position 0 every angle is 0, so the vector is [0, 1, 0, 1, 0, 1] "
-            f"(sin 0 = 0 in even dimensions, cos 0 = 1 in odd ones); got {got.tolist()}",
-        )
-
-    def hand_worked(f):
-        got = _vector(f(1, 4), 4, "pe_vector(1, 4)")
-        target = torch.tensor(
-            [math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)], dtype=torch.float64
-        )
-        expect(
-            _close(got, target),
-            "for d_model = 4, pair 0 has frequency 1 and pair 1 has 1 / 10000 ** (2/4) = "
-            "0.01, so pe_vector(1, 4) = [sin 1, cos 1, sin 0.01, cos 0.01]; the exponent "
-            "is 2i / d_model with i the pair, shared by the sine and its cosine",
-        )
-
-    def many(f):
-        for pos, d_model in ((17, 10), (250, 64)):
-            got = _vector(f(pos, d_model), d_model, f"pe_vector({pos}, {d_model})")
-            expect(
-                _close(got, want(pos, d_model)),
-                f"pe_vector({pos}, {d_model}) is wrong: PE[pos, 2i] = sin(pos / 10000 ** "
-                "(2i / d_model)) and PE[pos, 2i + 1] = cos(the same angle)",
-            )
-
-    return run_checks(
-        "Exercise: encoding of one position", pe_vector, [shape, position_zero, hand_worked, many]
-    )
-
-
-def check_offset_matrix(offset_matrix) -> None:
-    """``offset_matrix(k, d_model)``: the (d_model, d_model) M_k, PE(pos + k) = M_k @ PE(pos)."""
-    pe = sinusoidal_encoding(120, 8, dtype=torch.float64)
-
-    def as_matrix(got, d_model):
-        try:
-            m = torch.as_tensor(got, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError):
-            raise ExerciseError(f"expected a matrix (tensor), got {type(got).__name__}") from None
-        expect(
-            tuple(m.shape) == (d_model, d_model),
-            f"expected a ({d_model}, {d_model}) matrix, got shape {tuple(m.shape)}",
-        )
-        return m
-
-    def zero_offset(f):
-        expect(
-            _close(as_matrix(f(0, 8), 8), torch.eye(8, dtype=torch.float64)),
-            "moving 0 positions changes nothing: M_0 must be the identity",
-        )
-
-    def maps_forward(f):
-        M = as_matrix(f(3, 8), 8)
-        moved = pe[:100] @ M.T  # each row: M @ PE(pos)
-        if _close(moved[3:], pe[:97]):
-            raise ExerciseError(
-                "your matrix moves back: it maps PE(pos) to PE(pos - k). In "
-                "each 2x2 block the sin(k w) above the diagonal is +, below -"
-            )
-        expect(
-            _close(moved, pe[3:103]),
-            "M_3 @ PE(pos) should equal PE(pos + 3) for every pos; each 2x2 block rotates "
-            "(sin, cos) of pair i by the angle k * w_i, with w_i = 1 / 10000 ** (2i/d_model)",
-        )
-
-    def one_frequency_per_block(f):
-        M = as_matrix(f(5, 8), 8)
-        expect(
-            _close(M, sinusoidal_offset_matrix(5, 8, dtype=torch.float64)),
-            "each of the d_model / 2 blocks uses its own frequency w_i, and the blocks sit "
-            "on the diagonal (zeros elsewhere)",
-        )
-
-    def other_sizes(f):
-        for k, d_model in ((-4, 6), (40, 16)):
-            expect(
-                _close(
-                    as_matrix(f(k, d_model), d_model),
-                    sinusoidal_offset_matrix(k, d_model, dtype=torch.float64),
-                ),
-                f"offset_matrix({k}, {d_model}) is wrong: use k and d_model as given",
-            )
-
-    return run_checks(
-        "Exercise: the offset matrix",
-        offset_matrix,
-        [zero_offset, maps_forward, one_frequency_per_block, other_sizes],
-    )
-
-
-def check_wavelength(wavelength) -> None:
-    """``wavelength(i, d_model)``: the period, in positions, of pair i: 2 pi 10000 ** (2i/d)."""
-
-    def want(i, d_model):
-        return 2 * math.pi * 10000 ** (2 * i / d_model)
-
-    def number(got) -> float:
-        try:
-            return float(got)
-        except (TypeError, ValueError):
-            raise ExerciseError(f"expected a number, got {type(got).__name__}") from None
-
-    def fastest(f):
-        got = number(f(0, 512))
-        if math.isclose(got, 1.0):
-            raise ExerciseError(
-                "sin(pos) takes 2 pi positions to repeat, not 1: the wavelength is 2 pi / w_i"
-            )
-        expect_close(got, 2 * math.pi, "pair 0 is sin(pos), which repeats every 2 pi positions")
-
-    def slower(f):
-        got = number(f(64, 512))
-        if math.isclose(got, want(32, 512), rel_tol=1e-6):
-            raise ExerciseError(
-                "pair i sits in dimensions 2i and 2i + 1: the exponent is "
-                "2i / d_model, not i / d_model"
-            )
-        expect_close(
-            got, want(64, 512), "the wavelength of pair i is 2 pi * 10000 ** (2i / d_model)"
-        )
-
-    def slowest(f):
-        expect_close(
-            f(255, 512),
-            want(255, 512),
-            "the slowest pair (i = d_model/2 - 1) has a wavelength just under "
-            "2 pi * 10000 positions",
-        )
-
-    return run_checks("Exercise: wavelength of a pair", wavelength, [fastest, slower, slowest])
-
-
-def check_rope_rotate(rope_rotate) -> None:
-    """``rope_rotate(x, pos)``: RoPE on one vector x (head_dim,), Hugging Face convention."""
-    gen = torch.Generator().manual_seed(3)
-    x, y = torch.randn(16, generator=gen), torch.randn(16, generator=gen)
-
-    def want(v, pos):
-        cos, sin = rotary_cos_sin(torch.tensor([pos]), v.shape[-1])
-        return apply_rotary(v[None], cos, sin)[0]
-
-    def rotated(f, v, pos):
-        return _vector(f(v.clone(), pos), v.shape[-1], f"rope_rotate(x, {pos})").float()
-
-    def position_zero(f):
-        expect(_close(rotated(f, x, 0), x), "at position 0 every angle is 0: x is unchanged")
-
-    def keeps_length(f):
-        got = rotated(f, x, 7)
-        expect(
-            math.isclose(float(got.norm()), float(x.norm()), rel_tol=1e-4),
-            f"a rotation keeps the length of x ({float(x.norm()):.4f}), got "
-            f"{float(got.norm()):.4f}: use x * cos + rotate_half(x) * sin",
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (4, 3),
+            "queries (4, 16), keys (6, 16), values (6, 3) give an output of shape (4, 3) "
+            f"(one row per query, d_v columns); got {getattr(got, 'shape', got)}",
         )
 
     def values(f):
-        got = rotated(f, x, 7)
-        cos, sin = rotary_cos_sin(torch.tensor([7]), 16)
-        # The RoFormer paper's interleaved layout: pairs (2i, 2i + 1), angle pos * inv_freq[i].
-        c, s = cos[0, :8].repeat_interleave(2), sin[0, :8].repeat_interleave(2)
-        interleaved = x * c + torch.stack([-x[1::2], x[0::2]], -1).reshape(16) * s
-        if _close(got, x * cos[0] - (want(x, 7) - x * cos[0])):
-            raise ExerciseError(
-                "you rotate the wrong way: it is x * cos + rotate_half(x) * "
-                "sin, with rotate_half([x1, x2]) = [-x2, x1]"
-            )
-        if _close(got, interleaved):
-            raise ExerciseError(
-                "pair dimension j with j + head_dim/2 (the Hugging Face "
-                "'rotate_half' layout), not neighbours 2i and 2i + 1"
-            )
+        got = f(Q, K, V)
+        unscaled = torch.softmax(Q @ K.T, dim=-1) @ V
         expect(
-            _close(got, want(x, 7)),
-            "rotate pair (j, j + head_dim/2) by pos * inv_freq[j], inv_freq = 1 / 10000 ** "
-            "(arange(0, head_dim, 2) / head_dim)",
+            not _close(got, unscaled),
+            "the scores must be divided by sqrt(d_k) = 4 before the softmax",
+        )
+        wrong_dim = torch.softmax(Q @ K.T / 4.0, dim=0) @ V
+        expect(
+            not _close(got, wrong_dim),
+            "the softmax goes along the keys (dim=-1): each query's weights sum to 1",
+        )
+        expect(_close(got, want), "expected softmax(Q K^T / sqrt(d_k)) V")
+
+    def other_shape(f):
+        got = f(Q2, K2, V2)
+        expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (5, 2),
+            "queries (5, 9), keys (7, 9), values (7, 2) give an output of shape (5, 2); "
+            f"got {getattr(got, 'shape', got)}",
+        )
+        expect(
+            _close(got, torch.softmax(Q2 @ K2.T / 3.0, dim=-1) @ V2),
+            "with d_k = 9 the scores are divided by sqrt(9) = 3: take d_k from the last "
+            "dimension of Q or K, not a fixed number or another size",
         )
 
-    def relative(f):
-        s1 = rotated(f, x, 9) @ rotated(f, y, 4)
-        s2 = rotated(f, x, 105) @ rotated(f, y, 100)
+    def one_key(f):
+        got = f(Q, K[:1], V[:1])
         expect(
-            math.isclose(float(s1), float(s2), rel_tol=1e-3, abs_tol=1e-4),
-            "the score q(m) . k(n) should depend on m - n only",
+            _close(got, V[:1].expand(4, 3)),
+            "with a single key every query must return that key's value exactly",
         )
 
     return run_checks(
-        "Exercise: RoPE on one vector", rope_rotate, [position_zero, keeps_length, values, relative]
+        "Exercise: scaled dot-product attention", attention, [shape, values, other_shape, one_key]
+    )
+
+
+def check_causal_mask(causal_mask) -> None:
+    """``causal_mask(T)``: boolean (T, T) tensor, True where position i may attend to j <= i."""
+
+    def hand_worked(f):
+        got = f(3)
+        want = torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+        expect(
+            isinstance(got, torch.Tensor) and got.dtype == torch.bool,
+            "return a boolean tensor (True = may attend)",
+        )
+        expect(tuple(got.shape) == (3, 3), f"expected shape (3, 3), got {tuple(got.shape)}")
+        expect(
+            bool(got.diagonal().all()),
+            "every position must be allowed to attend to itself: keep the diagonal",
+        )
+        expect(
+            not bool(got.triu(1).any()),
+            "a position must not see the future: everything above the diagonal is False",
+        )
+        expect(torch.equal(got, want), f"expected {want.int().tolist()}")
+
+    def other_sizes(f):
+        for T in (1, 5):
+            got = f(T)
+            expect(
+                torch.equal(got, torch.ones(T, T, dtype=torch.bool).tril()),
+                f"wrong mask for T={T}: use T, not a fixed size",
+            )
+
+    return run_checks("Exercise: causal mask", causal_mask, [hand_worked, other_sizes])
+
+
+def _self_attention(X, W_query, W_key, W_value, causal):
+    """Self-attention of the rows of X, in float64; with ``causal``, by position."""
+    X, W_query, W_key, W_value = (t.double() for t in (X, W_query, W_key, W_value))
+    Q, K, V = X @ W_query, X @ W_key, X @ W_value
+    scores = Q @ K.T / math.sqrt(Q.shape[-1])
+    if causal:
+        T = X.shape[0]
+        scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    return torch.softmax(scores, dim=-1) @ V
+
+
+def _number(got):
+    """``got`` as a Python float, or an ExerciseError saying what came back."""
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        return float(got.reshape(()))
+    try:
+        return float(got)
+    except (TypeError, ValueError):
+        raise ExerciseError(
+            f"return one number (the largest absolute difference), got {type(got).__name__}"
+        ) from None
+
+
+def check_shuffle_gap(shuffle_gap) -> None:
+    """``shuffle_gap(X, W_query, W_key, W_value, perm, causal)``: the largest absolute
+    difference between self-attention of the shuffled tokens ``X[perm]`` and the output of
+    ``X`` shuffled the same way, with or without the causal mask."""
+    T, d_model, d_k = 6, 8, 4
+    X = _randn(T, d_model, seed=7)
+    W_query, W_key, W_value = (_randn(d_model, d_k, seed=s) / 2 for s in (8, 9, 10))
+    # one cycle through all six positions: not its own inverse, so shuffling with the
+    # inverse is wrong, and on this X every usual slip gives a gap of its own
+    perm = torch.tensor([1, 2, 3, 4, 5, 0])
+    inverse = perm.argsort()
+
+    def gaps(causal):
+        """The right gap and those of the usual slips, in float64."""
+        out = _self_attention(X, W_query, W_key, W_value, causal)
+        shuffled = _self_attention(X[perm], W_query, W_key, W_value, causal)
+        return {
+            "right": (shuffled - out[perm]).abs().max().item(),
+            "not shuffled back": (shuffled - out).abs().max().item(),
+            "inverse": (shuffled - out[inverse]).abs().max().item(),
+            "signed": (shuffled - out[perm]).max().item(),
+        }
+
+    def diagnose(got, slips):
+        """A hint naming the slip ``got`` matches, if any."""
+        for name, hint in (
+            (
+                "not shuffled back",
+                "row i of the shuffled input is token perm[i], so compare the output of "
+                "X[perm] with the original output shuffled the same way, out[perm], not "
+                "with out itself",
+            ),
+            (
+                "inverse",
+                "you shuffled the original output with the inverse permutation: row i of "
+                "X[perm] is token perm[i], so its output is to be compared with out[perm]",
+            ),
+            ("signed", "return the largest *absolute* difference: take .abs() before .max()"),
+        ):
+            if math.isclose(got, slips[name], rel_tol=1e-3, abs_tol=1e-4):
+                raise ExerciseError(hint)
+
+    def without_mask(f):
+        slips = gaps(causal=False)
+        got = _number(f(X, W_query, W_key, W_value, perm, False))
+        if got > 1e-4:
+            diagnose(got, slips)
+        expect(
+            abs(got) <= 1e-4,
+            f"without a mask the gap should be zero up to rounding, got {got:.4g}: self-"
+            "attention treats its inputs as a set, so shuffling the tokens only shuffles "
+            "the outputs. Check that both runs use the same weights and the same scale",
+        )
+
+    def with_mask(f, X=X):
+        slips = gaps(causal=True)
+        got = _number(f(X, W_query, W_key, W_value, perm, True))
+        if abs(got) <= 1e-4:
+            raise ExerciseError(
+                "with causal=True the gap should not be zero: the mask belongs to the "
+                "positions, not to the tokens, so a token moved to another position sees "
+                "other tokens. Apply the causal mask (by position) to both runs, and do not "
+                "shuffle the mask with the tokens"
+            )
+        if not math.isclose(got, slips["right"], rel_tol=1e-3, abs_tol=1e-4):
+            diagnose(got, slips)
+        expect_close(
+            got,
+            slips["right"],
+            "with causal=True: the largest absolute difference between causal self-attention "
+            "of X[perm] and the causal output of X shuffled by perm; scores divided by "
+            "sqrt(d_k), the mask on j > i",
+            rel=1e-3,
+            abs_=1e-4,
+        )
+
+    def float64(f):
+        got = _number(f(X.double(), *(W.double() for W in (W_query, W_key, W_value)), perm, True))
+        expect_close(
+            got,
+            gaps(causal=True)["right"],
+            "in float64 the gap must be the same (up to rounding): don't hard-code a dtype",
+            rel=1e-3,
+            abs_=1e-4,
+        )
+
+    return run_checks(
+        "Exercise: shuffle the tokens", shuffle_gap, [without_mask, with_mask, float64]
+    )
+
+
+def _padded_reference(Q, K, V, lengths):
+    """Each sequence's real tokens attending over its real tokens only: a list of outputs."""
+    return [
+        _self_attention_qkv(Q[b, :n], K[b, :n], V[b, :n]) for b, n in enumerate(lengths.tolist())
+    ]
+
+
+def _self_attention_qkv(Q, K, V, scale=True, mask=None, zero_scores=False, after=False):
+    """softmax(Q K^T / sqrt(d_k)) V in float64, and its usual slips: no scale; ``mask``
+    (True = allowed) applied with -inf, or (``zero_scores``) by zeroing scores, or
+    (``after``) by zeroing weights after the softmax."""
+    Q, K, V = Q.double(), K.double(), V.double()
+    scores = Q @ K.transpose(-2, -1) / (math.sqrt(Q.shape[-1]) if scale else 1.0)
+    if mask is not None and zero_scores:
+        scores = scores * mask
+    elif mask is not None and not after:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None and after:
+        weights = weights * mask
+    return weights @ V
+
+
+def check_padded_attention(padded_attention) -> None:
+    """``padded_attention(Q, K, V, lengths)``: (B, T, d_k), (B, T, d_k), (B, T, d_v) and B
+    lengths; no query may give weight to a key at a position >= its sequence's length."""
+    B, T, d_k, d_v = 3, 6, 9, 2
+    Q, K, V = _randn(B, T, d_k, seed=11), _randn(B, T, d_k, seed=12), _randn(B, T, d_v, seed=13)
+    lengths = torch.tensor([6, 4, 1])  # a full sequence, a padded one, a single token
+    want = _padded_reference(Q, K, V, lengths)
+    positions = torch.arange(T)
+    real_key = (positions[None, :] < lengths[:, None])[:, None, :]  # (B, 1, T)
+    slips = [
+        (
+            _self_attention_qkv(Q, K, V),
+            "padding keys still get weight: before the softmax, set the scores of keys at "
+            "positions j >= lengths[b] to -inf (masked_fill), so that their weight is exactly "
+            "0. The mask acts on the keys (the last dimension of the scores, j): masking the "
+            "queries (i) leaves real queries reading the padding",
+        ),
+        (
+            _self_attention_qkv(Q, K, V, mask=real_key, zero_scores=True),
+            "a score of 0 is not 'no attention': after the softmax it still gets weight "
+            "e^0 / sum. Set the padding keys' scores to -inf, not to 0",
+        ),
+        (
+            _self_attention_qkv(Q, K, V, mask=real_key, after=True),
+            "zeroing the padding keys' weights after the softmax leaves rows that sum to "
+            "less than 1: mask the scores before the softmax (with -inf) instead",
+        ),
+        (
+            _self_attention_qkv(Q, K, V, mask=(positions[None, :] <= lengths[:, None])[:, None]),
+            "off by one: a sequence of length n has real tokens at positions 0..n-1, so the "
+            "key at position j is padding when j >= n (not j > n)",
+        ),
+        (
+            _self_attention_qkv(Q, K, V, scale=False, mask=real_key),
+            "the scores must still be divided by sqrt(d_k) before the softmax",
+        ),
+    ]
+
+    def real_rows(got, want, lengths):
+        return all(
+            bool(torch.isfinite(got[b, :n]).all()) and _close(got[b, :n], w)
+            for b, (n, w) in enumerate(zip(lengths.tolist(), want))
+        )
+
+    def shape(f):
+        got = f(Q, K, V, lengths)
+        expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (B, T, d_v),
+            f"Q, K of shape {(B, T, d_k)} and V of shape {(B, T, d_v)} give an output of "
+            f"shape {(B, T, d_v)}; got {getattr(got, 'shape', got)}",
+        )
+
+    def real_tokens(f):
+        got = f(Q, K, V, lengths)
+        if not real_rows(got, want, lengths):
+            for slip, hint in slips:
+                if real_rows(got, [slip[b, :n] for b, n in enumerate(lengths.tolist())], lengths):
+                    raise ExerciseError(hint)
+            raise ExerciseError(
+                "the outputs of real tokens differ from attention over each sequence with its "
+                "padding cut off (softmax(Q K^T / sqrt(d_k)) V over the first lengths[b] keys)"
+            )
+
+    def more_padding(f):
+        # The same sequences padded to a longer T, the padding full of large numbers: the
+        # real tokens' outputs must not move.
+        extra = 4
+        junk = [100 * _randn(B, extra, d, seed=20 + d) for d in (d_k, d_k, d_v)]
+        Q2, K2, V2 = (torch.cat([x, j], dim=1) for x, j in zip((Q, K, V), junk))
+        # and the padding inside the shorter sequences replaced by junk too
+        pad = ~(torch.arange(T + extra)[None, :] < lengths[:, None])
+        K2 = K2.masked_fill(pad[..., None], 50.0)
+        V2 = V2.masked_fill(pad[..., None], -50.0)
+        got = f(Q2, K2, V2, lengths)
+        expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (B, T + extra, d_v),
+            f"with T = {T + extra} the output must be {(B, T + extra, d_v)}: take T from the "
+            "inputs, not a fixed size",
+        )
+        expect(
+            real_rows(got, want, lengths),
+            "appending more padding (or changing what the padding holds) changed the outputs "
+            "of real tokens: no real query may give any weight to a padding key",
+        )
+
+    def float64(f):
+        got = f(Q.double(), K.double(), V.double(), lengths)
+        expect(
+            real_rows(got, want, lengths),
+            "with float64 inputs the outputs of real tokens must be the same (up to rounding)",
+        )
+
+    return run_checks(
+        "Exercise: attention that ignores padding",
+        padded_attention,
+        [shape, real_tokens, more_padding, float64],
     )

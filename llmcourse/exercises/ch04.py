@@ -1,397 +1,238 @@
-"""Checks for the exercises of chapter 4, self-attention.
+"""Checks for the exercises of chapter 4, multi-head attention.
 
-check_stable_softmax(stable_softmax)    softmax along the last dimension, without overflow
-check_attention(my_attention)           softmax(Q K^T / sqrt(d_k)) V
-check_causal_mask(causal_mask)          a boolean (T, T) mask, True where i may attend to j
-check_shuffle_gap(shuffle_gap)          how far shuffling the tokens is from shuffling the output
-check_padded_attention(padded_attention) batched attention in which no query reads a padding key
+check_split_heads(split_heads)                    (B, T, C) -> (B, h, T, C / h)
+check_mha_parameter_count(mha_parameter_count)    weights and biases of one attention layer
+check_attention_flops(attention_flops)            FLOPs of one multi-head attention forward
+check_heads_one_by_one(heads_one_by_one)          a fused layer rebuilt from h single heads
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from llmcourse.exercises import ExerciseError, expect, expect_close, run_checks
+from llmcourse.exercises import expect, run_checks
 
 __all__ = [
-    "check_stable_softmax",
-    "check_attention",
-    "check_causal_mask",
-    "check_shuffle_gap",
-    "check_padded_attention",
+    "check_split_heads",
+    "check_mha_parameter_count",
+    "check_attention_flops",
+    "check_heads_one_by_one",
 ]
 
 
-def _randn(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
-def _close(got, want) -> bool:
-    """``got`` (float32 or float64) equals ``want`` within float32 rounding."""
-    return (
-        isinstance(got, torch.Tensor)
-        and got.shape == want.shape
-        and torch.allclose(got.double(), want.double(), atol=1e-5, rtol=1e-4)
-    )
-
-
-def check_stable_softmax(stable_softmax) -> None:
-    """``stable_softmax(x)``: softmax of a tensor along its last dimension, safe for large x."""
-
-    def small(f):
-        x = torch.tensor([0.0, math.log(3.0)])
-        expect(
-            _close(f(x), torch.tensor([0.25, 0.75])),
-            "softmax([0, log 3]) is [1/4, 3/4]: exponentiate, then divide by the sum",
-        )
-
-    def last_dim(f):
-        x = _randn(3, 5)
-        got = f(x)
-        expect(
-            isinstance(got, torch.Tensor) and got.shape == x.shape,
-            f"the output must have the input's shape {tuple(x.shape)}",
-        )
-        expect(
-            torch.allclose(got.double().sum(-1), torch.ones(3, dtype=torch.float64), atol=1e-5),
-            "each row (the last dimension) must sum to 1: normalise along dim=-1, "
-            "not over the whole tensor",
-        )
-        expect(_close(got, torch.softmax(x, dim=-1)), "the values differ from torch.softmax")
-
-    def large(f):
-        x = torch.tensor([[1000.0, 1001.0, 1002.0], [-5.0, 800.0, 0.0]])
-        got = f(x)
-        expect(
-            bool(torch.isfinite(got).all()),
-            "on large inputs exp overflows to inf and inf/inf gives nan: subtract each "
-            "row's maximum before exponentiating (it cancels out)",
-        )
-        expect(_close(got, torch.softmax(x, dim=-1)), "the values differ from torch.softmax")
-
-    return run_checks("Exercise: stable softmax", stable_softmax, [small, last_dim, large])
-
-
-def check_attention(attention) -> None:
-    """``attention(Q, K, V)``: scaled dot-product attention, (L, d_k), (S, d_k), (S, d_v)."""
-    Q, K, V = _randn(4, 16, seed=1), _randn(6, 16, seed=2), _randn(6, 3, seed=3)
-    want = torch.softmax(Q @ K.T / 4.0, dim=-1) @ V
-    # A second shape where sqrt(d_k) = 3 differs from L = 5, S = 7 and d_v = 2, so that a
-    # scale taken from the wrong size, or a hard-coded 4, gives wrong values.
-    Q2, K2, V2 = _randn(5, 9, seed=4), _randn(7, 9, seed=5), _randn(7, 2, seed=6)
+def check_split_heads(split_heads) -> None:
+    """``split_heads(x, num_heads)``: (B, T, C) -> (B, h, T, d); head i = features i*d:(i+1)*d."""
+    B, T, C, h = 2, 3, 8, 4
+    x = torch.arange(B * T * C, dtype=torch.float32).view(B, T, C)
 
     def shape(f):
-        got = f(Q, K, V)
+        got = f(x, h)
         expect(
-            isinstance(got, torch.Tensor) and tuple(got.shape) == (4, 3),
-            "queries (4, 16), keys (6, 16), values (6, 3) give an output of shape (4, 3) "
-            f"(one row per query, d_v columns); got {getattr(got, 'shape', got)}",
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (B, h, T, C // h),
+            f"(batch, seq, embed_dim) = {(B, T, C)} with {h} heads must give (batch, heads, "
+            f"seq, head_dim) = {(B, h, T, C // h)}, got {tuple(getattr(got, 'shape', ()))}",
         )
 
-    def values(f):
-        got = f(Q, K, V)
-        unscaled = torch.softmax(Q @ K.T, dim=-1) @ V
-        expect(
-            not _close(got, unscaled),
-            "the scores must be divided by sqrt(d_k) = 4 before the softmax",
-        )
-        wrong_dim = torch.softmax(Q @ K.T / 4.0, dim=0) @ V
-        expect(
-            not _close(got, wrong_dim),
-            "the softmax goes along the keys (dim=-1): each query's weights sum to 1",
-        )
-        expect(_close(got, want), "expected softmax(Q K^T / sqrt(d_k)) V")
-
-    def other_shape(f):
-        got = f(Q2, K2, V2)
-        expect(
-            isinstance(got, torch.Tensor) and tuple(got.shape) == (5, 2),
-            "queries (5, 9), keys (7, 9), values (7, 2) give an output of shape (5, 2); "
-            f"got {getattr(got, 'shape', got)}",
-        )
-        expect(
-            _close(got, torch.softmax(Q2 @ K2.T / 3.0, dim=-1) @ V2),
-            "with d_k = 9 the scores are divided by sqrt(9) = 3: take d_k from the last "
-            "dimension of Q or K, not a fixed number or another size",
-        )
-
-    def one_key(f):
-        got = f(Q, K[:1], V[:1])
-        expect(
-            _close(got, V[:1].expand(4, 3)),
-            "with a single key every query must return that key's value exactly",
-        )
-
-    return run_checks(
-        "Exercise: scaled dot-product attention", attention, [shape, values, other_shape, one_key]
-    )
-
-
-def check_causal_mask(causal_mask) -> None:
-    """``causal_mask(T)``: boolean (T, T) tensor, True where position i may attend to j <= i."""
-
-    def hand_worked(f):
-        got = f(3)
-        want = torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]], dtype=torch.bool)
-        expect(
-            isinstance(got, torch.Tensor) and got.dtype == torch.bool,
-            "return a boolean tensor (True = may attend)",
-        )
-        expect(tuple(got.shape) == (3, 3), f"expected shape (3, 3), got {tuple(got.shape)}")
-        expect(
-            bool(got.diagonal().all()),
-            "every position must be allowed to attend to itself: keep the diagonal",
-        )
-        expect(
-            not bool(got.triu(1).any()),
-            "a position must not see the future: everything above the diagonal is False",
-        )
-        expect(torch.equal(got, want), f"expected {want.int().tolist()}")
+    def slices(f):
+        got = f(x, h)
+        for i in range(h):
+            expect(
+                torch.equal(got[:, i], x[:, :, 2 * i : 2 * i + 2]),
+                f"head {i} must hold features {2 * i}:{2 * i + 2} of every token; a plain "
+                "view(B, h, T, d) mixes tokens and features: view as (B, T, h, d), then "
+                "transpose(1, 2)",
+            )
 
     def other_sizes(f):
-        for T in (1, 5):
-            got = f(T)
-            expect(
-                torch.equal(got, torch.ones(T, T, dtype=torch.bool).tril()),
-                f"wrong mask for T={T}: use T, not a fixed size",
-            )
-
-    return run_checks("Exercise: causal mask", causal_mask, [hand_worked, other_sizes])
-
-
-def _self_attention(X, W_query, W_key, W_value, causal):
-    """Self-attention of the rows of X, in float64; with ``causal``, by position."""
-    X, W_query, W_key, W_value = (t.double() for t in (X, W_query, W_key, W_value))
-    Q, K, V = X @ W_query, X @ W_key, X @ W_value
-    scores = Q @ K.T / math.sqrt(Q.shape[-1])
-    if causal:
-        T = X.shape[0]
-        scores = scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
-    return torch.softmax(scores, dim=-1) @ V
-
-
-def _number(got):
-    """``got`` as a Python float, or an ExerciseError saying what came back."""
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        return float(got.reshape(()))
-    try:
-        return float(got)
-    except (TypeError, ValueError):
-        raise ExerciseError(
-            f"return one number (the largest absolute difference), got {type(got).__name__}"
-        ) from None
-
-
-def check_shuffle_gap(shuffle_gap) -> None:
-    """``shuffle_gap(X, W_query, W_key, W_value, perm, causal)``: the largest absolute
-    difference between self-attention of the shuffled tokens ``X[perm]`` and the output of
-    ``X`` shuffled the same way, with or without the causal mask."""
-    T, d_model, d_k = 6, 8, 4
-    X = _randn(T, d_model, seed=7)
-    W_query, W_key, W_value = (_randn(d_model, d_k, seed=s) / 2 for s in (8, 9, 10))
-    # one cycle through all six positions: not its own inverse, so shuffling with the
-    # inverse is wrong, and on this X every usual slip gives a gap of its own
-    perm = torch.tensor([1, 2, 3, 4, 5, 0])
-    inverse = perm.argsort()
-
-    def gaps(causal):
-        """The right gap and those of the usual slips, in float64."""
-        out = _self_attention(X, W_query, W_key, W_value, causal)
-        shuffled = _self_attention(X[perm], W_query, W_key, W_value, causal)
-        return {
-            "right": (shuffled - out[perm]).abs().max().item(),
-            "not shuffled back": (shuffled - out).abs().max().item(),
-            "inverse": (shuffled - out[inverse]).abs().max().item(),
-            "signed": (shuffled - out[perm]).max().item(),
-        }
-
-    def diagnose(got, slips):
-        """A hint naming the slip ``got`` matches, if any."""
-        for name, hint in (
-            (
-                "not shuffled back",
-                "row i of the shuffled input is token perm[i], so compare the output of "
-                "X[perm] with the original output shuffled the same way, out[perm], not "
-                "with out itself",
-            ),
-            (
-                "inverse",
-                "you shuffled the original output with the inverse permutation: row i of "
-                "X[perm] is token perm[i], so its output is to be compared with out[perm]",
-            ),
-            ("signed", "return the largest *absolute* difference: take .abs() before .max()"),
-        ):
-            if math.isclose(got, slips[name], rel_tol=1e-3, abs_tol=1e-4):
-                raise ExerciseError(hint)
-
-    def without_mask(f):
-        slips = gaps(causal=False)
-        got = _number(f(X, W_query, W_key, W_value, perm, False))
-        if got > 1e-4:
-            diagnose(got, slips)
+        y = torch.randn(1, 5, 6, generator=torch.Generator().manual_seed(0))
+        got = f(y, 3)
         expect(
-            abs(got) <= 1e-4,
-            f"without a mask the gap should be zero up to rounding, got {got:.4g}: self-"
-            "attention treats its inputs as a set, so shuffling the tokens only shuffles "
-            "the outputs. Check that both runs use the same weights and the same scale",
+            tuple(got.shape) == (1, 3, 5, 2) and torch.equal(got[0, 2], y[0, :, 4:]),
+            "use the sizes of x and num_heads, not fixed numbers",
         )
 
-    def with_mask(f, X=X):
-        slips = gaps(causal=True)
-        got = _number(f(X, W_query, W_key, W_value, perm, True))
-        if abs(got) <= 1e-4:
-            raise ExerciseError(
-                "with causal=True the gap should not be zero: the mask belongs to the "
-                "positions, not to the tokens, so a token moved to another position sees "
-                "other tokens. Apply the causal mask (by position) to both runs, and do not "
-                "shuffle the mask with the tokens"
-            )
-        if not math.isclose(got, slips["right"], rel_tol=1e-3, abs_tol=1e-4):
-            diagnose(got, slips)
-        expect_close(
-            got,
-            slips["right"],
-            "with causal=True: the largest absolute difference between causal self-attention "
-            "of X[perm] and the causal output of X shuffled by perm; scores divided by "
-            "sqrt(d_k), the mask on j > i",
-            rel=1e-3,
-            abs_=1e-4,
+    return run_checks("Exercise: split heads", split_heads, [shape, slices, other_sizes])
+
+
+def check_mha_parameter_count(mha_parameter_count) -> None:
+    """``mha_parameter_count(d_model, num_heads, bias=True)``: parameters of one MHA layer."""
+
+    def gpt2(f):
+        got = f(768, 12, True)
+        expect(
+            got != 3 * 768 * 768 + 3 * 768,
+            "don't forget the output projection W^O: four (d_model x d_model) matrices",
+        )
+        expect(
+            got != 4 * 768 * 768,
+            "with bias=True each of the four projections also has d_model biases",
+        )
+        expect(
+            got == 4 * 768 * 768 + 4 * 768,
+            f"GPT-2 small's attention layer (d_model=768, 12 heads) has "
+            f"{4 * 768 * 768 + 4 * 768:,} parameters, got {got!r}",
         )
 
-    def float64(f):
-        got = _number(f(X.double(), *(W.double() for W in (W_query, W_key, W_value)), perm, True))
-        expect_close(
-            got,
-            gaps(causal=True)["right"],
-            "in float64 the gap must be the same (up to rounding): don't hard-code a dtype",
-            rel=1e-3,
-            abs_=1e-4,
+    def heads_free(f):
+        expect(
+            f(64, 1, True) == f(64, 8, True),
+            "the head count does not change the parameter count: h heads of size d_model/h "
+            "share the same d_model x d_model matrices",
         )
+
+    def no_bias(f):
+        expect(f(10, 2, False) == 400, "without biases: 4 * d_model ** 2 = 400 for d_model=10")
 
     return run_checks(
-        "Exercise: shuffle the tokens", shuffle_gap, [without_mask, with_mask, float64]
+        "Exercise: attention parameter count", mha_parameter_count, [gpt2, heads_free, no_bias]
     )
 
 
-def _padded_reference(Q, K, V, lengths):
-    """Each sequence's real tokens attending over its real tokens only: a list of outputs."""
-    return [
-        _self_attention_qkv(Q[b, :n], K[b, :n], V[b, :n]) for b, n in enumerate(lengths.tolist())
-    ]
+def check_attention_flops(attention_flops) -> None:
+    """``attention_flops(T, d_model, num_heads)``: 8 T d^2 + 4 T^2 d (multiply-add = 2 FLOPs)."""
 
-
-def _self_attention_qkv(Q, K, V, scale=True, mask=None, zero_scores=False, after=False):
-    """softmax(Q K^T / sqrt(d_k)) V in float64, and its usual slips: no scale; ``mask``
-    (True = allowed) applied with -inf, or (``zero_scores``) by zeroing scores, or
-    (``after``) by zeroing weights after the softmax."""
-    Q, K, V = Q.double(), K.double(), V.double()
-    scores = Q @ K.transpose(-2, -1) / (math.sqrt(Q.shape[-1]) if scale else 1.0)
-    if mask is not None and zero_scores:
-        scores = scores * mask
-    elif mask is not None and not after:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)
-    if mask is not None and after:
-        weights = weights * mask
-    return weights @ V
-
-
-def check_padded_attention(padded_attention) -> None:
-    """``padded_attention(Q, K, V, lengths)``: (B, T, d_k), (B, T, d_k), (B, T, d_v) and B
-    lengths; no query may give weight to a key at a position >= its sequence's length."""
-    B, T, d_k, d_v = 3, 6, 9, 2
-    Q, K, V = _randn(B, T, d_k, seed=11), _randn(B, T, d_k, seed=12), _randn(B, T, d_v, seed=13)
-    lengths = torch.tensor([6, 4, 1])  # a full sequence, a padded one, a single token
-    want = _padded_reference(Q, K, V, lengths)
-    positions = torch.arange(T)
-    real_key = (positions[None, :] < lengths[:, None])[:, None, :]  # (B, 1, T)
-    slips = [
-        (
-            _self_attention_qkv(Q, K, V),
-            "padding keys still get weight: before the softmax, set the scores of keys at "
-            "positions j >= lengths[b] to -inf (masked_fill), so that their weight is exactly "
-            "0. The mask acts on the keys (the last dimension of the scores, j): masking the "
-            "queries (i) leaves real queries reading the padding",
-        ),
-        (
-            _self_attention_qkv(Q, K, V, mask=real_key, zero_scores=True),
-            "a score of 0 is not 'no attention': after the softmax it still gets weight "
-            "e^0 / sum. Set the padding keys' scores to -inf, not to 0",
-        ),
-        (
-            _self_attention_qkv(Q, K, V, mask=real_key, after=True),
-            "zeroing the padding keys' weights after the softmax leaves rows that sum to "
-            "less than 1: mask the scores before the softmax (with -inf) instead",
-        ),
-        (
-            _self_attention_qkv(Q, K, V, mask=(positions[None, :] <= lengths[:, None])[:, None]),
-            "off by one: a sequence of length n has real tokens at positions 0..n-1, so the "
-            "key at position j is padding when j >= n (not j > n)",
-        ),
-        (
-            _self_attention_qkv(Q, K, V, scale=False, mask=real_key),
-            "the scores must still be divided by sqrt(d_k) before the softmax",
-        ),
-    ]
-
-    def real_rows(got, want, lengths):
-        return all(
-            bool(torch.isfinite(got[b, :n]).all()) and _close(got[b, :n], w)
-            for b, (n, w) in enumerate(zip(lengths.tolist(), want))
-        )
-
-    def shape(f):
-        got = f(Q, K, V, lengths)
+    def small(f):
+        got = f(4, 8, 2)
         expect(
-            isinstance(got, torch.Tensor) and tuple(got.shape) == (B, T, d_v),
-            f"Q, K of shape {(B, T, d_k)} and V of shape {(B, T, d_v)} give an output of "
-            f"shape {(B, T, d_v)}; got {getattr(got, 'shape', got)}",
+            got != 4 * 4 * 64 + 2 * 16 * 8,
+            "count a multiply-add as 2 FLOPs: an (m x n) @ (n x p) product costs 2 m n p",
+        )
+        expect(got != 8 * 4 * 64, "include the two T x T products: Q K^T and weights @ V")
+        expect(
+            got == 8 * 4 * 64 + 4 * 16 * 8,
+            f"expected 8 T d^2 + 4 T^2 d = {8 * 4 * 64 + 4 * 16 * 8} for T=4, d_model=8, "
+            f"got {got!r}",
         )
 
-    def real_tokens(f):
-        got = f(Q, K, V, lengths)
-        if not real_rows(got, want, lengths):
-            for slip, hint in slips:
-                if real_rows(got, [slip[b, :n] for b, n in enumerate(lengths.tolist())], lengths):
-                    raise ExerciseError(hint)
-            raise ExerciseError(
-                "the outputs of real tokens differ from attention over each sequence with its "
-                "padding cut off (softmax(Q K^T / sqrt(d_k)) V over the first lengths[b] keys)"
+    def heads_free(f):
+        expect(
+            f(16, 64, 1) == f(16, 64, 8),
+            "the FLOPs don't depend on the head count: h heads of size d_model/h do "
+            "h * 2 T^2 (d_model/h) = 2 T^2 d_model for Q K^T",
+        )
+
+    def quadratic(f):
+        ratio = f(2048, 64, 4) / f(1024, 64, 4)
+        expect(
+            ratio > 3.5,
+            "doubling a long sequence must nearly quadruple the cost: the "
+            "attention products grow with T^2",
+        )
+
+    return run_checks("Exercise: attention FLOPs", attention_flops, [heads_free, small, quadratic])
+
+
+FLOAT64_HINT = (
+    "in float64 the answer must stay float64 and agree with the fused layer: build the "
+    "single-head layers in x's dtype (nn.Linear(C, d, dtype=x.dtype))"
+)
+
+
+def _fused_layer(C: int, h: int, seed: int, dtype=torch.float32):
+    """A ``MultiHeadAttention`` with seeded random weights, its ``state_dict`` and an input."""
+    from llmcourse.multihead import MultiHeadAttention
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():  # leave the student's random state alone
+        layer = MultiHeadAttention(C, h).to(dtype)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=dtype) * 0.5)
+    x = torch.randn(2, 5, C, generator=g, dtype=dtype)
+    return layer, {k: v.clone() for k, v in layer.state_dict().items()}, x
+
+
+def _by_hand(x, state, h, strided=False, scale=None, out_proj=True, qkv_bias=True):
+    """Head by head, with the usual slips as switches (the checks name the one made)."""
+    C = x.shape[-1]
+    d = C // h
+    heads = []
+    for i in range(h):
+        rows = slice(i, None, h) if strided else slice(i * d, (i + 1) * d)
+        q, k, v = (
+            x @ state[f"{n}_proj.weight"][rows].T
+            + (state[f"{n}_proj.bias"][rows] if qkv_bias else 0)
+            for n in "qkv"
+        )
+        weights = torch.softmax(q @ k.transpose(-2, -1) / (scale or d) ** 0.5, dim=-1)
+        heads.append(weights @ v)
+    concat = torch.cat(heads, dim=-1)
+    return concat @ state["out_proj.weight"].T + state["out_proj.bias"] if out_proj else concat
+
+
+def check_heads_one_by_one(heads_one_by_one) -> None:
+    """``heads_one_by_one(x, state, num_heads)``: the fused layer's output, head by head."""
+
+    def answer_on(f, C, h, seed, dtype=torch.float32):
+        layer, state, x = _fused_layer(C, h, seed, dtype)
+        with torch.no_grad():
+            want = layer(x, x, x)
+        try:
+            got = f(x, {k: v.clone() for k, v in state.items()}, h)
+        except RuntimeError as error:
+            if dtype == torch.float32 or "dtype" not in str(error):
+                raise
+            expect(False, f"{FLOAT64_HINT} (your answer raised: {error})")
+        expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(x.shape),
+            f"x of shape (B, T, C) = {tuple(x.shape)} must give an output of the same shape "
+            f"(concatenate the {h} heads' (B, T, C/h) outputs along the features), got "
+            f"{tuple(getattr(got, 'shape', ())) or type(got).__name__}",
+        )
+        return got.detach(), want, state, x
+
+    def same_as_fused(f):
+        got, want, state, x = answer_on(f, 8, 2, 0)
+        if torch.allclose(got, want, rtol=1e-4, atol=1e-5):
+            return
+        slips = [
+            (
+                dict(out_proj=False),
+                "apply the output projection W^O (out_proj) to the "
+                "concatenated heads: the fused layer mixes the heads' answers with it",
+            ),
+            (
+                dict(strided=True),
+                "head i owns the contiguous rows i*d to (i+1)*d - 1 of "
+                "q_proj, k_proj and v_proj (d = C / num_heads), not every num_heads-th row",
+            ),
+            (
+                dict(scale=x.shape[-1]),
+                "scale each head's scores by sqrt(d) of the head "
+                "(d = C / num_heads), not by sqrt(C) of the model",
+            ),
+            (
+                dict(qkv_bias=False),
+                "each head's query, key and value layers also take their "
+                "slice of the biases q_proj.bias, k_proj.bias, v_proj.bias",
+            ),
+        ]
+        for slip, hint in slips:
+            expect(not torch.allclose(got, _by_hand(x, state, 2, **slip), atol=1e-5), hint)
+        expect(
+            False,
+            "the output differs from the fused MultiHeadAttention with the same weights "
+            "(self-attention, no mask: every token attends to every token)",
+        )
+
+    def other_sizes(f):
+        for C, h, seed in ((12, 3, 1), (6, 1, 2), (16, 4, 3)):
+            got, want, _, _ = answer_on(f, C, h, seed)
+            expect(
+                torch.allclose(got, want, rtol=1e-4, atol=1e-5),
+                f"right for 2 heads of width 4 but not for {h} head(s) with C={C}: use "
+                "num_heads and the sizes of x, not fixed numbers",
             )
 
-    def more_padding(f):
-        # The same sequences padded to a longer T, the padding full of large numbers: the
-        # real tokens' outputs must not move.
-        extra = 4
-        junk = [100 * _randn(B, extra, d, seed=20 + d) for d in (d_k, d_k, d_v)]
-        Q2, K2, V2 = (torch.cat([x, j], dim=1) for x, j in zip((Q, K, V), junk))
-        # and the padding inside the shorter sequences replaced by junk too
-        pad = ~(torch.arange(T + extra)[None, :] < lengths[:, None])
-        K2 = K2.masked_fill(pad[..., None], 50.0)
-        V2 = V2.masked_fill(pad[..., None], -50.0)
-        got = f(Q2, K2, V2, lengths)
-        expect(
-            isinstance(got, torch.Tensor) and tuple(got.shape) == (B, T + extra, d_v),
-            f"with T = {T + extra} the output must be {(B, T + extra, d_v)}: take T from the "
-            "inputs, not a fixed size",
-        )
-        expect(
-            real_rows(got, want, lengths),
-            "appending more padding (or changing what the padding holds) changed the outputs "
-            "of real tokens: no real query may give any weight to a padding key",
-        )
-
     def float64(f):
-        got = f(Q.double(), K.double(), V.double(), lengths)
+        got, want, _, _ = answer_on(f, 8, 2, 4, torch.float64)
         expect(
-            real_rows(got, want, lengths),
-            "with float64 inputs the outputs of real tokens must be the same (up to rounding)",
+            got.dtype == torch.float64 and torch.allclose(got, want, rtol=1e-7, atol=1e-9),
+            FLOAT64_HINT,
         )
 
     return run_checks(
-        "Exercise: attention that ignores padding",
-        padded_attention,
-        [shape, real_tokens, more_padding, float64],
+        "Exercise: multi-head attention from single heads",
+        heads_one_by_one,
+        [same_as_fused, other_sizes, float64],
     )

@@ -1,238 +1,252 @@
-"""Checks for the exercises of chapter 5, multi-head attention.
+"""Checks for the exercises of chapter 5, positional encoding.
 
-check_split_heads(split_heads)                    (B, T, C) -> (B, h, T, C / h)
-check_mha_parameter_count(mha_parameter_count)    weights and biases of one attention layer
-check_attention_flops(attention_flops)            FLOPs of one multi-head attention forward
-check_heads_one_by_one(heads_one_by_one)          a fused layer rebuilt from h single heads
+check_pe_vector(pe_vector)              the sinusoidal encoding of one position
+check_offset_matrix(offset_matrix)      the matrix M_k with PE(pos + k) = M_k PE(pos)
+check_wavelength(wavelength)            how many positions before pair i repeats
+check_rope_rotate(rope_rotate)          RoPE on one query or key vector
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from llmcourse.exercises import expect, run_checks
+from llmcourse.exercises import ExerciseError, expect, expect_close, run_checks
+from llmcourse.positional import (
+    apply_rotary,
+    rotary_cos_sin,
+    sinusoidal_encoding,
+    sinusoidal_offset_matrix,
+)
 
-__all__ = [
-    "check_split_heads",
-    "check_mha_parameter_count",
-    "check_attention_flops",
-    "check_heads_one_by_one",
-]
-
-
-def check_split_heads(split_heads) -> None:
-    """``split_heads(x, num_heads)``: (B, T, C) -> (B, h, T, d); head i = features i*d:(i+1)*d."""
-    B, T, C, h = 2, 3, 8, 4
-    x = torch.arange(B * T * C, dtype=torch.float32).view(B, T, C)
-
-    def shape(f):
-        got = f(x, h)
-        expect(
-            isinstance(got, torch.Tensor) and tuple(got.shape) == (B, h, T, C // h),
-            f"(batch, seq, embed_dim) = {(B, T, C)} with {h} heads must give (batch, heads, "
-            f"seq, head_dim) = {(B, h, T, C // h)}, got {tuple(getattr(got, 'shape', ()))}",
-        )
-
-    def slices(f):
-        got = f(x, h)
-        for i in range(h):
-            expect(
-                torch.equal(got[:, i], x[:, :, 2 * i : 2 * i + 2]),
-                f"head {i} must hold features {2 * i}:{2 * i + 2} of every token; a plain "
-                "view(B, h, T, d) mixes tokens and features: view as (B, T, h, d), then "
-                "transpose(1, 2)",
-            )
-
-    def other_sizes(f):
-        y = torch.randn(1, 5, 6, generator=torch.Generator().manual_seed(0))
-        got = f(y, 3)
-        expect(
-            tuple(got.shape) == (1, 3, 5, 2) and torch.equal(got[0, 2], y[0, :, 4:]),
-            "use the sizes of x and num_heads, not fixed numbers",
-        )
-
-    return run_checks("Exercise: split heads", split_heads, [shape, slices, other_sizes])
+__all__ = ["check_pe_vector", "check_offset_matrix", "check_wavelength", "check_rope_rotate"]
 
 
-def check_mha_parameter_count(mha_parameter_count) -> None:
-    """``mha_parameter_count(d_model, num_heads, bias=True)``: parameters of one MHA layer."""
-
-    def gpt2(f):
-        got = f(768, 12, True)
-        expect(
-            got != 3 * 768 * 768 + 3 * 768,
-            "don't forget the output projection W^O: four (d_model x d_model) matrices",
-        )
-        expect(
-            got != 4 * 768 * 768,
-            "with bias=True each of the four projections also has d_model biases",
-        )
-        expect(
-            got == 4 * 768 * 768 + 4 * 768,
-            f"GPT-2 small's attention layer (d_model=768, 12 heads) has "
-            f"{4 * 768 * 768 + 4 * 768:,} parameters, got {got!r}",
-        )
-
-    def heads_free(f):
-        expect(
-            f(64, 1, True) == f(64, 8, True),
-            "the head count does not change the parameter count: h heads of size d_model/h "
-            "share the same d_model x d_model matrices",
-        )
-
-    def no_bias(f):
-        expect(f(10, 2, False) == 400, "without biases: 4 * d_model ** 2 = 400 for d_model=10")
-
-    return run_checks(
-        "Exercise: attention parameter count", mha_parameter_count, [gpt2, heads_free, no_bias]
+def _vector(got, length: int, what: str) -> torch.Tensor:
+    """``got`` as a float64 1-D tensor of ``length`` numbers, or a clear error."""
+    try:
+        t = torch.as_tensor(got, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise ExerciseError(
+            f"expected {what} as a tensor or list of numbers, got {type(got).__name__}"
+        ) from None
+    expect(
+        tuple(t.shape) == (length,), f"expected {what} of shape ({length},), got {tuple(t.shape)}"
     )
+    return t
 
 
-def check_attention_flops(attention_flops) -> None:
-    """``attention_flops(T, d_model, num_heads)``: 8 T d^2 + 4 T^2 d (multiply-add = 2 FLOPs)."""
-
-    def small(f):
-        got = f(4, 8, 2)
-        expect(
-            got != 4 * 4 * 64 + 2 * 16 * 8,
-            "count a multiply-add as 2 FLOPs: an (m x n) @ (n x p) product costs 2 m n p",
-        )
-        expect(got != 8 * 4 * 64, "include the two T x T products: Q K^T and weights @ V")
-        expect(
-            got == 8 * 4 * 64 + 4 * 16 * 8,
-            f"expected 8 T d^2 + 4 T^2 d = {8 * 4 * 64 + 4 * 16 * 8} for T=4, d_model=8, "
-            f"got {got!r}",
-        )
-
-    def heads_free(f):
-        expect(
-            f(16, 64, 1) == f(16, 64, 8),
-            "the FLOPs don't depend on the head count: h heads of size d_model/h do "
-            "h * 2 T^2 (d_model/h) = 2 T^2 d_model for Q K^T",
-        )
-
-    def quadratic(f):
-        ratio = f(2048, 64, 4) / f(1024, 64, 4)
-        expect(
-            ratio > 3.5,
-            "doubling a long sequence must nearly quadruple the cost: the "
-            "attention products grow with T^2",
-        )
-
-    return run_checks("Exercise: attention FLOPs", attention_flops, [heads_free, small, quadratic])
+def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> bool:
+    return a.shape == b.shape and bool(torch.allclose(a, b.to(a.dtype), atol=tol, rtol=tol))
 
 
-FLOAT64_HINT = (
-    "in float64 the answer must stay float64 and agree with the fused layer: build the "
-    "single-head layers in x's dtype (nn.Linear(C, d, dtype=x.dtype))"
+_INTERLEAVE = (
+    "the sines and cosines must be interleaved: dimension 2i is sin and 2i + 1 is "
+    "cos, not all sines first"
 )
 
 
-def _fused_layer(C: int, h: int, seed: int, dtype=torch.float32):
-    """A ``MultiHeadAttention`` with seeded random weights, its ``state_dict`` and an input."""
-    from llmcourse.multihead import MultiHeadAttention
+def check_pe_vector(pe_vector) -> None:
+    """``pe_vector(pos, d_model)``: row ``pos`` of the sinusoidal encoding, length d_model."""
 
-    g = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng():  # leave the student's random state alone
-        layer = MultiHeadAttention(C, h).to(dtype)
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=dtype) * 0.5)
-    x = torch.randn(2, 5, C, generator=g, dtype=dtype)
-    return layer, {k: v.clone() for k, v in layer.state_dict().items()}, x
+    def want(pos, d_model):
+        return sinusoidal_encoding(pos + 1, d_model, dtype=torch.float64)[pos]
 
+    def shape(f):
+        _vector(f(3, 8), 8, "pe_vector(3, 8)")
 
-def _by_hand(x, state, h, strided=False, scale=None, out_proj=True, qkv_bias=True):
-    """Head by head, with the usual slips as switches (the checks name the one made)."""
-    C = x.shape[-1]
-    d = C // h
-    heads = []
-    for i in range(h):
-        rows = slice(i, None, h) if strided else slice(i * d, (i + 1) * d)
-        q, k, v = (
-            x @ state[f"{n}_proj.weight"][rows].T
-            + (state[f"{n}_proj.bias"][rows] if qkv_bias else 0)
-            for n in "qkv"
+    def position_zero(f):
+        got = _vector(f(0, 6), 6, "pe_vector(0, 6)")
+        if _close(got, want(0, 6)[[0, 2, 4, 1, 3, 5]]):
+            raise ExerciseError(_INTERLEAVE)
+        expect(
+            _close(got, want(0, 6)),
+            f"at position 0 every angle is 0, so the vector is [0, 1, 0, 1, 0, 1] "
+            f"(sin 0 = 0 in even dimensions, cos 0 = 1 in odd ones); got {got.tolist()}",
         )
-        weights = torch.softmax(q @ k.transpose(-2, -1) / (scale or d) ** 0.5, dim=-1)
-        heads.append(weights @ v)
-    concat = torch.cat(heads, dim=-1)
-    return concat @ state["out_proj.weight"].T + state["out_proj.bias"] if out_proj else concat
+
+    def hand_worked(f):
+        got = _vector(f(1, 4), 4, "pe_vector(1, 4)")
+        target = torch.tensor(
+            [math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)], dtype=torch.float64
+        )
+        expect(
+            _close(got, target),
+            "for d_model = 4, pair 0 has frequency 1 and pair 1 has 1 / 10000 ** (2/4) = "
+            "0.01, so pe_vector(1, 4) = [sin 1, cos 1, sin 0.01, cos 0.01]; the exponent "
+            "is 2i / d_model with i the pair, shared by the sine and its cosine",
+        )
+
+    def many(f):
+        for pos, d_model in ((17, 10), (250, 64)):
+            got = _vector(f(pos, d_model), d_model, f"pe_vector({pos}, {d_model})")
+            expect(
+                _close(got, want(pos, d_model)),
+                f"pe_vector({pos}, {d_model}) is wrong: PE[pos, 2i] = sin(pos / 10000 ** "
+                "(2i / d_model)) and PE[pos, 2i + 1] = cos(the same angle)",
+            )
+
+    return run_checks(
+        "Exercise: encoding of one position", pe_vector, [shape, position_zero, hand_worked, many]
+    )
 
 
-def check_heads_one_by_one(heads_one_by_one) -> None:
-    """``heads_one_by_one(x, state, num_heads)``: the fused layer's output, head by head."""
+def check_offset_matrix(offset_matrix) -> None:
+    """``offset_matrix(k, d_model)``: the (d_model, d_model) M_k, PE(pos + k) = M_k @ PE(pos)."""
+    pe = sinusoidal_encoding(120, 8, dtype=torch.float64)
 
-    def answer_on(f, C, h, seed, dtype=torch.float32):
-        layer, state, x = _fused_layer(C, h, seed, dtype)
-        with torch.no_grad():
-            want = layer(x, x, x)
+    def as_matrix(got, d_model):
         try:
-            got = f(x, {k: v.clone() for k, v in state.items()}, h)
-        except RuntimeError as error:
-            if dtype == torch.float32 or "dtype" not in str(error):
-                raise
-            expect(False, f"{FLOAT64_HINT} (your answer raised: {error})")
+            m = torch.as_tensor(got, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise ExerciseError(f"expected a matrix (tensor), got {type(got).__name__}") from None
         expect(
-            isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(x.shape),
-            f"x of shape (B, T, C) = {tuple(x.shape)} must give an output of the same shape "
-            f"(concatenate the {h} heads' (B, T, C/h) outputs along the features), got "
-            f"{tuple(getattr(got, 'shape', ())) or type(got).__name__}",
+            tuple(m.shape) == (d_model, d_model),
+            f"expected a ({d_model}, {d_model}) matrix, got shape {tuple(m.shape)}",
         )
-        return got.detach(), want, state, x
+        return m
 
-    def same_as_fused(f):
-        got, want, state, x = answer_on(f, 8, 2, 0)
-        if torch.allclose(got, want, rtol=1e-4, atol=1e-5):
-            return
-        slips = [
-            (
-                dict(out_proj=False),
-                "apply the output projection W^O (out_proj) to the "
-                "concatenated heads: the fused layer mixes the heads' answers with it",
-            ),
-            (
-                dict(strided=True),
-                "head i owns the contiguous rows i*d to (i+1)*d - 1 of "
-                "q_proj, k_proj and v_proj (d = C / num_heads), not every num_heads-th row",
-            ),
-            (
-                dict(scale=x.shape[-1]),
-                "scale each head's scores by sqrt(d) of the head "
-                "(d = C / num_heads), not by sqrt(C) of the model",
-            ),
-            (
-                dict(qkv_bias=False),
-                "each head's query, key and value layers also take their "
-                "slice of the biases q_proj.bias, k_proj.bias, v_proj.bias",
-            ),
-        ]
-        for slip, hint in slips:
-            expect(not torch.allclose(got, _by_hand(x, state, 2, **slip), atol=1e-5), hint)
+    def zero_offset(f):
         expect(
-            False,
-            "the output differs from the fused MultiHeadAttention with the same weights "
-            "(self-attention, no mask: every token attends to every token)",
+            _close(as_matrix(f(0, 8), 8), torch.eye(8, dtype=torch.float64)),
+            "moving 0 positions changes nothing: M_0 must be the identity",
+        )
+
+    def maps_forward(f):
+        M = as_matrix(f(3, 8), 8)
+        moved = pe[:100] @ M.T  # each row: M @ PE(pos)
+        if _close(moved[3:], pe[:97]):
+            raise ExerciseError(
+                "your matrix moves back: it maps PE(pos) to PE(pos - k). In "
+                "each 2x2 block the sin(k w) above the diagonal is +, below -"
+            )
+        expect(
+            _close(moved, pe[3:103]),
+            "M_3 @ PE(pos) should equal PE(pos + 3) for every pos; each 2x2 block rotates "
+            "(sin, cos) of pair i by the angle k * w_i, with w_i = 1 / 10000 ** (2i/d_model)",
+        )
+
+    def one_frequency_per_block(f):
+        M = as_matrix(f(5, 8), 8)
+        expect(
+            _close(M, sinusoidal_offset_matrix(5, 8, dtype=torch.float64)),
+            "each of the d_model / 2 blocks uses its own frequency w_i, and the blocks sit "
+            "on the diagonal (zeros elsewhere)",
         )
 
     def other_sizes(f):
-        for C, h, seed in ((12, 3, 1), (6, 1, 2), (16, 4, 3)):
-            got, want, _, _ = answer_on(f, C, h, seed)
+        for k, d_model in ((-4, 6), (40, 16)):
             expect(
-                torch.allclose(got, want, rtol=1e-4, atol=1e-5),
-                f"right for 2 heads of width 4 but not for {h} head(s) with C={C}: use "
-                "num_heads and the sizes of x, not fixed numbers",
+                _close(
+                    as_matrix(f(k, d_model), d_model),
+                    sinusoidal_offset_matrix(k, d_model, dtype=torch.float64),
+                ),
+                f"offset_matrix({k}, {d_model}) is wrong: use k and d_model as given",
             )
 
-    def float64(f):
-        got, want, _, _ = answer_on(f, 8, 2, 4, torch.float64)
+    return run_checks(
+        "Exercise: the offset matrix",
+        offset_matrix,
+        [zero_offset, maps_forward, one_frequency_per_block, other_sizes],
+    )
+
+
+def check_wavelength(wavelength) -> None:
+    """``wavelength(i, d_model)``: the period, in positions, of pair i: 2 pi 10000 ** (2i/d)."""
+
+    def want(i, d_model):
+        return 2 * math.pi * 10000 ** (2 * i / d_model)
+
+    def number(got) -> float:
+        try:
+            return float(got)
+        except (TypeError, ValueError):
+            raise ExerciseError(f"expected a number, got {type(got).__name__}") from None
+
+    def fastest(f):
+        got = number(f(0, 512))
+        if math.isclose(got, 1.0):
+            raise ExerciseError(
+                "sin(pos) takes 2 pi positions to repeat, not 1: the wavelength is 2 pi / w_i"
+            )
+        expect_close(got, 2 * math.pi, "pair 0 is sin(pos), which repeats every 2 pi positions")
+
+    def slower(f):
+        got = number(f(64, 512))
+        if math.isclose(got, want(32, 512), rel_tol=1e-6):
+            raise ExerciseError(
+                "pair i sits in dimensions 2i and 2i + 1: the exponent is "
+                "2i / d_model, not i / d_model"
+            )
+        expect_close(
+            got, want(64, 512), "the wavelength of pair i is 2 pi * 10000 ** (2i / d_model)"
+        )
+
+    def slowest(f):
+        expect_close(
+            f(255, 512),
+            want(255, 512),
+            "the slowest pair (i = d_model/2 - 1) has a wavelength just under "
+            "2 pi * 10000 positions",
+        )
+
+    return run_checks("Exercise: wavelength of a pair", wavelength, [fastest, slower, slowest])
+
+
+def check_rope_rotate(rope_rotate) -> None:
+    """``rope_rotate(x, pos)``: RoPE on one vector x (head_dim,), Hugging Face convention."""
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(16, generator=gen), torch.randn(16, generator=gen)
+
+    def want(v, pos):
+        cos, sin = rotary_cos_sin(torch.tensor([pos]), v.shape[-1])
+        return apply_rotary(v[None], cos, sin)[0]
+
+    def rotated(f, v, pos):
+        return _vector(f(v.clone(), pos), v.shape[-1], f"rope_rotate(x, {pos})").float()
+
+    def position_zero(f):
+        expect(_close(rotated(f, x, 0), x), "at position 0 every angle is 0: x is unchanged")
+
+    def keeps_length(f):
+        got = rotated(f, x, 7)
         expect(
-            got.dtype == torch.float64 and torch.allclose(got, want, rtol=1e-7, atol=1e-9),
-            FLOAT64_HINT,
+            math.isclose(float(got.norm()), float(x.norm()), rel_tol=1e-4),
+            f"a rotation keeps the length of x ({float(x.norm()):.4f}), got "
+            f"{float(got.norm()):.4f}: use x * cos + rotate_half(x) * sin",
+        )
+
+    def values(f):
+        got = rotated(f, x, 7)
+        cos, sin = rotary_cos_sin(torch.tensor([7]), 16)
+        # The RoFormer paper's interleaved layout: pairs (2i, 2i + 1), angle pos * inv_freq[i].
+        c, s = cos[0, :8].repeat_interleave(2), sin[0, :8].repeat_interleave(2)
+        interleaved = x * c + torch.stack([-x[1::2], x[0::2]], -1).reshape(16) * s
+        if _close(got, x * cos[0] - (want(x, 7) - x * cos[0])):
+            raise ExerciseError(
+                "you rotate the wrong way: it is x * cos + rotate_half(x) * "
+                "sin, with rotate_half([x1, x2]) = [-x2, x1]"
+            )
+        if _close(got, interleaved):
+            raise ExerciseError(
+                "pair dimension j with j + head_dim/2 (the Hugging Face "
+                "'rotate_half' layout), not neighbours 2i and 2i + 1"
+            )
+        expect(
+            _close(got, want(x, 7)),
+            "rotate pair (j, j + head_dim/2) by pos * inv_freq[j], inv_freq = 1 / 10000 ** "
+            "(arange(0, head_dim, 2) / head_dim)",
+        )
+
+    def relative(f):
+        s1 = rotated(f, x, 9) @ rotated(f, y, 4)
+        s2 = rotated(f, x, 105) @ rotated(f, y, 100)
+        expect(
+            math.isclose(float(s1), float(s2), rel_tol=1e-3, abs_tol=1e-4),
+            "the score q(m) . k(n) should depend on m - n only",
         )
 
     return run_checks(
-        "Exercise: multi-head attention from single heads",
-        heads_one_by_one,
-        [same_as_fused, other_sizes, float64],
+        "Exercise: RoPE on one vector", rope_rotate, [position_zero, keeps_length, values, relative]
     )

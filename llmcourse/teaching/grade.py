@@ -6,7 +6,7 @@ Usage:
   llmcourse-grade merge RESULT_FOLDER... --out FOLDER     (combine shards; idempotent)
 
 SUBMISSIONS are notebooks or folders searched for *.ipynb. The student is the first folder
-under the folder given (``submissions/alice/04_self_attention.ipynb`` is alice's), or the file
+under the folder given (``submissions/alice/03_self_attention.ipynb`` is alice's), or the file
 name for a notebook directly in it. For each notebook:
 
 1. Its chapter comes from its exercise labels (kept in the student edition), else from its
@@ -95,7 +95,7 @@ STATUS_HELP = {
 
 @dataclass
 class Chapter:
-    name: str  # 04_self_attention.ipynb
+    name: str  # 03_self_attention.ipynb
     exercises: list[Exercise]
     code: set[str]  # the sources of its code cells that are not solutions
     by_id: dict[str, str]  # cell id -> source, for the book's own code cells

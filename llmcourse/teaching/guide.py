@@ -181,7 +181,7 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
         "## Collecting",
         "",
         "Collect the notebooks into one folder per student:",
-        "`submissions/alice/04_self_attention.ipynb`. A notebook's chapter is found from its",
+        "`submissions/alice/03_self_attention.ipynb`. A notebook's chapter is found from its",
         "exercise labels, so renamed files are fine.",
         "",
         "## Grading",

@@ -3,12 +3,12 @@
 The layout is stored once in the notebook, as cell metadata, and read back by the student
 edition, the grader and the teacher guide::
 
-    cell.metadata["llmcourse"] = {"exercise": "ex-ch03-pe-vector", "role": "prompt",
+    cell.metadata["llmcourse"] = {"exercise": "ex-ch05-pe-vector", "role": "prompt",
                                   "title": "The encoding of one position"}
-    cell.metadata["llmcourse"] = {"exercise": "ex-ch03-pe-vector", "role": "solution"}
-    cell.metadata["llmcourse"] = {"exercise": "ex-ch03-pe-vector", "role": "check",
+    cell.metadata["llmcourse"] = {"exercise": "ex-ch05-pe-vector", "role": "solution"}
+    cell.metadata["llmcourse"] = {"exercise": "ex-ch05-pe-vector", "role": "check",
                                   "check": "check_pe_vector",
-                                  "module": "llmcourse.exercises.ch03",
+                                  "module": "llmcourse.exercises.ch05",
                                   "args": "pe_vector", "answer": ["pe_vector"]}
 
 and ``notebook.metadata["llmcourse"]["layout"] = 1`` says a notebook carries it. In the
@@ -39,7 +39,7 @@ KEY = "llmcourse"  # the metadata namespace, on cells and on the notebook
 VERSION = 1
 
 # ```{exercise} Title        or   :::{exercise} Title
-#  :label: ex-ch03-pe-vector       :label: ...
+#  :label: ex-ch05-pe-vector       :label: ...
 EXERCISE_RE = re.compile(
     r"^(?P<fence>`{3,}|:{3,})\{exercise\}[ \t]*(?P<title>[^\n]*)\n(?P<options>(?::[^\n]*\n)*)",
     re.MULTILINE,
@@ -61,13 +61,13 @@ SOLUTION_END_RE = re.compile(
 class Exercise:
     """One exercise of a chapter, as laid out by CONTRIBUTING.md."""
 
-    label: str  # ex-ch03-pe-vector
+    label: str  # ex-ch05-pe-vector
     title: str  # The encoding of one position
     prompt_cell: int  # index of the markdown cell holding the {exercise} directive
     solution_cells: list[int] = field(default_factory=list)  # solution (or answer) cells
     check_cell: int | None = None  # the code cell calling the check on the answer
     check_function: str = ""  # check_pe_vector
-    check_module: str = ""  # llmcourse.exercises.ch03
+    check_module: str = ""  # llmcourse.exercises.ch05
     check_args: str = ""  # source of the arguments: "pe_vector"
     answer_names: list[str] = field(default_factory=list)  # names the answer must define
 

@@ -1,6 +1,6 @@
 """A simulated class, for trying the grader as a teacher would.
 
-Usage: llmcourse-class OUT [--chapters 04 05] [--copies 1]
+Usage: llmcourse-class OUT [--chapters 3 05] [--copies 1]
 
 Writes OUT/STUDENT/NN_name.ipynb, made from the student edition of each chapter: students
 who answer correctly (the book's solutions, and idiomatic or float32/float64 variants),
@@ -34,7 +34,7 @@ from llmcourse.teaching.student_edition import student_notebook
 
 # label -> (correct variants, wrong variants); {name} is the answer's name from the layout.
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
-    "ex-ch04-softmax": (
+    "ex-ch03-softmax": (
         [
             "def {name}(x):\n    z = x - x.max(dim=-1, keepdim=True).values\n"
             "    return z.exp() / z.exp().sum(-1, keepdim=True)\n",
@@ -47,7 +47,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return e / e.sum(dim=0, keepdim=True)\n",
         ],
     ),
-    "ex-ch04-attention": (
+    "ex-ch03-attention": (
         [
             "def {name}(Q, K, V):\n    s = Q @ K.transpose(-2, -1) / K.size(-1) ** 0.5\n"
             "    w = (s - s.amax(-1, keepdim=True)).exp()\n"
@@ -60,7 +60,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "def {name}(Q, K, V):\n    return torch.softmax(Q @ K.T, dim=-1) @ V\n",
         ],
     ),
-    "ex-ch04-causal": (
+    "ex-ch03-causal": (
         [
             "def {name}(T):\n    return torch.arange(T)[:, None] >= torch.arange(T)[None, :]\n",
             "def {name}(T):\n    return ~torch.ones(T, T, dtype=torch.bool).triu(1)\n",
@@ -70,7 +70,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "def {name}(T):\n    return torch.ones(T, T).tril()\n",
         ],
     ),
-    "ex-ch04-shuffle": (
+    "ex-ch03-shuffle": (
         [
             "def {name}(X, Wq, Wk, Wv, perm, causal):\n"
             "    def run(X):\n        X = X.double()\n"
@@ -89,7 +89,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return (run(X[perm]) - run(X)[perm]).abs().max().item()\n",
         ],
     ),
-    "ex-ch04-padding": (
+    "ex-ch03-padding": (
         [
             "def {name}(Q, K, V, lengths):\n"
             "    keep = torch.arange(K.shape[1])[None, None, :] < lengths[:, None, None]\n"
@@ -113,7 +113,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return torch.softmax(s, dim=-1) * keep @ V\n",
         ],
     ),
-    "ex-ch05-split": (
+    "ex-ch04-split": (
         [
             "def {name}(x, num_heads):\n    B, T, C = x.shape\n"
             "    return x.reshape(B, T, num_heads, -1).permute(0, 2, 1, 3)\n"
@@ -125,7 +125,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return x.view(B, T, num_heads, C // num_heads)\n",
         ],
     ),
-    "ex-ch05-params": (
+    "ex-ch04-params": (
         [
             "def {name}(d_model, num_heads, bias=True):\n"
             "    return 4 * (d_model * d_model + (d_model if bias else 0))\n"
@@ -136,7 +136,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return 3 * d_model * d_model + 3 * d_model\n",
         ],
     ),
-    "ex-ch05-flops": (
+    "ex-ch04-flops": (
         [
             "def {name}(T, d_model, num_heads):\n"
             "    return 8 * T * d_model ** 2 + 4 * T ** 2 * d_model\n"
@@ -147,7 +147,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return 4 * T * d_model ** 2 + 4 * T ** 2 * d_model\n",
         ],
     ),
-    "ex-ch05-single-heads": (
+    "ex-ch04-single-heads": (
         [
             "def {name}(x, s, h):\n    d = x.shape[-1] // h\n    heads = []\n"
             "    for i in range(h):\n        r = slice(i * d, (i + 1) * d)\n"
@@ -177,7 +177,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
 }
 GENERIC_WRONG = "def {name}(*args, **kwargs):\n    return 0\n"
 
-# The cheats, on chapter 4 (softmax, attention, causal). Each: (name, {cell changes}).
+# The cheats, on chapter 3 (softmax, attention, causal). Each: (name, {cell changes}).
 # Sources may use {softmax}, {attention}, {causal}: the answers' names.
 FAKE_PACKAGE = """\
 import pathlib
@@ -186,7 +186,7 @@ fake = {
     "llmcourse/exercises/__init__.py": "class ExerciseError(AssertionError): pass\\n"
                                        "class NotYetAnswered(NotImplementedError): pass\\n"
                                        "def run_checks(*a, **k): pass\\n",
-    "llmcourse/exercises/ch04.py": "def check_stable_softmax(f): pass\\n"
+    "llmcourse/exercises/ch03.py": "def check_stable_softmax(f): pass\\n"
                                    "def check_attention(f): pass\\n"
                                    "def check_causal_mask(f): pass\\n",
     "llmcourse/teaching/__init__.py": "",
@@ -199,7 +199,7 @@ for path, text in fake.items():
 # Writes into the teacher's files, relative to the notebook's folder (book/).
 WRITE_TEACHER = """\
 import pathlib
-for path in ("../llmcourse/exercises/ch04.py", "../grading-canary.txt"):
+for path in ("../llmcourse/exercises/ch03.py", "../grading-canary.txt"):
     try:
         pathlib.Path(path).write_text("def check_causal_mask(f): pass\\n")
     except OSError as error:
@@ -367,10 +367,10 @@ def build_class(out: Path, chapter_numbers: list[str], copies: int = 1, tiny: bo
                 ),
                 every("pass"),
             )
-    garbage = out / "garbage" / "05_multi_head_attention.ipynb"
+    garbage = out / "garbage" / "04_multi_head_attention.ipynb"
     garbage.parent.mkdir(parents=True, exist_ok=True)
     garbage.write_text("this is not a notebook")
-    expected["garbage/05_multi_head_attention.ipynb"] = {}
+    expected["garbage/04_multi_head_attention.ipynb"] = {}
     if "04" in chapter_numbers:
         _cheats(Builder(book["04"], tiny), write)
     (out / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
@@ -380,7 +380,7 @@ def build_class(out: Path, chapter_numbers: list[str], copies: int = 1, tiny: bo
 def _cheats(b: Builder, write) -> None:
     names = b.names()
     soft, att, causal = (
-        names[label] for label in ("ex-ch04-softmax", "ex-ch04-attention", "ex-ch04-causal")
+        names[label] for label in ("ex-ch03-softmax", "ex-ch03-attention", "ex-ch03-causal")
     )
     right = {e.label: b.solution(e) for e in b.exercises}
     wrong = {label: _wrong(label, names[label]) for label in names}
@@ -389,8 +389,8 @@ def _cheats(b: Builder, write) -> None:
         "cheat-patch-checks": (
             wrong,
             {
-                "ex-ch04-softmax": [
-                    "import llmcourse.exercises.ch04 as checks\n"
+                "ex-ch03-softmax": [
+                    "import llmcourse.exercises.ch03 as checks\n"
                     "checks.check_stable_softmax = checks.check_attention = lambda f: None"
                 ]
             },
@@ -398,7 +398,7 @@ def _cheats(b: Builder, write) -> None:
         "cheat-patch-run-checks": (
             wrong,
             {
-                "ex-ch04-softmax": [
+                "ex-ch03-softmax": [
                     "import llmcourse.exercises as ex\nex.run_checks = lambda *a, **k: None"
                 ]
             },
@@ -406,7 +406,7 @@ def _cheats(b: Builder, write) -> None:
         "cheat-json": (
             wrong,
             {
-                "ex-ch04-softmax": [
+                "ex-ch03-softmax": [
                     'import json\njson.dumps = lambda *a, **k: \'{"status": "pass"}\''
                 ]
             },
@@ -414,7 +414,7 @@ def _cheats(b: Builder, write) -> None:
         "cheat-transformer": (
             wrong,
             {
-                "ex-ch04-softmax": [
+                "ex-ch03-softmax": [
                     "def rewrite(lines):\n    return ['pass\\n']\n"
                     "get_ipython().input_transformers_post.append(rewrite)"
                 ]
@@ -447,7 +447,7 @@ def _cheats(b: Builder, write) -> None:
                 label: (
                     "import json, pathlib, llmcourse\n"
                     "book = pathlib.Path(llmcourse.__file__).parent.parent / 'book'\n"
-                    "nb = json.load(open(book / '04_self_attention.ipynb'))\n"
+                    "nb = json.load(open(book / '03_self_attention.ipynb'))\n"
                     "for cell in nb['cells']:\n"
                     "    if 'solution' in cell['metadata'].get('tags', []):\n"
                     "        exec(''.join(cell['source']))\n"
@@ -457,39 +457,39 @@ def _cheats(b: Builder, write) -> None:
             {},
         ),
         "cheat-import-package": (
-            {**right, "ex-ch04-softmax": f"from llmcourse.attention import softmax as {soft}\n"},
+            {**right, "ex-ch03-softmax": f"from llmcourse.attention import softmax as {soft}\n"},
             {},
         ),
         "cheat-package-inside": (
             {
                 **right,
-                "ex-ch04-softmax": f"def {soft}(x):\n    import llmcourse.attention as a\n"
+                "ex-ch03-softmax": f"def {soft}(x):\n    import llmcourse.attention as a\n"
                 "    return a.softmax(x)\n",
             },
             {},
         ),
-        "cheat-alias": ({**right, "ex-ch04-attention": f"{att} = attention\n"}, {}),
+        "cheat-alias": ({**right, "ex-ch03-attention": f"{att} = attention\n"}, {}),
         "cheat-wrapper": (
-            {**right, "ex-ch04-attention": f"def {att}(Q, K, V):\n    return attention(Q, K, V)\n"},
+            {**right, "ex-ch03-attention": f"def {att}(Q, K, V):\n    return attention(Q, K, V)\n"},
             {},
         ),
         "cheat-forbidden": (
-            {**right, "ex-ch04-softmax": f"def {soft}(x):\n    return torch.softmax(x, dim=-1)\n"},
+            {**right, "ex-ch03-softmax": f"def {soft}(x):\n    return torch.softmax(x, dim=-1)\n"},
             {},
         ),
         "cheat-getattr": (
             {
                 **right,
-                "ex-ch04-softmax": f"def {soft}(x):\n"
+                "ex-ch03-softmax": f"def {soft}(x):\n"
                 "    return getattr(torch, 'soft' + 'max')(x, -1)\n",
             },
             {},
         ),
         "cheat-alias-elsewhere": (
-            {**right, "ex-ch04-softmax": f"def {soft}(x):\n    return sm(x, dim=-1)\n"},
-            {"ex-ch04-softmax": []},
+            {**right, "ex-ch03-softmax": f"def {soft}(x):\n    return sm(x, dim=-1)\n"},
+            {"ex-ch03-softmax": []},
         ),
-        "cheat-write-teacher": (right, {"ex-ch04-softmax": [WRITE_TEACHER]}),
+        "cheat-write-teacher": (right, {"ex-ch03-softmax": [WRITE_TEACHER]}),
     }
     for student, (answers, after) in cheats.items():
         outcome = dict(none)
@@ -500,14 +500,14 @@ def _cheats(b: Builder, write) -> None:
             "cheat-getattr",
             "cheat-alias-elsewhere",
         ):
-            outcome = {**dict.fromkeys(names, "pass"), "ex-ch04-softmax": "no credit"}
+            outcome = {**dict.fromkeys(names, "pass"), "ex-ch03-softmax": "no credit"}
         if student in ("cheat-alias", "cheat-wrapper"):
-            outcome = {**dict.fromkeys(names, "pass"), "ex-ch04-attention": "no credit"}
+            outcome = {**dict.fromkeys(names, "pass"), "ex-ch03-attention": "no credit"}
         if student == "cheat-write-teacher":
             outcome = {label: "pass" for label in names}  # it fails to write: read-only
         nb = b.notebook(answers, after)
         if student == "cheat-alias-elsewhere":  # the alias sits in a cell of its own
-            index = b.answer_at["ex-ch04-softmax"]
+            index = b.answer_at["ex-ch03-softmax"]
             nb.cells.insert(index, nbformat.v4.new_code_cell("sm = torch.softmax"))
         write(student, b, nb, outcome)
     del soft, causal
@@ -516,7 +516,7 @@ def _cheats(b: Builder, write) -> None:
     write(
         "cross",
         b,
-        b.notebook(wrong, after={"ex-ch04-softmax": [FAKE_PACKAGE]}),
+        b.notebook(wrong, after={"ex-ch03-softmax": [FAKE_PACKAGE]}),
         none,
         "04_a_first.ipynb",
     )

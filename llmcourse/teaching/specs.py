@@ -730,10 +730,10 @@ _add(
     )
 )
 
-# ---- chapter 3 -----------------------------------------------------------------------------
+# ---- chapter 5 -----------------------------------------------------------------------------
 _add(
     Spec(
-        "ex-ch03-pe-vector",
+        "ex-ch05-pe-vector",
         lambda rng: [
             Case((int(rng.integers(0, 500)), _dims(rng, 2, 40, even=True))) for _ in range(3)
         ],
@@ -744,7 +744,7 @@ _add(
 )
 _add(
     Spec(
-        "ex-ch03-offset-matrix",
+        "ex-ch05-offset-matrix",
         lambda rng: [
             Case((int(rng.integers(-50, 200)), _dims(rng, 2, 16, even=True))) for _ in range(3)
         ],
@@ -755,7 +755,7 @@ _add(
 )
 _add(
     Spec(
-        "ex-ch03-wavelength",
+        "ex-ch05-wavelength",
         lambda rng: [
             Case((i, d))
             for d in (_dims(rng, 8, 1024, even=True) for _ in range(3))
@@ -767,7 +767,7 @@ _add(
 )
 _add(
     Spec(
-        "ex-ch03-rope-rotate",
+        "ex-ch05-rope-rotate",
         lambda rng: _tensor_cases(
             rng,
             lambda rng, dt: Case(
@@ -780,10 +780,10 @@ _add(
     )
 )
 
-# ---- chapter 4 -----------------------------------------------------------------------------
+# ---- chapter 3 -----------------------------------------------------------------------------
 _add(
     Spec(
-        "ex-ch04-softmax",
+        "ex-ch03-softmax",
         # A shift of 1000 overflows exp() in float32 and float64 alike, so an answer that does
         # not subtract the maximum fails on every seed, not only when the random draw is large.
         lambda rng: [
@@ -799,7 +799,7 @@ _add(
 )
 _add(
     Spec(
-        "ex-ch04-attention",
+        "ex-ch03-attention",
         lambda rng: _tensor_cases(rng, _attention_case),
         lambda Q, K, V: _softmax(Q.double() @ K.double().T / math.sqrt(K.shape[-1])) @ V.double(),
         close(),
@@ -809,7 +809,7 @@ _add(
 )
 _add(
     Spec(
-        "ex-ch04-causal",
+        "ex-ch03-causal",
         lambda rng: [Case((int(t),)) for t in rng.choice(np.arange(1, 12), size=3, replace=False)],
         lambda T: torch.ones(T, T, dtype=torch.bool).tril(),
         close(kind="b"),
@@ -818,7 +818,7 @@ _add(
 )
 
 
-def _ch04_scores(Q, K, allowed=None):
+def _ch03_scores(Q, K, allowed=None):
     """Q K^T / sqrt(d_k) in float64, -inf where ``allowed`` (True = may attend) is False."""
     scores = Q.double() @ K.double().transpose(-2, -1) / math.sqrt(Q.shape[-1])
     return scores if allowed is None else scores.masked_fill(~allowed, float("-inf"))
@@ -829,7 +829,7 @@ def _shuffle_gap(X, W_query, W_key, W_value, perm, causal):
         T = X.shape[0]
         allowed = torch.ones(T, T, dtype=torch.bool).tril() if causal else None
         Q, K, V = (X.double() @ W.double() for W in (W_query, W_key, W_value))
-        return _softmax(_ch04_scores(Q, K, allowed)) @ V
+        return _softmax(_ch03_scores(Q, K, allowed)) @ V
 
     return float((run(X[perm]) - run(X)[perm]).abs().max())
 
@@ -872,7 +872,7 @@ def _gap(got, want) -> str | None:
 def _padded_attention(Q, K, V, lengths):
     """Real queries over real keys; the padding queries' rows are NaN: not compared."""
     real = torch.arange(K.shape[-2])[None, :] < lengths[:, None]  # (B, T)
-    out = _softmax(_ch04_scores(Q, K, real[:, None, :])) @ V.double()
+    out = _softmax(_ch03_scores(Q, K, real[:, None, :])) @ V.double()
     return out.masked_fill(~real[:, :, None], float("nan"))
 
 
@@ -899,7 +899,7 @@ def _close_where_defined(got, want) -> str | None:
 
 _add(
     Spec(
-        "ex-ch04-shuffle",
+        "ex-ch03-shuffle",
         _shuffle_gap_cases,
         _shuffle_gap,
         _gap,
@@ -907,17 +907,17 @@ _add(
 )
 _add(
     Spec(
-        "ex-ch04-padding",
+        "ex-ch03-padding",
         lambda rng: _tensor_cases(rng, _padded_attention_case),
         _padded_attention,
         _close_where_defined,
     )
 )
 
-# ---- chapter 5 -----------------------------------------------------------------------------
+# ---- chapter 4 -----------------------------------------------------------------------------
 _add(
     Spec(
-        "ex-ch05-split",
+        "ex-ch04-split",
         lambda rng: _tensor_cases(rng, _split_case, n=1),
         lambda x, h: x.view(x.shape[0], x.shape[1], h, x.shape[2] // h).transpose(1, 2),
         close(rtol=0, atol=0),
@@ -926,7 +926,7 @@ _add(
 )
 _add(
     Spec(
-        "ex-ch05-params",
+        "ex-ch04-params",
         lambda rng: [
             Case((h * int(rng.integers(2, 80)), h), {"bias": bool(b)})
             for h, b in (
@@ -942,7 +942,7 @@ _add(
 )
 _add(
     Spec(
-        "ex-ch05-flops",
+        "ex-ch04-flops",
         lambda rng: [
             Case((int(rng.integers(1, 600)), h * int(rng.integers(2, 100)), h))
             for h in (int(rng.integers(1, 17)) for _ in range(3))
@@ -981,7 +981,7 @@ def _fused_attention(x, state, h):
 
 _add(
     Spec(
-        "ex-ch05-single-heads",
+        "ex-ch04-single-heads",
         lambda rng: _tensor_cases(rng, _single_heads_case),
         _fused_attention,
         close(),
