@@ -18,7 +18,7 @@ Gurevych, 2019; Wang et al., 2020, MiniLM): the mean of the last hidden states o
 (non-padding) tokens, scaled to length 1, so a dot product is a cosine similarity.
 
 Components from earlier chapters: ``llmcourse.attention.scaled_dot_product_attention``
-(chapter 4), ``llmcourse.multihead.split_heads``/``merge_heads`` (chapter 5),
+(chapter 3), ``llmcourse.multihead.split_heads``/``merge_heads`` (chapter 4),
 ``llmcourse.norm.LayerNorm`` and ``llmcourse.feedforward.gelu`` (chapter 6).
 Shape letters: B batch, T sequence length, C hidden_size, h heads, d head size C / h,
 F intermediate_size.
@@ -36,6 +36,7 @@ from llmcourse.checkpoints import copy_weights
 from llmcourse.feedforward import gelu
 from llmcourse.multihead import merge_heads, split_heads
 from llmcourse.norm import LayerNorm
+from llmcourse.validation import positive_int, token_ids
 
 __all__ = ["EncoderConfig", "Encoder", "mean_pool", "sentence_embeddings", "padding_mask"]
 
@@ -63,9 +64,7 @@ class EncoderConfig:
             "num_attention_heads",
             "intermediate_size",
         ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, getattr(self, name))
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not divisible by "
@@ -218,22 +217,7 @@ class Encoder(nn.Module):
 
     def _check_inputs(self, input_ids, attention_mask, token_type_ids):
         c = self.config
-        if (
-            not isinstance(input_ids, Tensor)
-            or input_ids.dim() != 2
-            or 0 in input_ids.shape
-            or input_ids.dtype.is_floating_point
-            or input_ids.dtype == torch.bool
-        ):
-            shape = (
-                tuple(input_ids.shape)
-                if isinstance(input_ids, Tensor)
-                else type(input_ids).__name__
-            )
-            raise ValueError(
-                f"expected integer input_ids of shape (batch, seq) with batch >= 1 "
-                f"and seq >= 1, got {shape}"
-            )
+        token_ids(input_ids)
         if input_ids.shape[1] > c.max_position_embeddings:
             raise ValueError(
                 f"sequence of length {input_ids.shape[1]} is longer than "

@@ -51,7 +51,7 @@ import torch
 from torch import Tensor
 
 from llmcourse.kvcache import KVCache
-from llmcourse.validation import non_negative_int, positive_int, probability
+from llmcourse.validation import non_negative_int, positive_int, probability, token_ids
 
 __all__ = [
     "apply_repetition_penalty",
@@ -186,22 +186,7 @@ def _check_generate_args(
     eos_token_id,
     use_cache,
 ):
-    if (
-        not isinstance(input_ids, Tensor)
-        or input_ids.dim() != 2
-        or 0 in input_ids.shape
-        or input_ids.dtype.is_floating_point
-        or input_ids.dtype == torch.bool
-    ):
-        shape = (
-            f"{input_ids.dtype} {tuple(input_ids.shape)}"
-            if isinstance(input_ids, Tensor)
-            else type(input_ids).__name__
-        )
-        raise ValueError(
-            f"expected integer input_ids of shape (batch, seq) with batch >= 1 "
-            f"and seq >= 1, got {shape}"
-        )
+    token_ids(input_ids)
     non_negative_int("max_new_tokens", max_new_tokens)
     # Validate the processors' arguments once, up front, on a dummy row.
     process_logits(
@@ -357,23 +342,7 @@ def generate(
 def _check_beam_args(
     input_ids, num_beams, max_new_tokens, length_penalty, eos_token_id, early_stopping
 ):
-    if (
-        not isinstance(input_ids, Tensor)
-        or input_ids.dim() != 2
-        or input_ids.shape[0] != 1
-        or input_ids.shape[1] == 0
-        or input_ids.dtype.is_floating_point
-        or input_ids.dtype == torch.bool
-    ):
-        shape = (
-            f"{input_ids.dtype} {tuple(input_ids.shape)}"
-            if isinstance(input_ids, Tensor)
-            else type(input_ids).__name__
-        )
-        raise ValueError(
-            f"beam_search expects integer input_ids of shape (1, seq), one prompt "
-            f"with seq >= 1, got {shape}"
-        )
+    token_ids(input_ids, batch=1)  # one prompt
     positive_int("num_beams", num_beams)
     non_negative_int("max_new_tokens", max_new_tokens)
     if (

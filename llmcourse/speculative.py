@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from llmcourse.kvcache import KVCache
+from llmcourse.validation import non_negative_int, positive_int, token_ids
 
 __all__ = [
     "EarlyExitDraft",
@@ -125,21 +126,9 @@ def _next_logits(model, cache: KVCache, ids: Tensor, n: int) -> Tensor:
 
 
 def _check_args(input_ids, max_new_tokens, k):
-    if (
-        not isinstance(input_ids, Tensor)
-        or input_ids.ndim != 2
-        or input_ids.shape[0] != 1
-        or input_ids.shape[1] == 0
-        or input_ids.dtype.is_floating_point
-    ):
-        shape = tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids)
-        raise ValueError(
-            f"expected integer input_ids of shape (1, seq) with seq >= 1 (one "
-            f"sequence), got {shape}"
-        )
-    for name, value, low in (("max_new_tokens", max_new_tokens, 0), ("k", k, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    token_ids(input_ids, batch=1)  # one sequence
+    non_negative_int("max_new_tokens", max_new_tokens)
+    positive_int("k", k)
 
 
 @torch.no_grad()

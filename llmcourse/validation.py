@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["positive_int", "non_negative_int", "positive_number", "probability"]
+import torch
+
+__all__ = ["positive_int", "non_negative_int", "positive_number", "probability", "token_ids"]
 
 
 def positive_int(name: str, value) -> int:
@@ -41,3 +43,36 @@ def probability(name: str, value) -> None:
     """Refuse anything but a number in (0, 1] (NaN included)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
         raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+
+
+_ID_DIMS = {1: ("seq",), 2: ("batch", "seq")}
+
+
+def token_ids(value, name: str = "input_ids", rank: int = 2, batch: int | None = None):
+    """Return ``value`` if it is a tensor of integer token ids (a bool tensor is not) of
+    ``rank`` dimensions, none of size 0 (and ``batch`` rows, when given), else refuse it.
+
+    The ids' range is not checked here: only the model knows its vocabulary size.
+    """
+    dims = list(_ID_DIMS.get(rank, [f"d{i}" for i in range(rank)]))
+    if batch is not None:
+        dims[0] = str(batch)
+    shape = f"({dims[0]},)" if rank == 1 else f"({', '.join(dims)})"
+    if (
+        not isinstance(value, torch.Tensor)
+        or value.dim() != rank
+        or 0 in value.shape
+        or value.dtype.is_floating_point
+        or value.dtype.is_complex
+        or value.dtype == torch.bool
+        or (batch is not None and value.shape[0] != batch)
+    ):
+        got = (
+            f"{value.dtype} of shape {tuple(value.shape)}"
+            if isinstance(value, torch.Tensor)
+            else type(value).__name__
+        )
+        raise ValueError(
+            f"{name} must be an integer tensor of shape {shape}, no dimension empty, got {got}"
+        )
+    return value

@@ -131,7 +131,9 @@ def test_input_validation_messages():
         ours(torch.zeros(1, 17, dtype=torch.long))
     with pytest.raises(ValueError, match=r"expected attention_mask of the same shape as input_ids"):
         ours(ids, torch.ones(2, 4))
-    with pytest.raises(ValueError, match=r"expected integer input_ids of shape \(batch, seq\)"):
+    with pytest.raises(
+        ValueError, match=r"input_ids must be an integer tensor of shape \(batch, seq\)"
+    ):
         ours(torch.zeros(5, dtype=torch.long))
     with pytest.raises(ValueError, match=r"expected hidden_states of shape \(batch, seq, hidden\)"):
         mean_pool(torch.zeros(2, 3), torch.ones(2, 3))

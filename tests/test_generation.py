@@ -242,7 +242,9 @@ def test_validation_messages(models):
         top_k_filter(logits[0], 3)
     with pytest.raises(ValueError, match="max_new_tokens must be an int >= 0"):
         generate(ours, ids, -1)
-    with pytest.raises(ValueError, match=r"expected integer input_ids of shape \(batch, seq\)"):
+    with pytest.raises(
+        ValueError, match=r"input_ids must be an integer tensor of shape \(batch, seq\)"
+    ):
         generate(ours, ids[0], 3)
     with pytest.raises(ValueError, match="top_k must be a positive int"):
         generate(ours, ids, 3, do_sample=True, top_k=0)
@@ -456,9 +458,10 @@ def test_beam_search_edges_and_mode(beam_models):
 def test_beam_search_validation(beam_models):
     ours, _ = beam_models
     prompt = beam_prompt(0)
-    with pytest.raises(ValueError, match=r"one prompt"):
+    one_prompt = r"input_ids must be an integer tensor of shape \(1, seq\)"
+    with pytest.raises(ValueError, match=one_prompt + r".*got torch.int64 of shape \(2, 3\)"):
         beam_search(ours, prompt.repeat(2, 1), 2, 3)
-    with pytest.raises(ValueError, match=r"integer input_ids of shape \(1, seq\)"):
+    with pytest.raises(ValueError, match=one_prompt + ".*got torch.float32"):
         beam_search(ours, prompt.float(), 2, 3)
     with pytest.raises(ValueError, match="num_beams must be a positive int, got 0"):
         beam_search(ours, prompt, 0, 3)

@@ -115,8 +115,8 @@ def test_sampling_matches_the_target_distribution_empirically():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"input_ids": torch.zeros(2, 3, dtype=torch.long)}, "one sequence"),
-        ({"input_ids": torch.zeros(1, 3)}, "integer input_ids"),
+        ({"input_ids": torch.zeros(2, 3, dtype=torch.long)}, r"shape \(1, seq\).*got torch.int64"),
+        ({"input_ids": torch.zeros(1, 3)}, "input_ids must be an integer tensor"),
         ({"max_new_tokens": -1}, "max_new_tokens must be"),
         ({"k": 0}, "k must be"),
     ],

@@ -3,8 +3,15 @@
 import math
 
 import pytest
+import torch
 
-from llmcourse.validation import non_negative_int, positive_int, positive_number, probability
+from llmcourse.validation import (
+    non_negative_int,
+    positive_int,
+    positive_number,
+    probability,
+    token_ids,
+)
 
 
 def test_good_values_pass_and_ints_come_back():
@@ -40,3 +47,30 @@ def test_bad_values_are_refused_by_name(check, value, message):
 def test_the_unit_is_named():
     with pytest.raises(ValueError, match="timeout must be a positive number of seconds"):
         positive_number("timeout", 0, unit="seconds")
+
+
+def test_token_ids_accepts_every_integer_dtype_and_returns_the_tensor():
+    for dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        ids = torch.zeros(2, 3, dtype=dtype)
+        assert token_ids(ids) is ids
+    assert token_ids(torch.zeros(4, dtype=torch.long), "ids", rank=1).shape == (4,)
+    token_ids(torch.zeros(1, 5, dtype=torch.long), batch=1)
+
+
+@pytest.mark.parametrize(
+    "value, kwargs, message",
+    [
+        ([[1, 2]], {}, r"input_ids must be an integer tensor of shape \(batch, seq\).*got list"),
+        (torch.zeros(2, 3), {}, r"\(batch, seq\).*got torch.float32 of shape \(2, 3\)"),
+        (torch.zeros(2, 3, dtype=torch.bool), {}, "got torch.bool"),
+        (torch.zeros(2, 3, dtype=torch.complex64), {}, "got torch.complex64"),
+        (torch.zeros(3, dtype=torch.long), {}, r"got torch.int64 of shape \(3,\)"),
+        (torch.zeros(2, 0, dtype=torch.long), {}, r"no dimension empty, got .* \(2, 0\)"),
+        (torch.zeros(0, 3, dtype=torch.long), {}, r"no dimension empty, got .* \(0, 3\)"),
+        (torch.zeros(2, 3, dtype=torch.long), {"batch": 1}, r"shape \(1, seq\).*\(2, 3\)"),
+        (torch.zeros(2, 3, dtype=torch.long), {"rank": 1, "name": "ids"}, r"ids .* \(seq,\)"),
+    ],
+)
+def test_token_ids_refusals_name_the_shape_and_what_came(value, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        token_ids(value, **kwargs)
