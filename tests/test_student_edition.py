@@ -320,8 +320,72 @@ def test_teacher_guide_times_come_from_timings(tmp_path):
     assert "not measured yet (`make execute NB=book/" in text
 
 
-def test_teacher_guide_builds_on_earlier_chapters():
+def test_every_chapter_declares_prerequisites_that_cover_its_imports():
     chapters = [guide.read_chapter(p) for p in CHAPTERS]
     for chapter in chapters:
-        assert all(n < chapter.number for n in guide.builds_on(chapter, chapters))
-    assert guide.builds_on(chapters[0], chapters) == []
+        assert all(n < chapter.number for n in chapter.prerequisites)
+        assert guide.undeclared(chapter, chapters) == [], (
+            f"{chapter.path.name} imports course modules from chapters its declared "
+            "prerequisites (notebook metadata llmcourse.prerequisites) do not reach"
+        )
+    assert chapters[0].prerequisites == []
+
+
+def _chapter_with(tmp_path, cells, prerequisites=(1,)):
+    """A copy of chapter 2 with extra cells before its first cell, saved under tmp_path."""
+    nb = read(CHAPTERS[1])
+    nb.metadata["llmcourse"]["prerequisites"] = list(prerequisites)
+    nb.cells[1:1] = cells
+    path = tmp_path / CHAPTERS[1].name
+    nbformat.write(nb, path)
+    return path
+
+
+QUESTION = (
+    "```{admonition} Discussion: Why bytes?\n:class: discussion\n\nWhy start from bytes?\n```"
+)
+ANSWER = "```{admonition} A model answer\n:class: dropdown\n\nNo text is then unknown.\n```"
+
+
+def test_discussion_questions_reach_the_guide_with_their_answer_and_not_the_student(tmp_path):
+    answer = nbformat.v4.new_markdown_cell(ANSWER, metadata={"tags": [layout.ANSWER_TAG]})
+    path = _chapter_with(tmp_path, [nbformat.v4.new_markdown_cell(QUESTION), answer])
+    chapter = guide.read_chapter(path)
+    assert [(d.title, d.question, d.answer) for d in chapter.discussions] == [
+        ("Why bytes?", "Why start from bytes?", "No text is then unknown.")
+    ]
+    student = se.student_notebook(read(path))
+    sources = "".join(c.source for c in student.cells)
+    assert "Why start from bytes?" in sources and "No text is then unknown." not in sources
+
+
+def test_a_discussion_question_without_a_model_answer_is_refused(tmp_path):
+    path = _chapter_with(tmp_path, [nbformat.v4.new_markdown_cell(QUESTION)])
+    with pytest.raises(ValueError, match="'Why bytes\\?' has no model answer"):
+        guide.read_chapter(path)
+
+
+@pytest.mark.parametrize("declared", [None, [2], [0], [True], "1"])
+def test_prerequisites_must_be_earlier_chapter_numbers(tmp_path, declared):
+    path = _chapter_with(tmp_path, [], prerequisites=())
+    nb = read(path)
+    nb.metadata["llmcourse"]["prerequisites"] = declared
+    nbformat.write(nb, path)
+    with pytest.raises(ValueError, match="llmcourse.prerequisites"):
+        guide.read_chapter(path)
+
+
+def test_every_exercise_has_a_difficulty():
+    for path in CHAPTERS:
+        chapter = guide.read_chapter(path)
+        assert set(chapter.difficulty) == {e.label for e in chapter.exercises}
+        assert set(chapter.difficulty.values()) <= {1, 2, 3}
+
+
+def test_the_semester_keeps_chapter_order_and_fits_its_weeks():
+    chapters = [guide.read_chapter(p) for p in CHAPTERS]
+    for weeks in (len(chapters), guide.SEMESTER_WEEKS, 3):
+        plan = guide.semester(chapters, weeks)
+        assert len(plan) == weeks
+        assert [c.number for week in plan for c in week] == [c.number for c in chapters]
+    assert "### A semester of" in guide.render() and "### A two-day workshop" in guide.render()

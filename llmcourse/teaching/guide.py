@@ -5,11 +5,17 @@ Usage: llmcourse-guide [--check]   (or ``make guide``)
 
 Nothing about a chapter is typed by hand: each chapter's title, its "You will be able to"
 objectives and its exercises come from the notebook (exercises through
-``llmcourse.teaching.layout``); what it builds on comes from the ``llmcourse`` modules it
-imports (a module belongs to the first chapter that imports it) and from the earlier
-chapters its prose names; run time and peak memory come from timings.json, written by
-tools/execute_notebooks.py (``make execute``). The page's first part says how to hand out,
-collect and grade the exercises. Re-run this after changing a chapter or re-executing one.
+``llmcourse.teaching.layout``), each exercise's difficulty from its "Difficulty: ★★☆" line,
+its discussion questions and their model answers from ``{admonition} Discussion: ...`` cells
+and the ``discussion-answer`` cells after them; its prerequisites are declared in its
+notebook metadata (``llmcourse.prerequisites``, a list of earlier chapters), and
+``undeclared`` checks them against the ``llmcourse`` modules the chapter imports (a module
+belongs to the first chapter that imports it); run time and peak memory come from
+timings.json, written by tools/execute_notebooks.py (``make execute``). Student time is an
+estimate from the chapter's length and its exercises' difficulty (``STUDY``), and the
+semester and workshop plans are built from it. The page's first part says how to plan a
+course and how to hand out, collect and grade the exercises. Re-run this after changing a
+chapter or re-executing one.
 The home page's chapter cards (between the CARDS markers of book/intro.md) come from
 _toc.yml's parts, each chapter's title, the one-line ``summary`` in its notebook metadata
 (``llmcourse.summary``) and its run time.
@@ -30,7 +36,7 @@ import yaml
 
 from llmcourse.teaching import BOOK, ROOT
 from llmcourse.teaching.grade import STATUS_HELP
-from llmcourse.teaching.layout import Exercise, chapters, find_exercises
+from llmcourse.teaching.layout import ANSWER_TAG, Exercise, chapters, find_exercises
 
 GUIDE = BOOK / "teacher_guide.md"
 INTRO = BOOK / "intro.md"
@@ -38,9 +44,31 @@ CARDS_BEGIN = "<!-- chapter cards: written by llmcourse-guide (make guide), do n
 CARDS_END = "<!-- end of chapter cards -->"
 TIMINGS = ROOT / "timings.json"
 # Package modules that are course plumbing, not a chapter's subject.
-PLUMBING = {"notebook", "plotting", "offline", "exercises"}
+PLUMBING = {"notebook", "plotting", "offline", "exercises", "diagrams", "explorers", "validation"}
 OBJECTIVES_RE = re.compile(r"^\**You will be able to:?\**:?[ \t]*$", re.MULTILINE)
-CHAPTER_REF_RE = re.compile(r"\b[Cc]hapters?\s+(\d+(?:\s*(?:,|and|or|to|-|–)\s*\d+)*)")
+DIFFICULTY_RE = re.compile(r"^Difficulty:\s*(★+)(☆*)\s*$", re.MULTILINE)
+# ```{admonition} Discussion: Title      (the question: options, a blank line, the body)
+DISCUSSION_RE = re.compile(
+    r"^(?P<fence>`{3,}|:{3,})\{admonition\}[ \t]*Discussion:[ \t]*(?P<title>[^\n]+)\n"
+    r"(?P<body>(?:[^\n]*\n)*?)(?P=fence)[ \t]*$",
+    re.MULTILINE,
+)
+# Student time, an estimate: prose read at 100 words a minute (with equations), code read
+# and run at 10 lines a minute (folded cells not counted), and minutes per exercise by its
+# difficulty (1, 2 or 3 stars).
+STUDY = {"words_per_minute": 100, "code_lines_per_minute": 10, "exercise_minutes": (15, 30, 60)}
+SEMESTER_WEEKS = 12  # teaching weeks, leaving room for a project and exams
+WORKSHOP = {  # two days, each about six hours of work: the core path, one exercise a chapter
+    "Day 1: the Transformer, piece by piece": [3, 4, 5, 6],
+    "Day 2: a whole model, trained and run": [7, 8, 9, 12],
+}
+
+
+@dataclass
+class Discussion:
+    title: str
+    question: str
+    answer: str
 
 
 @dataclass
@@ -51,8 +79,21 @@ class Chapter:
     objectives: list[str]
     summary: str  # one line, from the notebook's metadata (llmcourse.summary)
     exercises: list[Exercise]
+    difficulty: dict[str, int]  # exercise label -> 1, 2 or 3 stars
+    discussions: list[Discussion]
+    prerequisites: list[int]  # declared in its metadata (llmcourse.prerequisites)
     modules: set[str]  # llmcourse modules imported by its code
-    mentioned: set[int]  # chapter numbers its prose names
+    reading_minutes: float
+    exercise_minutes: float
+
+    @property
+    def study_minutes(self) -> float:
+        return self.reading_minutes + self.exercise_minutes
+
+    def core_minutes(self) -> float:
+        """Reading, and the first easiest exercise: the workshop's version of the chapter."""
+        easiest = min(self.difficulty.values(), default=0)
+        return self.reading_minutes + (STUDY["exercise_minutes"][easiest - 1] if easiest else 0)
 
 
 def _objectives(text: str) -> list[str]:
@@ -89,8 +130,48 @@ def _modules(source: str) -> set[str]:
     }
 
 
+def _directive_body(text: str) -> str:
+    """A directive's content without its option lines (``:class: ...``)."""
+    return "\n".join(ln for ln in text.splitlines() if not ln.startswith(":")).strip()
+
+
+def _discussions(nb, path: Path) -> list[Discussion]:
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        for match in DISCUSSION_RE.finditer(cell.source):
+            after = nb.cells[index + 1] if index + 1 < len(nb.cells) else None
+            if after is None or ANSWER_TAG not in after.metadata.get("tags", []):
+                raise ValueError(
+                    f"{path.name}: discussion question {match['title'].strip()!r} has no model "
+                    f"answer: the next cell must be a markdown cell tagged {ANSWER_TAG!r}"
+                )
+            answer = re.sub(r"^(`{3,}|:{3,})\{admonition\}[^\n]*\n", "", after.source.strip())
+            answer = re.sub(r"\n(`{3,}|:{3,})$", "", answer)
+            found.append(
+                Discussion(
+                    match["title"].strip(), _directive_body(match["body"]), _directive_body(answer)
+                )
+            )
+    return found
+
+
+def _prerequisites(nb, path: Path, number: int) -> list[int]:
+    declared = nb.metadata.get("llmcourse", {}).get("prerequisites")
+    if not isinstance(declared, list) or not all(
+        type(n) is int and 1 <= n < number for n in declared
+    ):
+        raise ValueError(
+            f"{path.name}: its notebook metadata must declare llmcourse.prerequisites, a list "
+            f"of earlier chapter numbers (1 to {number - 1}; [] for none), got {declared!r}"
+        )
+    return sorted(declared)
+
+
 def read_chapter(path: Path) -> Chapter:
     nb = nbformat.read(path, as_version=4)
+    number = int(path.name[:2])
     markdown = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     title = re.search(r"^# (.+)$", markdown, re.MULTILINE)
     if title is None:
@@ -101,42 +182,157 @@ def read_chapter(path: Path) -> Chapter:
             "number comes from its file name (the website and this guide add it)"
         )
     code = [c.source for c in nb.cells if c.cell_type == "code"]
-    mentioned = {
-        int(n) for m in CHAPTER_REF_RE.finditer(markdown) for n in re.findall(r"\d+", m[1])
-    }
     summary = nb.metadata.get("llmcourse", {}).get("summary")
     if not isinstance(summary, str) or not summary.strip():
         raise ValueError(
             f"{path.name}: no one-line summary in its notebook metadata "
             "(llmcourse.summary), which the home page's chapter card shows"
         )
+    exercises = find_exercises(nb)
+    difficulty = {}
+    for exercise in exercises:
+        stars = DIFFICULTY_RE.search(nb.cells[exercise.prompt_cell].source)
+        if stars is None or len(stars[1]) + len(stars[2]) != 3:
+            raise ValueError(
+                f"{path.name}: exercise {exercise.label} has no 'Difficulty: ★☆☆' line "
+                "(one to three filled stars out of three)"
+            )
+        difficulty[exercise.label] = len(stars[1])
+    shown = [  # what a student reads and runs: not solutions, not folded diagram code
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code"
+        and not {"solution", "hide-input", "remove-cell"} & set(c.metadata.get("tags", []))
+    ]
+    words = len(re.sub(r"\$\$.*?\$\$|\$[^$\n]*\$", " x ", markdown, flags=re.DOTALL).split())
+    lines = sum(
+        1
+        for s in shown
+        for line in s.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
     return Chapter(
         path,
-        int(path.name[:2]),
-        f"{int(path.name[:2])}. {title[1].strip()}",
+        number,
+        f"{number}. {title[1].strip()}",
         _objectives(markdown),
         summary.strip(),
-        find_exercises(nb),
+        exercises,
+        difficulty,
+        _discussions(nb, path),
+        _prerequisites(nb, path, number),
         set().union(*map(_modules, code)),
-        mentioned,
+        words / STUDY["words_per_minute"] + lines / STUDY["code_lines_per_minute"],
+        sum(STUDY["exercise_minutes"][d - 1] for d in difficulty.values()),
     )
 
 
-def builds_on(chapter: Chapter, every: list[Chapter]) -> list[int]:
-    """Earlier chapters whose modules it imports or whose number its prose names."""
+def needs(chapter: Chapter, every: list[Chapter]) -> set[int]:
+    """The declared prerequisites and theirs, all the way down."""
+    by_number = {c.number: c for c in every}
+    todo, seen = list(chapter.prerequisites), set()
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo += by_number[n].prerequisites if n in by_number else []
+    return seen
+
+
+def undeclared(chapter: Chapter, every: list[Chapter]) -> list[int]:
+    """Earlier chapters whose modules it imports but that its prerequisites do not reach."""
     home: dict[str, int] = {}
     for other in every:
         for module in other.modules:
             home.setdefault(module, other.number)
-    earlier = {home[m] for m in chapter.modules} | chapter.mentioned
-    known = {c.number for c in every}
-    return sorted(n for n in earlier if n < chapter.number and n in known)
+    used = {home[m] for m in chapter.modules if home[m] < chapter.number}
+    return sorted(used - needs(chapter, every))
+
+
+def _one_paragraph(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _time(record: dict | None) -> tuple[str, str]:
     if not record:
         return "not measured", "not measured"
     return f"{record['seconds']:.0f} s", f"{record['peak_rss_mb']} MB"
+
+
+def _duration(minutes: float) -> str:
+    """About 2.5 h, or 45 min: estimates, rounded to what they are worth."""
+    if minutes < 60:
+        return f"{5 * round(minutes / 5):.0f} min"
+    return f"{round(minutes / 30) / 2:g} h"
+
+
+def semester(every: list[Chapter], weeks: int = SEMESTER_WEEKS) -> list[list[Chapter]]:
+    """Chapters in order, grouped into ``weeks`` weeks: the two neighbouring weeks with the
+    least work between them are merged until the count fits."""
+    plan = [[c] for c in every]
+    while len(plan) > weeks:
+        load = [sum(c.study_minutes for c in a + b) for a, b in zip(plan, plan[1:])]
+        i = load.index(min(load))
+        plan[i : i + 2] = [plan[i] + plan[i + 1]]
+    return plan
+
+
+def _links(chapters: list[Chapter]) -> str:
+    return "; ".join(f"[{c.title}]({c.path.name})" for c in chapters)
+
+
+def _planning(every: list[Chapter]) -> list[str]:
+    by_number = {c.number: c for c in every}
+    total = sum(c.study_minutes for c in every)
+    minutes = STUDY["exercise_minutes"]
+    lines = [
+        "## Planning a course",
+        "",
+        "**Student time** per chapter is an estimate, computed from the chapter itself: its",
+        f"prose read at {STUDY['words_per_minute']} words a minute (it has equations), its",
+        f"code read and run at {STUDY['code_lines_per_minute']} lines a minute (solutions",
+        "and folded diagram code not counted), and each exercise by its difficulty:",
+        f"★☆☆ {minutes[0]} min, ★★☆ {minutes[1]} min, ★★★ {minutes[2]} min. Calibrate it with",
+        f"your own class. The whole course comes to about {_duration(total)}.",
+        "",
+        "Each chapter declares its **prerequisites** (the earlier chapters it builds on) in",
+        "its notebook metadata; a test checks that every course module a chapter imports",
+        "comes from a chapter its prerequisites reach.",
+        "",
+        f"### A semester of {SEMESTER_WEEKS} weeks",
+        "",
+        f"{SEMESTER_WEEKS} teaching weeks, leaving room for a project and exams. Chapters stay",
+        "in order; the lightest neighbours share a week. Assign every exercise of the week;",
+        "discuss the chapter's discussion questions in class.",
+        "",
+        "| week | chapters | student time | exercises |",
+        "|---|---|---|---|",
+    ]
+    for week, group in enumerate(semester(every), start=1):
+        work = _duration(sum(c.study_minutes for c in group))
+        count = sum(len(c.exercises) for c in group)
+        lines.append(f"| {week} | {_links(group)} | {work} | {count} |")
+    taught = set().union(*WORKSHOP.values())
+    before = [c for c in every if c.number < min(taught)]
+    rest = [c for c in every if c.number > min(taught) and c.number not in taught]
+    lines += [
+        "",
+        "### A two-day workshop",
+        "",
+        "The core path from attention to a real LLM, about six hours of work a day. Per",
+        "chapter: read and run it together, then one exercise, the first of the easiest ones.",
+        f"Before the first day, the participants read {_links(before)}; afterwards, the",
+        f"rest: {_links(rest)}.",
+        "",
+        "| day | chapters | time |",
+        "|---|---|---|",
+    ]
+    for day, numbers in WORKSHOP.items():
+        members = [by_number[n] for n in numbers if n in by_number]
+        time = _duration(sum(c.core_minutes() for c in members))
+        lines.append(f"| {day} | {_links(members)} | {time} |")
+    lines.append("")
+    return lines
 
 
 def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
@@ -164,6 +360,13 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
         "that in mind; the grader detects copying the package's or the chapter's own code,",
         "not a solution retyped from this website.",
         "",
+        "Each exercise is marked ★☆☆ (apply what the chapter just showed), ★★☆ (combine",
+        "ideas, or predict and then verify) or ★★★ (build or investigate something the",
+        "chapter did not show). **Discussion questions** are not graded by a check; each",
+        "chapter's section below gives them with a model answer (the student edition leaves",
+        "the answers out).",
+        "",
+        *_planning(every),
         "## Handing out",
         "",
         "- `make student` writes the **student edition**, `student/NN_name.ipynb`: the same",
@@ -216,14 +419,15 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
         "Run time and peak memory are for the whole chapter, top to bottom, as measured by",
         "`make execute` on the machine that last executed it.",
         "",
-        "| chapter | exercises | builds on | run time | peak memory |",
-        "|---|---|---|---|---|",
+        "| chapter | prerequisites | exercises | student time | run time | peak memory |",
+        "|---|---|---|---|---|---|",
     ]
     for c in every:
         seconds, memory = _time(timings.get(c.path.name))
-        before = ", ".join(str(n) for n in builds_on(c, every)) or "—"
+        before = ", ".join(str(n) for n in c.prerequisites) or "—"
         lines.append(
-            f"| [{c.title}]({c.path.name}) | {len(c.exercises)} | {before} | {seconds} | {memory} |"
+            f"| [{c.title}]({c.path.name}) | {before} | {len(c.exercises)} | "
+            f"{_duration(c.study_minutes)} | {seconds} | {memory} |"
         )
     total = sum(timings[c.path.name]["seconds"] for c in every if c.path.name in timings)
     measured = sum(c.path.name in timings for c in every)
@@ -234,13 +438,17 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
     ]
     for c in every:
         seconds, memory = _time(timings.get(c.path.name))
-        before = builds_on(c, every)
         lines += [f"## {c.title}", ""]
-        if before:
-            names = "; ".join(f"[{by_number[n].title}]({by_number[n].path.name})" for n in before)
-            lines += [f"**Builds on:** {names}.", ""]
+        if c.prerequisites:
+            before = _links([by_number[n] for n in c.prerequisites])
+            lines += [f"**Prerequisites:** {before}.", ""]
         else:
-            lines += ["**Builds on:** nothing earlier in the course.", ""]
+            lines += ["**Prerequisites:** none in the course.", ""]
+        lines += [
+            f"**Student time:** about {_duration(c.study_minutes)} (reading and running "
+            f"{_duration(c.reading_minutes)}, exercises {_duration(c.exercise_minutes)}).",
+            "",
+        ]
         lines += ["**Learning objectives.** Students will be able to:", ""]
         lines += [f"- {o}" for o in c.objectives] or ["- (the chapter lists none)"]
         lines += [
@@ -250,9 +458,15 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
             "",
         ]
         lines += [  # numbered as on the chapter's page (_ext/chapter_numbers.py)
-            f"- Exercise {c.number}.{i}, {{ref}}`{e.label}` (`{e.check_function}`)"
+            f"- Exercise {c.number}.{i} {'★' * c.difficulty[e.label]:☆<3}, "
+            f"{{ref}}`{e.label}` (`{e.check_function}`)"
             for i, e in enumerate(c.exercises, start=1)
         ]
+        if c.discussions:
+            lines += ["", "**Discussion questions**, with model answers:", ""]
+            for d in c.discussions:
+                lines += [f"- *{d.title}* {_one_paragraph(d.question)}", ""]
+                lines += [f"  **A model answer.** {_one_paragraph(d.answer)}", ""]
         if seconds == "not measured":
             lines += [
                 "",

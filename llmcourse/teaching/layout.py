@@ -36,6 +36,9 @@ import nbformat
 from llmcourse.teaching import BOOK
 
 KEY = "llmcourse"  # the metadata namespace, on cells and on the notebook
+# A discussion question's model answer: the markdown cell after the question, tagged so.
+# The teacher guide shows it; the student edition leaves it out.
+ANSWER_TAG = "discussion-answer"
 VERSION = 1
 
 # ```{exercise} Title        or   :::{exercise} Title

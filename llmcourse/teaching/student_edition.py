@@ -9,6 +9,7 @@ In a student notebook
   with a clear message instead of crashing somewhere else;
 - the ``{solution-start}`` / ``{solution-end}`` directives are removed from the markdown;
 - every output is cleared;
+- the model answers of discussion questions (cells tagged ``discussion-answer``) are left out;
 - every exercise cell carries the layout metadata (``llmcourse.teaching.layout``), the answer
   cell with role "answer": the grader finds each answer by it;
 - everything else (prose, figures' code, the exercise prompts, the check calls) is as in the book.
@@ -26,6 +27,7 @@ import nbformat
 
 from llmcourse.teaching import ROOT
 from llmcourse.teaching.layout import (
+    ANSWER_TAG,
     KEY,
     SOLUTION_END_RE,
     SOLUTION_START_RE,
@@ -71,7 +73,7 @@ def student_notebook(nb):
     metadata.setdefault(KEY, {})["layout"] = VERSION
     out = nbformat.v4.new_notebook(metadata=metadata)
     for index, cell in enumerate(nb.cells):
-        if index in other_solutions:
+        if index in other_solutions or ANSWER_TAG in cell.metadata.get("tags", []):
             continue
         if index in first_solution:
             exercise = first_solution[index]
