@@ -13,7 +13,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
+
+from llmcourse.teaching import toc_parts
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGRESS_BAR = re.compile(r"\d+/\d+ \[[\d:?]+<")  # tqdm's "1500/1500 [00:45<00:00": allowed
@@ -22,11 +23,7 @@ IGNORE_TAG = "nbval-ignore-output"  # nbval compares every output but those of c
 
 
 def toc_files():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    entries = [c for part in toc.get("parts", []) for c in part["chapters"]] + toc.get(
-        "chapters", []
-    )
-    return [entry["file"] for entry in entries]
+    return [f for _, files in toc_parts() for f in files]
 
 
 def markdown(nb):

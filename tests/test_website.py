@@ -28,6 +28,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from llmcourse.teaching import toc_pages
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("LLMCOURSE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("LLMCOURSE_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -49,7 +51,7 @@ if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
     pytest.skip(f"Chromium is not installed: {INSTALL}", allow_module_level=True)
 
 sys.path.insert(0, str(ROOT / "tools"))
-from make_pdf import make_pdf, toc_pages  # noqa: E402
+from make_pdf import make_pdf  # noqa: E402
 from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402

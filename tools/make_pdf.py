@@ -21,20 +21,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
 from pypdf import PdfWriter
+
+from llmcourse.teaching import toc_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("LLMCOURSE_CHROMIUM", "chromium")
-
-
-def toc_pages() -> list[str]:
-    """Every page of the book in reading order: "book/intro", "book/01_rise_of_llms", ..."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
-        files += [entry["file"] for entry in part.get("chapters", [])]
-    return files
 
 
 def print_page(html: Path, pdf: Path) -> None:

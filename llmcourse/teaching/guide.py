@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-import yaml
 
-from llmcourse.teaching import BOOK, ROOT
+from llmcourse.teaching import BOOK, ROOT, toc_parts
 from llmcourse.teaching.grade import STATUS_HELP
 from llmcourse.teaching.layout import ANSWER_TAG, Exercise, chapters, find_exercises
 
@@ -483,11 +482,11 @@ def render_cards(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     by_file = {f"book/{p.stem}": read_chapter(p) for p in chapters(book)}
     lines = [CARDS_BEGIN]
-    for part in yaml.safe_load((book.parent / "_toc.yml").read_text())["parts"]:
-        members = [by_file[e["file"]] for e in part["chapters"] if e["file"] in by_file]
+    for caption, files in toc_parts(book.parent):
+        members = [by_file[f] for f in files if f in by_file]
         if not members:
             continue
-        lines += ["", f"### {part['caption']}", "", "::::{grid} 1 2 2 3", ":gutter: 2", ""]
+        lines += ["", f"### {caption}", "", "::::{grid} 1 2 2 3", ":gutter: 2", ""]
         for c in members:
             record = timings.get(c.path.name)
             runs = f"Runs in {record['seconds']:.0f} s." if record else "Run time not measured."
