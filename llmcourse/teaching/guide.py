@@ -466,6 +466,7 @@ def render(book: Path = BOOK, timings_path: Path = TIMINGS) -> str:
             for d in c.discussions:
                 lines += [f"- *{d.title}* {_one_paragraph(d.question)}", ""]
                 lines += [f"  **A model answer.** {_one_paragraph(d.answer)}", ""]
+            lines.pop()  # the blank line before the run time comes next
         if seconds == "not measured":
             lines += [
                 "",
