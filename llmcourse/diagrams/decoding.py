@@ -164,7 +164,7 @@ def beam_tree(steps=None, prompt: str = "prompt"):
                 linestyle="-" if kept else "--",
             )
             colour = "black" if kept else "#666666"
-            text(ax, x, y + 0.09, _short(token), size=10, color=colour)
+            text(ax, x, y + 0.09, _short(token, 10), size=10, color=colour)
             text(ax, x, y - 0.1, f"{score:.2f}", size=10, color=colour)
             arrow(
                 ax,

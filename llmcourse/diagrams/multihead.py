@@ -62,8 +62,10 @@ def split_attend_concat(heads: int = 3):
     for i, hx in enumerate(head_x):
         box(ax, hx, head_y, 1.15, 0.62, f"head {i}\nT x d", kind="attention")
         ax.add_patch(Rectangle((hx - 0.575, head_y + 0.23), 1.15, 0.08, facecolor=HEAD_COLOURS[i]))
-        top = centres["V"] - ROWS * CELL / 2 - 0.03
-        arrow(ax, (_group_centre(qkv_x, i, per_head), top), (hx, head_y + 0.33))
+        # head i reads the same columns of Q, K and V: a line through all three, then down
+        gx, top = _group_centre(qkv_x, i, per_head), centres["V"] - ROWS * CELL / 2 - 0.03
+        ax.plot([gx, gx], [centres["Q"] + ROWS * CELL / 2, top], color=PALETTE["edge"], lw=1)
+        arrow(ax, (gx, top), (hx, head_y + 0.33))
     text(ax, 0.2, head_y, "each head:\nsoftmax(qkᵀ/√d) v\non its columns", ha="left", size=9)
     # concatenate, then project with W_O
     cat_x, cat_top = qkv_x - 1.2, 1.2
