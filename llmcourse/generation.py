@@ -188,10 +188,11 @@ def _check_generate_args(
 ):
     token_ids(input_ids)
     non_negative_int("max_new_tokens", max_new_tokens)
-    # Validate the processors' arguments once, up front, on a dummy row.
+    # Validate the processors' arguments once, up front, on a dummy row (on the CPU: only
+    # the arguments are checked, nothing of it reaches the model's device).
     process_logits(
-        torch.zeros(1, 2),
-        torch.zeros(1, 1, dtype=torch.long),
+        torch.zeros(1, 2, device="cpu"),
+        torch.zeros(1, 1, dtype=torch.long, device="cpu"),
         do_sample=True,
         temperature=temperature,
         top_k=top_k,
@@ -267,10 +268,12 @@ def generate(
     """Extend ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens; returns (B, T + n).
 
     Greedy (``do_sample=False``) picks the most likely token; sampling draws from the
-    processed distribution with ``torch.multinomial`` (from ``generator``, or PyTorch's global
-    generator, as Hugging Face does). With ``use_cache`` the model sees the prompt once and then
-    one token per step (see ``llmcourse.kvcache``); the tokens are the same either way. Rows that
-    produced ``eos_token_id`` are padded with it; generation stops when every row has.
+    processed distribution with ``torch.multinomial`` (from ``generator``, which must live on
+    the model's device, ``torch.Generator(device=...)``, or from PyTorch's global generator of
+    that device, as Hugging Face does). Everything stays on the device of ``input_ids``. With
+    ``use_cache`` the model sees the prompt once and then one token per step (see
+    ``llmcourse.kvcache``); the tokens are the same either way. Rows that produced
+    ``eos_token_id`` are padded with it; generation stops when every row has.
     The model runs in eval mode (no dropout) and is put back in its previous mode afterwards.
 
     ``attention_mask`` (B, T), 1 for real tokens and 0 for padding, lets a batch hold prompts

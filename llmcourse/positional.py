@@ -132,11 +132,12 @@ class LearnedPositionalEmbedding(nn.Module):
         return f"{self.num_embeddings}, {self.embedding_dim}"
 
 
-def rope_inv_freq(head_dim: int, base: float = 10000.0) -> torch.Tensor:
+def rope_inv_freq(head_dim: int, base: float = 10000.0, device=None) -> torch.Tensor:
     """The D/2 rotation speeds of RoPE, ``1 / base ** (arange(0, D, 2) / D)``, in float32."""
     _check_even_width("head_dim", head_dim)
     _check_base(base)
-    return 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float, device=device) / head_dim
+    return 1.0 / (base**exponents)
 
 
 def _rotary_cos_sin(position_ids: torch.Tensor, inv_freq: torch.Tensor):
@@ -162,9 +163,12 @@ def rotary_cos_sin(position_ids: torch.Tensor, head_dim: int, base: float = 1000
     """``(cos, sin)``, each of shape ``position_ids.shape + (head_dim,)``, for ``apply_rotary``.
 
     ``position_ids`` is (T,) or (B, T). Computed in float32 exactly as Hugging Face's
-    ``LlamaRotaryEmbedding`` does.
+    ``LlamaRotaryEmbedding`` does, on the device of ``position_ids``.
     """
-    return _rotary_cos_sin(_check_positions(position_ids), rope_inv_freq(head_dim, base))
+    position_ids = _check_positions(position_ids)
+    # The speeds are computed on the CPU, as Hugging Face's table is, then moved.
+    inv_freq = rope_inv_freq(head_dim, base, device="cpu").to(position_ids.device)
+    return _rotary_cos_sin(position_ids, inv_freq)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:

@@ -100,7 +100,8 @@ class EarlyExitDraft(nn.Module):
     ) -> Tensor:
         model = self.base.model
         start = len(kv_cache) if kv_cache is not None else 0
-        cos, sin = model.rotary_emb(torch.arange(start, start + input_ids.shape[1]))
+        positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
+        cos, sin = model.rotary_emb(positions)
         x = model.embed_tokens(input_ids)  # (B, T) -> (B, T, C)
         for layer in model.layers[: self.n_layers]:
             x = layer(x, cos, sin, kv_cache)
@@ -148,7 +149,9 @@ def speculative_generate(
 
     Greedy by default: the same tokens as ``llmcourse.generation.generate(target, ...)``.
     With ``do_sample=True``, tokens are distributed as the target's softmax (no temperature
-    or filtering), with randomness from ``generator``. Returns (ids, statistics).
+    or filtering), with randomness from ``generator`` (a ``torch.Generator`` on the models'
+    device). Returns (ids, statistics). Everything runs on the device of ``input_ids`` and
+    the models; the accepted tokens pass through Python ints, which the loop needs anyway.
     """
     _check_args(input_ids, max_new_tokens, k)
     target_cache, draft_cache = KVCache(target.num_layers), KVCache(draft.num_layers)
@@ -173,7 +176,7 @@ def speculative_generate(
         kept = []
         for i, token in enumerate(new):
             if do_sample:
-                u = torch.rand((), generator=generator).item()
+                u = torch.rand((), generator=generator, device=p.device).item()
                 ok = u < accept_probability(p[i], q[i], token)
             else:
                 ok = token == p[i].argmax().item()
@@ -189,7 +192,7 @@ def speculative_generate(
         if eos_token_id is not None and eos_token_id in kept:
             kept = kept[: kept.index(eos_token_id) + 1]
             end = ids.shape[1] + len(kept)
-        ids = torch.cat([ids, torch.tensor([kept], dtype=ids.dtype)], dim=1)
+        ids = torch.cat([ids, torch.tensor([kept], dtype=ids.dtype, device=ids.device)], dim=1)
         crop_cache(target_cache, ids.shape[1] - 1)  # everything but the newest token
         crop_cache(draft_cache, min(len(draft_cache), ids.shape[1] - 1))
     return ids, stats

@@ -51,10 +51,11 @@ from llmcourse.training import (
     estimate_loss,
     fixed_batches,
     get_batch,
-    lr_schedule,
     next_token_loss,
     open_token_file,
+    set_scheduled_lr,
 )
+from llmcourse.validation import positive_int
 
 __all__ = [
     "RunConfig",
@@ -88,12 +89,7 @@ class RunConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if (
-            isinstance(self.grad_accum, bool)
-            or not isinstance(self.grad_accum, int)
-            or self.grad_accum < 1
-        ):
-            raise ValueError(f"grad_accum must be a positive int, got {self.grad_accum!r}")
+        positive_int("grad_accum", self.grad_accum)
 
 
 def enable_activation_checkpointing(model: GPT) -> GPT:
@@ -176,7 +172,8 @@ def train_gpt(
     gradients of its micro-batches accumulated and all-reduced once (``accumulate``; chapter
     15 swaps in wrong versions), clipping, one update.
     """
-    generator = torch.Generator().manual_seed(train.seed)  # the same batches on every rank
+    # The same batches on every rank and every device: windows are drawn on the CPU.
+    generator = torch.Generator().manual_seed(train.seed)
     evals = {
         name: fixed_batches(ids, train.eval_batches, train.batch_size, train.block_size, seed=seed)
         for name, ids, seed in (("train", train_ids, 1), ("val", val_ids, 2))
@@ -200,15 +197,7 @@ def train_gpt(
     evaluate(0)
     model.train()
     for step in range(train.steps):
-        lr = lr_schedule(
-            step,
-            max_lr=train.max_lr,
-            warmup_steps=train.warmup_steps,
-            total_steps=train.steps,
-            min_lr=train.min_lr,
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        set_scheduled_lr(optimizer, step, train)
         x, y = get_batch(train_ids, train.batch_size, train.block_size, generator)
         optimizer.zero_grad(set_to_none=True)
         loss = accumulate(

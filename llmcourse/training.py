@@ -33,6 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from llmcourse.validation import positive_int
+
 __all__ = [
     "next_token_loss",
     "unigram_cross_entropy",
@@ -42,6 +44,7 @@ __all__ = [
     "fixed_batches",
     "estimate_loss",
     "lr_schedule",
+    "set_scheduled_lr",
     "TrainConfig",
     "History",
     "configure_optimizer",
@@ -52,7 +55,10 @@ __all__ = [
 
 def _as_ids(ids, name: str = "ids") -> torch.Tensor:
     """A 1-D int64 tensor of token ids from a list, NumPy array or tensor."""
-    tensor = torch.as_tensor(np.asarray(ids) if not isinstance(ids, torch.Tensor) else ids)
+    if isinstance(ids, torch.Tensor):
+        tensor = ids  # stays on its device
+    else:
+        tensor = torch.as_tensor(np.asarray(ids), device="cpu")  # a list or array: on the CPU
     if tensor.numel() == 0 and tensor.dim() == 1:
         return tensor.long()
     if tensor.dim() != 1 or tensor.dtype.is_floating_point or tensor.dtype == torch.bool:
@@ -122,14 +128,16 @@ def get_batch(
     ``"cuda"``); from the CPU to a GPU it travels through pinned memory without blocking.
     """
     data = _window_source(ids)
-    if batch_size < 1 or block_size < 1:
-        raise ValueError(
-            f"batch_size and block_size must be >= 1, got {batch_size} and {block_size}"
-        )
+    positive_int("batch_size", batch_size)
+    positive_int("block_size", block_size)
     if len(data) < block_size + 1:
         raise ValueError(f"need at least block_size + 1 = {block_size + 1} ids, got {len(data)}")
-    starts = torch.randint(0, len(data) - block_size, (batch_size,), generator=generator)
-    index = starts[:, None] + torch.arange(block_size + 1)  # (B, T + 1)
+    # The windows are drawn on the CPU, explicitly (``generator`` is a CPU generator), so a
+    # seed gives the same batches on every device; only the batch travels to ``device``.
+    starts = torch.randint(
+        0, len(data) - block_size, (batch_size,), generator=generator, device="cpu"
+    )
+    index = starts[:, None] + torch.arange(block_size + 1, device="cpu")  # (B, T + 1)
     if isinstance(data, np.ndarray):  # reads only these rows of a memory map
         windows = torch.from_numpy(data[index.numpy()].astype(np.int64))
     else:
@@ -228,7 +236,7 @@ def estimate_loss(model: nn.Module, batches) -> float:
         raise ValueError("estimate_loss needs at least one batch")
     was_training = model.training
     model.eval()
-    losses = [next_token_loss(model(x), y).item() for x, y in batches]
+    losses = torch.stack([next_token_loss(model(x), y) for x, y in batches]).tolist()  # 1 sync
     model.train(was_training)
     return float(np.mean(losses))
 
@@ -259,6 +267,20 @@ def lr_schedule(
     return min_lr + (max_lr - min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def set_scheduled_lr(optimizer: torch.optim.Optimizer, step: int, config: TrainConfig) -> float:
+    """Give every parameter group ``lr_schedule``'s rate at ``step`` for ``config``; return it."""
+    lr = lr_schedule(
+        step,
+        max_lr=config.max_lr,
+        warmup_steps=config.warmup_steps,
+        total_steps=config.steps,
+        min_lr=config.min_lr,
+    )
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run (no time limits: the run is reproducible)."""
@@ -278,9 +300,7 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "block_size", "eval_every", "eval_batches"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, getattr(self, name))
         if not 0 <= self.warmup_steps < self.steps:
             raise ValueError(
                 f"need 0 <= warmup_steps < steps, got {self.warmup_steps} and {self.steps}"
@@ -345,7 +365,7 @@ def train(
     device = next(model.parameters()).device
     block = config.block_size
     torch.manual_seed(config.seed)  # dropout, if the model has any
-    generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)  # batches: drawn on the CPU
     train_eval = fixed_batches(
         train_data, config.eval_batches, config.batch_size, block, seed=1, device=device
     )
@@ -362,16 +382,9 @@ def train(
 
     evaluate(0)
     model.train()
+    norms = []  # each step's gradient norm, a tensor: read once, at the end (no sync a step)
     for step in _progress(config.steps, progress):
-        lr = lr_schedule(
-            step,
-            max_lr=config.max_lr,
-            warmup_steps=config.warmup_steps,
-            total_steps=config.steps,
-            min_lr=config.min_lr,
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = set_scheduled_lr(optimizer, step, config)
         x, y = get_batch(train_data, config.batch_size, block, generator, device)
         loss = next_token_loss(model(x), y)
         optimizer.zero_grad(set_to_none=True)
@@ -379,10 +392,11 @@ def train(
         norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or float("inf"))
         optimizer.step()
         history.lr.append(lr)
-        history.grad_norm.append(float(norm))
+        norms.append(norm)
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
             evaluate(step + 1)
     model.eval()
+    history.grad_norm = torch.stack(norms).tolist()
     return history
 
 
@@ -398,8 +412,8 @@ def sequence_log_probs(model: nn.Module, ids, block_size: int, batch_size: int =
     data = _as_ids(ids)
     if len(data) < 2:
         raise ValueError(f"need at least 2 ids to predict one, got {len(data)}")
-    if block_size < 1 or batch_size < 1:
-        raise ValueError(f"block_size and batch_size must be >= 1, got {block_size}, {batch_size}")
+    positive_int("block_size", block_size)
+    positive_int("batch_size", batch_size)
     model.eval()
     data = data.to(next(model.parameters()).device)
     n_full = (len(data) - 1) // block_size

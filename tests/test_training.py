@@ -131,7 +131,7 @@ def test_get_batch_is_reproducible():
 def test_get_batch_errors():
     with pytest.raises(ValueError, match=r"need at least block_size \+ 1 = 11 ids, got 10"):
         get_batch(np.arange(10), 2, 10)
-    with pytest.raises(ValueError, match="batch_size and block_size must be >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be a positive int, got 0"):
         get_batch(np.arange(10), 0, 4)
     with pytest.raises(ValueError, match=r"1-D sequence of integer token ids, got shape \(2, 5\)"):
         get_batch(np.zeros((2, 5), dtype=int), 1, 2)
@@ -345,5 +345,5 @@ def test_sequence_log_probs_scores_each_id_once(n):
 def test_sequence_log_probs_errors():
     with pytest.raises(ValueError, match="need at least 2 ids"):
         sequence_log_probs(Causal(5), [3], block_size=4)
-    with pytest.raises(ValueError, match="block_size and batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="block_size must be a positive int, got 0"):
         sequence_log_probs(Causal(5), [3, 1, 2], block_size=0)
