@@ -5,12 +5,19 @@ import math
 import pytest
 import torch
 
+from llmcourse.attention import scaled_dot_product_attention
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch05 import (
-    check_offset_matrix,
     check_pe_vector,
-    check_rope_rotate,
+    check_rope_complex,
+    check_shuffle_gap_with_positions,
     check_wavelength,
+)
+from llmcourse.positional import (
+    apply_rotary,
+    rotary_cos_sin,
+    sinusoidal_encoding,
+    sinusoidal_offset_matrix,
 )
 
 # ---- encoding of one position -----------------------------------------------------------------
@@ -71,47 +78,6 @@ def test_pe_vector_wrong_shape_and_unanswered():
         check_pe_vector(todo)
 
 
-# ---- offset matrix ----------------------------------------------------------------------------
-
-
-def offset_matrix(k, d_model):
-    w = 10000 ** (-torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
-    blocks = [
-        torch.tensor([[math.cos(k * wi), math.sin(k * wi)], [-math.sin(k * wi), math.cos(k * wi)]])
-        for wi in w.tolist()
-    ]
-    return torch.block_diag(*blocks)
-
-
-def test_offset_matrix_right():
-    check_offset_matrix(offset_matrix)  # raises if the answer is rejected
-
-
-def test_offset_matrix_transposed():
-    with pytest.raises(ExerciseError, match="your matrix moves back"):
-        check_offset_matrix(lambda k, d: offset_matrix(k, d).T)
-
-
-def test_offset_matrix_one_frequency_for_all_blocks():
-    def same_angle(k, d_model):
-        block = torch.tensor([[math.cos(k), math.sin(k)], [-math.sin(k), math.cos(k)]])
-        return torch.block_diag(*[block] * (d_model // 2))
-
-    with pytest.raises(ExerciseError, match=r"check 2 of 4.*M_3 @ PE\(pos\) should equal"):
-        check_offset_matrix(same_angle)
-
-
-def test_offset_matrix_ignores_k_and_shape():
-    with pytest.raises(ExerciseError, match="M_0 must be the identity"):
-        check_offset_matrix(lambda k, d: offset_matrix(1, d))
-    with pytest.raises(ExerciseError, match=r"expected a \(8, 8\) matrix, got shape \(4, 4\)"):
-        check_offset_matrix(lambda k, d: offset_matrix(k, d // 2))
-    with pytest.raises(ExerciseError, match="expected a matrix .tensor., got str"):
-        check_offset_matrix(lambda k, d: "M_k")
-    with pytest.raises(NotYetAnswered):
-        check_offset_matrix(None)
-
-
 # ---- wavelength -------------------------------------------------------------------------------
 
 
@@ -142,47 +108,158 @@ def test_wavelength_frequency_instead_and_unanswered():
         check_wavelength(None)
 
 
-# ---- RoPE on one vector -----------------------------------------------------------------------
+# ---- RoPE as a complex multiplication --------------------------------------------------------
 
 
-def inv_freq(head_dim):
-    return 1.0 / 10000 ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim)
+def theta(head_dim, dtype=torch.float64):
+    return 10000 ** (-torch.arange(0, head_dim, 2, dtype=dtype) / head_dim)
 
 
-def rope_rotate(x, pos):
-    half = x.shape[-1] // 2
-    angle = pos * inv_freq(x.shape[-1]).repeat(2)
-    rotated_half = torch.cat([-x[half:], x[:half]])
-    return x * angle.cos() + rotated_half * angle.sin()
+def rope_complex(x, pos):
+    D = x.shape[-1]
+    z = torch.complex(x[: D // 2].double(), x[D // 2 :].double())
+    z = z * torch.polar(torch.ones(D // 2, dtype=torch.float64), pos * theta(D))
+    return torch.cat([z.real, z.imag]).to(x.dtype)
 
 
-def test_rope_right():
-    check_rope_rotate(rope_rotate)  # raises if the answer is rejected
+def rope_complex_float32(x, pos):
+    # all in the dtype of x (complex64 for float32), with torch.exp of an imaginary angle
+    D = x.shape[-1]
+    z = torch.complex(x[: D // 2], x[D // 2 :])
+    z = z * torch.exp(1j * pos * theta(D, x.dtype))
+    return torch.cat([z.real, z.imag])
 
 
-def test_rope_wrong_direction():
-    with pytest.raises(ExerciseError, match="you rotate the wrong way"):
-        check_rope_rotate(lambda x, pos: rope_rotate(x, -pos))
+@pytest.mark.parametrize("answer", [rope_complex, rope_complex_float32])
+def test_rope_complex_right(answer, capsys):
+    check_rope_complex(answer)  # raises if the answer is rejected
+    assert "all 5 checks passed" in capsys.readouterr().out
 
 
-def test_rope_interleaved_pairs():
-    def interleaved(x, pos):
-        angle = pos * inv_freq(x.shape[-1]).repeat_interleave(2)
-        return x * angle.cos() + torch.stack([-x[1::2], x[0::2]], -1).reshape(-1) * angle.sin()
+def test_rope_complex_the_chapters_rope_does_not_answer():
+    def chapter_rope(x, positions):  # the chapter's rope, passed unchanged
+        cos, sin = rotary_cos_sin(positions, x.shape[-1])
+        return apply_rotary(x, cos, sin)
 
-    with pytest.raises(ExerciseError, match="rotate_half' layout"):
-        check_rope_rotate(interleaved)
+    with pytest.raises(ExerciseError):
+        check_rope_complex(chapter_rope)
 
 
-def test_rope_not_a_rotation_and_unanswered():
-    def no_cos(x, pos):  # forgets the x * cos term
-        angle = pos * inv_freq(x.shape[-1]).repeat(2)
-        half = x.shape[-1] // 2
-        return x + torch.cat([-x[half:], x[:half]]) * angle.sin()
+def test_rope_complex_conjugate():
+    with pytest.raises(ExerciseError, match="you turn the wrong way"):
+        check_rope_complex(lambda x, pos: rope_complex(x, -pos))
 
-    with pytest.raises(ExerciseError, match="a rotation keeps the length"):
-        check_rope_rotate(no_cos)
+
+def test_rope_complex_interleaved_pairs():
+    def meta_layout(x, pos):  # Meta's pairs (2j, 2j + 1), as in Llama's model.py
+        z = torch.view_as_complex(x.double().reshape(-1, 2).contiguous())
+        z = z * torch.polar(torch.ones(x.shape[-1] // 2, dtype=torch.float64), pos * theta(16))
+        return torch.view_as_real(z).reshape(-1).to(x.dtype)
+
+    with pytest.raises(ExerciseError, match="not neighbours 2j and 2j"):
+        check_rope_complex(meta_layout)
+
+
+def test_rope_complex_returns_complex_or_wrong_dtype():
+    def complex_out(x, pos):
+        D = x.shape[-1]
+        z = torch.complex(x[: D // 2].double(), x[D // 2 :].double())
+        return z * torch.polar(torch.ones(D // 2, dtype=torch.float64), pos * theta(D))
+
+    with pytest.raises(ExerciseError, match="return a real vector"):
+        check_rope_complex(complex_out)
+    with pytest.raises(ExerciseError, match="give the result the dtype of x"):
+        check_rope_complex(lambda x, pos: rope_complex(x, pos).float())
     with pytest.raises(ExerciseError, match="at position 0 every angle is 0"):
-        check_rope_rotate(lambda x, pos: rope_rotate(x, pos + 1))
+        check_rope_complex(lambda x, pos: rope_complex(x, pos + 1))
     with pytest.raises(NotYetAnswered):
-        check_rope_rotate(None)
+        check_rope_complex(None)
+
+
+# ---- shuffling tokens that carry positions ----------------------------------------------------
+
+
+def shuffle_gap_with_positions(X, W_query, W_key, W_value, perm):
+    pe = sinusoidal_encoding(*X.shape, dtype=X.dtype)
+
+    def attend(Z):
+        return scaled_dot_product_attention(Z @ W_query, Z @ W_key, Z @ W_value)
+
+    return (attend(X[perm] + pe) - attend(X + pe)[perm]).abs().max().item()
+
+
+def shuffle_gap_float64_loop(X, W_query, W_key, W_value, perm):
+    # float64 throughout, the encoding written out, a tensor (not a float) returned
+    T, d_model = X.shape
+    pe = torch.zeros(T, d_model, dtype=torch.float64)
+    for t in range(T):
+        for i in range(d_model // 2):
+            angle = t / 10000 ** (2 * i / d_model)
+            pe[t, 2 * i], pe[t, 2 * i + 1] = math.sin(angle), math.cos(angle)
+
+    def attend(Z):
+        Z = Z.double() + pe
+        Q, K, V = (Z @ W.double() for W in (W_query, W_key, W_value))
+        return torch.softmax(Q @ K.T / Q.shape[-1] ** 0.5, dim=-1) @ V
+
+    return torch.max(torch.abs(attend(X[perm]) - attend(X)[perm]))
+
+
+@pytest.mark.parametrize("answer", [shuffle_gap_with_positions, shuffle_gap_float64_loop])
+def test_shuffle_gap_with_positions_right(answer, capsys):
+    check_shuffle_gap_with_positions(answer)  # raises if the answer is rejected
+    assert "all 3 checks passed" in capsys.readouterr().out
+
+
+def test_shuffle_gap_positions_moved_with_the_tokens():
+    def moved(X, W_query, W_key, W_value, perm):
+        Z = X + sinusoidal_encoding(*X.shape, dtype=X.dtype)
+
+        def attend(Z):
+            return scaled_dot_product_attention(Z @ W_query, Z @ W_key, Z @ W_value)
+
+        return (attend(Z[perm]) - attend(Z)[perm]).abs().max().item()
+
+    with pytest.raises(ExerciseError, match="the gap should not be zero"):
+        check_shuffle_gap_with_positions(moved)
+
+
+def test_shuffle_gap_not_shuffled_back_or_signed_or_unscaled():
+    def not_back(X, W_query, W_key, W_value, perm):
+        pe = sinusoidal_encoding(*X.shape, dtype=X.dtype)
+
+        def attend(Z):
+            return scaled_dot_product_attention(Z @ W_query, Z @ W_key, Z @ W_value)
+
+        return (attend(X[perm] + pe) - attend(X + pe)).abs().max().item()
+
+    def unscaled(X, W_query, W_key, W_value, perm):
+        Xd = X * 1.0
+        pe = sinusoidal_encoding(*X.shape, dtype=X.dtype)
+
+        def attend(Z):
+            return torch.softmax((Z @ W_query) @ (Z @ W_key).T, -1) @ (Z @ W_value)
+
+        return (attend(Xd[perm] + pe) - attend(Xd + pe)[perm]).abs().max().item()
+
+    with pytest.raises(ExerciseError, match="not with out itself"):
+        check_shuffle_gap_with_positions(not_back)
+    with pytest.raises(ExerciseError, match="sqrt\\(d_k\\)"):
+        check_shuffle_gap_with_positions(unscaled)
+    with pytest.raises(NotYetAnswered):
+        check_shuffle_gap_with_positions(None)
+
+
+def test_ch05_checks_reject_the_chapters_own_functions():
+    """An exercise must ask for something the chapter's code does not already do."""
+
+    def offset_rotation(k, d_model, base=10000.0):  # the chapter's, which once answered one
+        return sinusoidal_offset_matrix(k, d_model, dtype=torch.float64)
+
+    def sinusoidal(num_positions, d_model, base=10000.0):
+        return sinusoidal_encoding(num_positions, d_model, dtype=torch.float64)
+
+    with pytest.raises(ExerciseError):
+        check_pe_vector(sinusoidal)
+    with pytest.raises(ExerciseError):
+        check_shuffle_gap_with_positions(offset_rotation)

@@ -1,9 +1,9 @@
 """Checks for the exercises of chapter 5, positional encoding.
 
+check_shuffle_gap_with_positions(f)     shuffling tokens that carry positions: the gap
 check_pe_vector(pe_vector)              the sinusoidal encoding of one position
-check_offset_matrix(offset_matrix)      the matrix M_k with PE(pos + k) = M_k PE(pos)
 check_wavelength(wavelength)            how many positions before pair i repeats
-check_rope_rotate(rope_rotate)          RoPE on one query or key vector
+check_rope_complex(rope_complex)        RoPE on one vector, as a complex multiplication
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import math
 import torch
 
 from llmcourse.exercises import ExerciseError, expect, expect_close, run_checks
-from llmcourse.positional import (
-    apply_rotary,
-    rotary_cos_sin,
-    sinusoidal_encoding,
-    sinusoidal_offset_matrix,
-)
+from llmcourse.positional import apply_rotary, rotary_cos_sin, sinusoidal_encoding
 
-__all__ = ["check_pe_vector", "check_offset_matrix", "check_wavelength", "check_rope_rotate"]
+__all__ = [
+    "check_shuffle_gap_with_positions",
+    "check_pe_vector",
+    "check_wavelength",
+    "check_rope_complex",
+]
 
 
 def _vector(got, length: int, what: str) -> torch.Tensor:
@@ -92,66 +92,6 @@ def check_pe_vector(pe_vector) -> None:
     )
 
 
-def check_offset_matrix(offset_matrix) -> None:
-    """``offset_matrix(k, d_model)``: the (d_model, d_model) M_k, PE(pos + k) = M_k @ PE(pos)."""
-    pe = sinusoidal_encoding(120, 8, dtype=torch.float64)
-
-    def as_matrix(got, d_model):
-        try:
-            m = torch.as_tensor(got, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError):
-            raise ExerciseError(f"expected a matrix (tensor), got {type(got).__name__}") from None
-        expect(
-            tuple(m.shape) == (d_model, d_model),
-            f"expected a ({d_model}, {d_model}) matrix, got shape {tuple(m.shape)}",
-        )
-        return m
-
-    def zero_offset(f):
-        expect(
-            _close(as_matrix(f(0, 8), 8), torch.eye(8, dtype=torch.float64)),
-            "moving 0 positions changes nothing: M_0 must be the identity",
-        )
-
-    def maps_forward(f):
-        M = as_matrix(f(3, 8), 8)
-        moved = pe[:100] @ M.T  # each row: M @ PE(pos)
-        if _close(moved[3:], pe[:97]):
-            raise ExerciseError(
-                "your matrix moves back: it maps PE(pos) to PE(pos - k). In "
-                "each 2x2 block the sin(k w) above the diagonal is +, below -"
-            )
-        expect(
-            _close(moved, pe[3:103]),
-            "M_3 @ PE(pos) should equal PE(pos + 3) for every pos; each 2x2 block rotates "
-            "(sin, cos) of pair i by the angle k * w_i, with w_i = 1 / 10000 ** (2i/d_model)",
-        )
-
-    def one_frequency_per_block(f):
-        M = as_matrix(f(5, 8), 8)
-        expect(
-            _close(M, sinusoidal_offset_matrix(5, 8, dtype=torch.float64)),
-            "each of the d_model / 2 blocks uses its own frequency w_i, and the blocks sit "
-            "on the diagonal (zeros elsewhere)",
-        )
-
-    def other_sizes(f):
-        for k, d_model in ((-4, 6), (40, 16)):
-            expect(
-                _close(
-                    as_matrix(f(k, d_model), d_model),
-                    sinusoidal_offset_matrix(k, d_model, dtype=torch.float64),
-                ),
-                f"offset_matrix({k}, {d_model}) is wrong: use k and d_model as given",
-            )
-
-    return run_checks(
-        "Exercise: the offset matrix",
-        offset_matrix,
-        [zero_offset, maps_forward, one_frequency_per_block, other_sizes],
-    )
-
-
 def check_wavelength(wavelength) -> None:
     """``wavelength(i, d_model)``: the period, in positions, of pair i: 2 pi 10000 ** (2i/d)."""
 
@@ -194,17 +134,24 @@ def check_wavelength(wavelength) -> None:
     return run_checks("Exercise: wavelength of a pair", wavelength, [fastest, slower, slowest])
 
 
-def check_rope_rotate(rope_rotate) -> None:
-    """``rope_rotate(x, pos)``: RoPE on one vector x (head_dim,), Hugging Face convention."""
+def check_rope_complex(rope_complex) -> None:
+    """``rope_complex(x, pos)``: RoPE on one vector x (head_dim,), Hugging Face's layout,
+    computed as a complex multiplication (the check sees only the result)."""
     gen = torch.Generator().manual_seed(3)
     x, y = torch.randn(16, generator=gen), torch.randn(16, generator=gen)
 
     def want(v, pos):
         cos, sin = rotary_cos_sin(torch.tensor([pos]), v.shape[-1])
-        return apply_rotary(v[None], cos, sin)[0]
+        return apply_rotary(v.float()[None], cos, sin)[0]
 
     def rotated(f, v, pos):
-        return _vector(f(v.clone(), pos), v.shape[-1], f"rope_rotate(x, {pos})").float()
+        got = f(v.clone(), pos)
+        if isinstance(got, torch.Tensor) and got.is_complex():
+            raise ExerciseError(
+                "return a real vector: put the real parts of the turned pairs in the first "
+                "half and the imaginary parts in the second (torch.cat([z.real, z.imag]))"
+            )
+        return _vector(got, v.shape[-1], f"rope_complex(x, {pos})").float()
 
     def position_zero(f):
         expect(_close(rotated(f, x, 0), x), "at position 0 every angle is 0: x is unchanged")
@@ -214,7 +161,7 @@ def check_rope_rotate(rope_rotate) -> None:
         expect(
             math.isclose(float(got.norm()), float(x.norm()), rel_tol=1e-4),
             f"a rotation keeps the length of x ({float(x.norm()):.4f}), got "
-            f"{float(got.norm()):.4f}: use x * cos + rotate_half(x) * sin",
+            f"{float(got.norm()):.4f}: multiply by e^(i pos theta_j), whose length is 1",
         )
 
     def values(f):
@@ -225,18 +172,29 @@ def check_rope_rotate(rope_rotate) -> None:
         interleaved = x * c + torch.stack([-x[1::2], x[0::2]], -1).reshape(16) * s
         if _close(got, x * cos[0] - (want(x, 7) - x * cos[0])):
             raise ExerciseError(
-                "you rotate the wrong way: it is x * cos + rotate_half(x) * "
-                "sin, with rotate_half([x1, x2]) = [-x2, x1]"
+                "you turn the wrong way: multiply by e^(+i pos theta_j), not by its "
+                "conjugate e^(-i pos theta_j)"
             )
         if _close(got, interleaved):
             raise ExerciseError(
-                "pair dimension j with j + head_dim/2 (the Hugging Face "
-                "'rotate_half' layout), not neighbours 2i and 2i + 1"
+                "pair dimension j with j + head_dim/2 (Hugging Face's layout: z_j = x_j + "
+                "i x_(j + D/2)), not neighbours 2j and 2j + 1"
             )
         expect(
             _close(got, want(x, 7)),
-            "rotate pair (j, j + head_dim/2) by pos * inv_freq[j], inv_freq = 1 / 10000 ** "
-            "(arange(0, head_dim, 2) / head_dim)",
+            "turn pair (j, j + head_dim/2) by pos * theta_j, theta_j = 1 / 10000 ** "
+            "(2j / head_dim): z_j = x_j + i x_(j + D/2), times e^(i pos theta_j)",
+        )
+
+    def float64(f):
+        got = f(x.double(), 300)
+        expect(
+            isinstance(got, torch.Tensor) and got.dtype == torch.float64,
+            "with a float64 x, return float64: give the result the dtype of x",
+        )
+        expect(
+            _close(got.float(), want(x, 300), tol=1e-4),
+            "with a float64 x at position 300 the values are wrong",
         )
 
     def relative(f):
@@ -248,5 +206,110 @@ def check_rope_rotate(rope_rotate) -> None:
         )
 
     return run_checks(
-        "Exercise: RoPE on one vector", rope_rotate, [position_zero, keeps_length, values, relative]
+        "Exercise: RoPE as a complex multiplication",
+        rope_complex,
+        [position_zero, keeps_length, values, float64, relative],
+    )
+
+
+def _shuffle_attention(X, W_query, W_key, W_value, pe=None):
+    """Unmasked self-attention of the rows of X (plus ``pe``, by position), in float64."""
+    X, W_query, W_key, W_value = (t.double() for t in (X, W_query, W_key, W_value))
+    if pe is not None:
+        X = X + pe
+    Q, K, V = X @ W_query, X @ W_key, X @ W_value
+    return torch.softmax(Q @ K.T / math.sqrt(Q.shape[-1]), dim=-1) @ V
+
+
+def check_shuffle_gap_with_positions(shuffle_gap_with_positions) -> None:
+    """``shuffle_gap_with_positions(X, W_query, W_key, W_value, perm)``: the largest absolute
+    difference between unmasked self-attention of ``X[perm] + PE`` and that of ``X + PE``
+    shuffled by ``perm``."""
+
+    def data(T, d_model, d_k, seed):
+        g = torch.Generator().manual_seed(seed)
+        X = torch.randn(T, d_model, generator=g)
+        Ws = [torch.randn(d_model, d_k, generator=g) / 2 for _ in range(3)]
+        return X, Ws
+
+    def gaps(X, Ws, perm):
+        """The right gap and those of the usual slips, in float64."""
+        T, d_model = X.shape
+        pe = sinusoidal_encoding(T, d_model, dtype=torch.float64)
+        out = _shuffle_attention(X, *Ws, pe)
+        shuffled = _shuffle_attention(X[perm], *Ws, pe)
+        unscaled = [
+            torch.softmax((Z @ Ws[0].double()) @ (Z @ Ws[1].double()).T, -1) @ (Z @ Ws[2].double())
+            for Z in (X.double() + pe, X[perm].double() + pe)
+        ]
+        return {
+            "right": (shuffled - out[perm]).abs().max().item(),
+            "not shuffled back": (shuffled - out).abs().max().item(),
+            "inverse": (shuffled - out[perm.argsort()]).abs().max().item(),
+            "signed": (shuffled - out[perm]).max().item(),
+            "unscaled": (unscaled[1] - unscaled[0][perm]).abs().max().item(),
+        }
+
+    hints = {
+        "not shuffled back": "row i of the shuffled input is token perm[i], so compare its output "
+        "with the first output shuffled the same way, out[perm], not with out itself",
+        "inverse": "you shuffled the first output with the inverse permutation: row i of "
+        "X[perm] is token perm[i], so compare with out[perm]",
+        "signed": "return the largest *absolute* difference: take .abs() before .max()",
+        "unscaled": "divide the scores by sqrt(d_k) before the softmax",
+    }
+
+    def one_case(f, X, Ws, perm):
+        slips = gaps(X, Ws, perm)
+        got = f(X, *Ws, perm)
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = float(got.reshape(()))
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            raise ExerciseError(
+                f"return one number (the largest absolute difference), got {type(got).__name__}"
+            ) from None
+        if abs(got) <= 1e-4:
+            raise ExerciseError(
+                "with positions the gap should not be zero. Add the encoding by position: "
+                "position t's vector goes to row t of X and to row t of X[perm], so a token "
+                "moved to another slot gets another position vector. Adding it before "
+                "shuffling, (X + PE)[perm], moves the positions with the tokens, and then "
+                "attention cannot tell the difference"
+            )
+        for name, hint in hints.items():
+            if math.isclose(got, slips[name], rel_tol=1e-3, abs_tol=1e-4) and not math.isclose(
+                got, slips["right"], rel_tol=1e-3, abs_tol=1e-4
+            ):
+                raise ExerciseError(hint)
+        expect_close(
+            got,
+            slips["right"],
+            "expected the largest absolute difference between unmasked self-attention of "
+            "X[perm] + PE and that of X + PE shuffled by perm (PE = the sinusoidal encoding "
+            "of positions 0..T-1, scores divided by sqrt(d_k))",
+            rel=1e-3,
+            abs_=1e-4,
+        )
+
+    # one cycle through all six positions: not its own inverse
+    perm6 = torch.tensor([1, 2, 3, 4, 5, 0])
+
+    def small(f):
+        X, Ws = data(6, 8, 4, seed=21)
+        one_case(f, X, Ws, perm6)
+
+    def other_sizes(f):
+        X, Ws = data(9, 12, 5, seed=22)
+        one_case(f, X, Ws, torch.tensor([4, 0, 7, 1, 8, 2, 3, 6, 5]))
+
+    def float64(f):
+        X, Ws = data(6, 8, 4, seed=23)
+        one_case(f, X.double(), [W.double() for W in Ws], perm6)
+
+    return run_checks(
+        "Exercise: shuffling tokens that carry positions",
+        shuffle_gap_with_positions,
+        [small, other_sizes, float64],
     )

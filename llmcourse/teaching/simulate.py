@@ -174,6 +174,62 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return torch.cat(heads, -1)\n",
         ],
     ),
+    "ex-ch05-shuffle": (
+        [
+            "def {name}(X, Wq, Wk, Wv, perm):\n    T, C = X.shape\n"
+            "    i = torch.arange(0, C, 2, dtype=torch.float64)\n"
+            "    a = torch.arange(T, dtype=torch.float64)[:, None] / 10000 ** (i / C)\n"
+            "    pe = torch.stack([a.sin(), a.cos()], -1).reshape(T, C)\n"
+            "    def run(Z):\n        Z = Z.double() + pe\n"
+            "        q, k, v = (Z @ W.double() for W in (Wq, Wk, Wv))\n"
+            "        return torch.softmax(q @ k.T / k.shape[-1] ** 0.5, -1) @ v\n"
+            "    return torch.max(torch.abs(run(X[perm]) - run(X)[perm]))\n",
+        ],
+        [
+            "def {name}(X, Wq, Wk, Wv, perm):\n    T, C = X.shape\n"
+            "    i = torch.arange(0, C, 2, dtype=torch.float64)\n"
+            "    a = torch.arange(T, dtype=torch.float64)[:, None] / 10000 ** (i / C)\n"
+            "    pe = torch.stack([a.sin(), a.cos()], -1).reshape(T, C)\n"
+            "    Z = X + pe.to(X.dtype)\n"
+            "    def run(Z):\n        q, k, v = (Z @ W for W in (Wq, Wk, Wv))\n"
+            "        return torch.softmax(q @ k.T / k.shape[-1] ** 0.5, -1) @ v\n"
+            "    return (run(Z[perm]) - run(Z)[perm]).abs().max().item()\n",
+            "def {name}(X, Wq, Wk, Wv, perm):\n    T, C = X.shape\n"
+            "    i = torch.arange(0, C, 2, dtype=torch.float64)\n"
+            "    a = torch.arange(T, dtype=torch.float64)[:, None] / 10000 ** (i / C)\n"
+            "    pe = torch.stack([a.sin(), a.cos()], -1).reshape(T, C)\n"
+            "    pe = pe.to(X.dtype)\n"
+            "    def run(Z):\n        q, k, v = (Z @ W for W in (Wq, Wk, Wv))\n"
+            "        return torch.softmax(q @ k.T / k.shape[-1] ** 0.5, -1) @ v\n"
+            "    return (run(X[perm] + pe) - run(X + pe)).abs().max().item()\n",
+        ],
+    ),
+    "ex-ch05-rope-complex": (
+        [
+            "def {name}(x, pos):\n    D = x.shape[-1]\n"
+            "    t = 10000 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)\n"
+            "    z = torch.complex(x[: D // 2].double(), x[D // 2 :].double())\n"
+            "    z = z * torch.exp(1j * pos * t)\n"
+            "    return torch.cat([z.real, z.imag]).to(x.dtype)\n",
+            "def {name}(x, pos):\n    h = x.shape[-1] // 2\n"
+            "    t = 1.0 / 10000 ** (torch.arange(h, dtype=x.dtype) * 2 / (2 * h))\n"
+            "    z = torch.view_as_complex(torch.stack([x[:h], x[h:]], -1).contiguous())\n"
+            "    z = z * torch.polar(torch.ones_like(t), pos * t)\n"
+            "    return torch.view_as_real(z).T.reshape(-1)\n",
+        ],
+        [
+            "def {name}(x, pos):\n    D = x.shape[-1]\n"
+            "    t = 10000 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)\n"
+            "    z = torch.complex(x[: D // 2].double(), x[D // 2 :].double())\n"
+            "    z = z * torch.exp(-1j * pos * t)\n"
+            "    return torch.cat([z.real, z.imag]).to(x.dtype)\n",
+            "def {name}(x, pos):\n    D = x.shape[-1]\n"
+            "    t = 10000 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)\n"
+            "    z = torch.view_as_complex(x.double().reshape(-1, 2).contiguous())\n"
+            "    z = z * torch.exp(1j * pos * t)\n"
+            "    return torch.view_as_real(z).reshape(-1).to(x.dtype)\n",
+        ],
+    ),
 }
 GENERIC_WRONG = "def {name}(*args, **kwargs):\n    return 0\n"
 

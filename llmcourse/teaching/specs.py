@@ -248,15 +248,6 @@ def _pe(pos: int, d_model: int) -> np.ndarray:
     return pe
 
 
-def _offset(k: int, d_model: int) -> np.ndarray:
-    M = np.zeros((d_model, d_model))
-    for i in range(d_model // 2):
-        b = k / 10000 ** (2 * i / d_model)
-        M[2 * i, 2 * i], M[2 * i, 2 * i + 1] = math.cos(b), math.sin(b)
-        M[2 * i + 1, 2 * i], M[2 * i + 1, 2 * i + 1] = -math.sin(b), math.cos(b)
-    return M
-
-
 def _add_k(text, prev, nxt, k):
     pairs = sum(1 for a, b in zip(text, text[1:]) if (a, b) == (prev, nxt))
     starts = sum(1 for a in text[:-1] if a == prev)
@@ -744,17 +735,6 @@ _add(
 )
 _add(
     Spec(
-        "ex-ch05-offset-matrix",
-        lambda rng: [
-            Case((int(rng.integers(-50, 200)), _dims(rng, 2, 16, even=True))) for _ in range(3)
-        ],
-        _offset,
-        close(atol=1e-5),
-        chapter={"offset_rotation", "sinusoidal_offset_matrix"},
-    )
-)
-_add(
-    Spec(
         "ex-ch05-wavelength",
         lambda rng: [
             Case((i, d))
@@ -767,7 +747,7 @@ _add(
 )
 _add(
     Spec(
-        "ex-ch05-rope-rotate",
+        "ex-ch05-rope-complex",
         lambda rng: _tensor_cases(
             rng,
             lambda rng, dt: Case(
@@ -776,7 +756,50 @@ _add(
         ),
         _rope,
         close(atol=1e-5),
-        chapter={"rope", "apply_rotary", "rope_score"},
+        # the prompt asks for the complex multiplication: no cos, sin or rotate_half
+        forbid={"cos", "sin", "rotate_half", "apply_rotary", "rotary_cos_sin"},
+        chapter={"rope", "rope_score", "rotation"},
+    )
+)
+
+
+def _positions_shuffle_gap(X, W_query, W_key, W_value, perm):
+    """Unmasked self-attention of X[perm] + PE against that of X + PE shuffled, in float64."""
+    T, d_model = X.shape
+    pe = torch.from_numpy(np.stack([_pe(t, d_model) for t in range(T)]))
+
+    def run(X):
+        Z = X.double() + pe
+        Q, K, V = (Z @ W.double() for W in (W_query, W_key, W_value))
+        return _softmax(Q @ K.T / math.sqrt(Q.shape[-1])) @ V
+
+    return float((run(X[perm]) - run(X)[perm]).abs().max())
+
+
+def _positions_shuffle_cases(rng):
+    """Two cases per dtype; permutations that are not their own inverse, gaps far from 0."""
+    cases = []
+    for dt in _dtypes():
+        for _ in range(2):
+            while True:
+                T, d_model, d_k = _dims(rng, 3, 7), _dims(rng, 2, 8, even=True), _dims(rng, 2, 6)
+                perm = rng.permutation(T)
+                X = _t(rng, T, d_model, dtype=dt)
+                Ws = [_t(rng, d_model, d_k, dtype=dt, scale=0.7) for _ in range(3)]
+                case = Case((X, *Ws, torch.from_numpy(perm)))
+                involution = (perm[perm] == np.arange(T)).all()
+                if not involution and _positions_shuffle_gap(*case.args) > 0.05:
+                    cases.append(case)
+                    break
+    return cases
+
+
+_add(
+    Spec(
+        "ex-ch05-shuffle",
+        _positions_shuffle_cases,
+        _positions_shuffle_gap,
+        number(rtol=1e-3, atol=1e-4),
     )
 )
 
