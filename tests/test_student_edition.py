@@ -351,8 +351,8 @@ def test_discussion_questions_reach_the_guide_with_their_answer_and_not_the_stud
     answer = nbformat.v4.new_markdown_cell(ANSWER, metadata={"tags": [layout.ANSWER_TAG]})
     path = _chapter_with(tmp_path, [nbformat.v4.new_markdown_cell(QUESTION), answer])
     chapter = guide.read_chapter(path)
-    assert [(d.title, d.question, d.answer) for d in chapter.discussions] == [
-        ("Why bytes?", "Why start from bytes?", "No text is then unknown.")
+    assert ("Why bytes?", "Why start from bytes?", "No text is then unknown.") in [
+        (d.title, d.question, d.answer) for d in chapter.discussions
     ]
     student = se.student_notebook(read(path))
     sources = "".join(c.source for c in student.cells)

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+from nbconvert.preprocessors import ClearOutputPreprocessor, TagRemovePreprocessor
 
 from llmcourse.teaching import ROOT
 from llmcourse.teaching.layout import (
@@ -73,7 +74,7 @@ def student_notebook(nb):
     metadata.setdefault(KEY, {})["layout"] = VERSION
     out = nbformat.v4.new_notebook(metadata=metadata)
     for index, cell in enumerate(nb.cells):
-        if index in other_solutions or ANSWER_TAG in cell.metadata.get("tags", []):
+        if index in other_solutions:
             continue
         if index in first_solution:
             exercise = first_solution[index]
@@ -92,10 +93,12 @@ def student_notebook(nb):
             cell.source = strip_solution_markup(cell.source)
             if not cell.source.strip():
                 continue
-        elif cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-            cell.metadata.pop("execution", None)
         out.cells.append(cell)
+    # nbconvert's own steps: no outputs (nor their timing metadata), no model answers
+    ClearOutputPreprocessor(
+        remove_metadata_fields={"collapsed", "scrolled", "execution"}
+    ).preprocess(out, {})
+    TagRemovePreprocessor(remove_cell_tags={ANSWER_TAG}).preprocess(out, {})
     nbformat.validate(out)
     return out
 
