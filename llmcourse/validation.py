@@ -58,6 +58,8 @@ def token_ids(value, name: str = "input_ids", rank: int = 2, batch: int | None =
     if batch is not None:
         dims[0] = str(batch)
     shape = f"({dims[0]},)" if rank == 1 else f"({', '.join(dims)})"
+    sizes = " and ".join(f"{d} >= 1" for d in dims if not d.isdigit())
+    sizes = f" with {sizes}" if sizes else ""
     if (
         not isinstance(value, torch.Tensor)
         or value.dim() != rank
@@ -72,7 +74,5 @@ def token_ids(value, name: str = "input_ids", rank: int = 2, batch: int | None =
             if isinstance(value, torch.Tensor)
             else type(value).__name__
         )
-        raise ValueError(
-            f"{name} must be an integer tensor of shape {shape}, no dimension empty, got {got}"
-        )
+        raise ValueError(f"{name} must be an integer tensor of shape {shape}{sizes}, got {got}")
     return value

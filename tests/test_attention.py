@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import randn
 from torch.testing import assert_close
 
 from llmcourse.attention import (
@@ -15,10 +16,6 @@ from llmcourse.attention import (
 )
 
 TOL = dict(atol=1e-6, rtol=1e-5)
-
-
-def randn(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
 # --- softmax -----------------------------------------------------------------------------

@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
+from conftest import assert_equal, hf_bert, hf_gpt2
 from torch import nn
-from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
 
 from llmcourse.attention import attention_weights, scaled_dot_product_attention, softmax
 from llmcourse.checkpoints import copy_weights
@@ -57,7 +57,7 @@ def test_bad_top_p_is_refused_everywhere(p):
 def test_top_p_of_one_keeps_everything():
     logits = torch.randn(2, 7)
     out = process_logits(logits, torch.zeros(2, 1, dtype=torch.long), do_sample=True, top_p=1.0)
-    torch.testing.assert_close(out, logits, atol=0, rtol=0)
+    assert_equal(out, logits)
 
 
 # --- weight copies keep the source's dtype ----------------------------------------------
@@ -76,12 +76,7 @@ def test_multihead_from_torch_keeps_float64_exactly():
 
 
 def test_gpt_from_and_to_hf_keep_float64_exactly():
-    torch.manual_seed(0)
-    hf = (
-        GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2))
-        .double()
-        .eval()
-    )
+    hf = hf_gpt2(0, vocab_size=50, n_positions=16, n_embd=16, n_layer=2, n_head=2).double()
     ours = GPT.from_hf(hf)
     assert ours.lm_head.weight.dtype == torch.float64
     assert torch.equal(
@@ -94,20 +89,17 @@ def test_gpt_from_and_to_hf_keep_float64_exactly():
 
 
 def test_encoder_from_hf_keeps_float64_exactly():
-    torch.manual_seed(0)
-    hf = (
-        BertModel(
-            BertConfig(
-                vocab_size=40,
-                hidden_size=16,
-                num_hidden_layers=1,
-                num_attention_heads=2,
-                intermediate_size=32,
-            )
-        )
-        .double()
-        .eval()
-    )
+    hf = hf_bert(
+        0,
+        pooler=True,
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+    ).double()
     ours = Encoder.from_hf(hf)
     w = ours.state_dict()["embeddings.word_embeddings.weight"]
     assert w.dtype == torch.float64
@@ -142,17 +134,7 @@ def test_empty_inputs_get_clear_messages():
     for model in (gpt, llama):
         with pytest.raises(ValueError, match="batch >= 1"):
             model(torch.zeros(0, 3, dtype=torch.long))
-    encoder = Encoder.from_hf(
-        BertModel(
-            BertConfig(
-                vocab_size=40,
-                hidden_size=16,
-                num_hidden_layers=1,
-                num_attention_heads=2,
-                intermediate_size=32,
-            )
-        ).eval()
-    )
+    encoder = Encoder.from_hf(hf_bert(vocab_size=40, hidden_size=16, num_attention_heads=2))
     with pytest.raises(ValueError, match="seq >= 1"):
         encoder(torch.zeros(1, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="batch >= 1"):

@@ -15,6 +15,7 @@ is not tested here.
 
 import pytest
 import torch
+from conftest import generator
 
 from llmcourse import llama
 from llmcourse.attention import causal_mask, scaled_dot_product_attention
@@ -49,11 +50,11 @@ def cpu_models():
 
 def _cases(models):
     gpt, lm, encoder = models["gpt"], models["llama"], models["encoder"]
-    ids = torch.randint(0, V, (2, 3), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(0, V, (2, 3), generator=generator(1))
     mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
-    x = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(2))
-    data = torch.randint(0, V, (300,), generator=torch.Generator().manual_seed(3))
-    sampler = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 3, 8, generator=generator(2))
+    data = torch.randint(0, V, (300,), generator=generator(3))
+    sampler = generator(4)
     positions = torch.arange(3)
     mha, block = MultiHeadAttention(8, 2), CrossAttentionBlock(8, 2, 16)
     config = TrainConfig(

@@ -2,25 +2,12 @@
 
 import pytest
 import torch
+from conftest import hf_bert
 from torch.nn import functional as F
-from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel
+from transformers import AutoModel, AutoTokenizer, BertConfig
 
 from llmcourse.encoder import Encoder, EncoderConfig, mean_pool, padding_mask, sentence_embeddings
 from llmcourse.offline import minilm_path
-
-
-def hf_tiny(seed=0):
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=71,
-        hidden_size=20,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=36,
-        max_position_embeddings=16,
-        type_vocab_size=3,
-    )
-    return BertModel(config, add_pooling_layer=False).eval()
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +17,7 @@ def minilm():
 
 
 def test_tiny_random_equals_hf_with_padding_and_token_types():
-    hf = hf_tiny()
+    hf = hf_bert()
     ours = Encoder.from_hf(hf)
     ids = torch.randint(0, 71, (3, 9))
     mask = torch.ones(3, 9, dtype=torch.long)
@@ -45,7 +32,7 @@ def test_tiny_random_equals_hf_with_padding_and_token_types():
 
 
 def test_batch_of_one_without_mask():
-    hf = hf_tiny(1)
+    hf = hf_bert(1)
     ours = Encoder.from_hf(hf)
     ids = torch.randint(0, 71, (1, 16))
     with torch.no_grad():
@@ -55,7 +42,7 @@ def test_batch_of_one_without_mask():
 
 
 def test_padding_does_not_change_real_tokens():
-    ours = Encoder.from_hf(hf_tiny())
+    ours = Encoder.from_hf(hf_bert())
     ids = torch.randint(1, 71, (1, 6))
     padded = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], dim=1)
     mask = torch.tensor([[1] * 6 + [0] * 3])
@@ -64,7 +51,7 @@ def test_padding_does_not_change_real_tokens():
 
 
 def test_bidirectional_later_tokens_change_earlier_ones():
-    ours = Encoder.from_hf(hf_tiny())
+    ours = Encoder.from_hf(hf_bert())
     a = torch.randint(0, 71, (1, 8))
     b = a.clone()
     b[0, -1] = (b[0, -1] + 1) % 71
@@ -107,7 +94,7 @@ def test_mean_pool_ignores_padding():
 
 
 def test_config_from_hf_and_validation():
-    config = EncoderConfig.from_hf(hf_tiny().config)
+    config = EncoderConfig.from_hf(hf_bert().config)
     assert (config.hidden_size, config.type_vocab_size) == (20, 3)
     assert EncoderConfig.minilm().num_hidden_layers == 6
     with pytest.raises(ValueError, match="only the exact GELU"):
@@ -121,7 +108,7 @@ def test_config_from_hf_and_validation():
 
 
 def test_input_validation_messages():
-    ours = Encoder.from_hf(hf_tiny())
+    ours = Encoder.from_hf(hf_bert())
     ids = torch.randint(0, 71, (2, 5))
     with pytest.raises(ValueError, match="input_ids must lie in 0..70"):
         ours(ids + 71)

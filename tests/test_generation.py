@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from conftest import assert_equal, generator, hf_gpt2
 from transformers.generation.logits_process import (
     RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
@@ -27,22 +27,12 @@ from llmcourse.gpt import GPT
 from llmcourse.kvcache import KVCache
 
 V = 53
+SMALL = dict(vocab_size=V, n_positions=64, n_embd=16, n_layer=2, n_head=2)  # a tiny GPT-2
 
 
 @pytest.fixture(scope="module")
 def models():
-    torch.manual_seed(0)
-    hf = GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=V,
-            n_positions=64,
-            n_embd=16,
-            n_layer=2,
-            n_head=2,
-            bos_token_id=None,
-            eos_token_id=None,
-        )
-    ).eval()
+    hf = hf_gpt2(0, **SMALL)
     # A random model's next-token distribution is nearly flat; sharpen it so that sampling
     # filters actually cut something.
     with torch.no_grad():
@@ -51,7 +41,7 @@ def models():
 
 
 def logits_and_ids(seed=1, B=3, T=7):
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed)
     return torch.randn(B, V, generator=gen) * 3, torch.randint(0, V, (B, T), generator=gen)
 
 
@@ -59,9 +49,7 @@ def test_repetition_penalty_equals_hf():
     logits, ids = logits_and_ids()
     for penalty in (1.3, 0.7):
         want = RepetitionPenaltyLogitsProcessor(penalty)(ids, logits.clone())
-        torch.testing.assert_close(
-            apply_repetition_penalty(logits, ids, penalty), want, atol=0, rtol=0
-        )
+        assert_equal(apply_repetition_penalty(logits, ids, penalty), want)
 
 
 def test_repetition_penalty_lowers_seen_tokens_once():
@@ -73,12 +61,7 @@ def test_repetition_penalty_lowers_seen_tokens_once():
 @pytest.mark.parametrize("t", [0.3, 1.0, 2.5])
 def test_temperature_equals_hf(t):
     logits, ids = logits_and_ids()
-    torch.testing.assert_close(
-        apply_temperature(logits, t),
-        TemperatureLogitsWarper(t)(ids, logits.clone()),
-        atol=0,
-        rtol=0,
-    )
+    assert_equal(apply_temperature(logits, t), TemperatureLogitsWarper(t)(ids, logits.clone()))
 
 
 @pytest.mark.parametrize("k", [1, 5, V, V + 10])
@@ -99,7 +82,7 @@ def test_top_k_keeps_ties():
 def test_top_p_equals_hf(p):
     logits, ids = logits_and_ids()
     want = TopPLogitsWarper(p)(ids, logits.clone())
-    torch.testing.assert_close(top_p_filter(logits, p), want, atol=0, rtol=0)
+    assert_equal(top_p_filter(logits, p), want)
 
 
 def test_top_p_keeps_the_token_that_crosses_p():
@@ -125,7 +108,7 @@ def test_processor_order_equals_hf():
     got = process_logits(
         logits, ids, do_sample=True, temperature=0.7, top_k=20, top_p=0.8, repetition_penalty=1.5
     )
-    torch.testing.assert_close(got, hf(ids, logits.clone()), atol=0, rtol=0)
+    assert_equal(got, hf(ids, logits.clone()))
     greedy = process_logits(logits, ids, temperature=0.7, top_k=20, repetition_penalty=1.5)
     torch.testing.assert_close(greedy, RepetitionPenaltyLogitsProcessor(1.5)(ids, logits.clone()))
 
@@ -134,7 +117,7 @@ def test_processor_order_equals_hf():
 @pytest.mark.parametrize("penalty", [1.0, 1.4])
 def test_greedy_equals_hf(models, use_cache, penalty):
     ours, hf = models
-    prompt = torch.randint(0, V, (2, 5), generator=torch.Generator().manual_seed(3))
+    prompt = torch.randint(0, V, (2, 5), generator=generator(3))
     want = hf.generate(
         prompt,
         attention_mask=torch.ones_like(prompt),
@@ -159,7 +142,7 @@ def test_greedy_equals_hf(models, use_cache, penalty):
 )
 def test_sampling_equals_hf(models, settings):
     ours, hf = models
-    prompt = torch.randint(0, V, (3, 4), generator=torch.Generator().manual_seed(4))
+    prompt = torch.randint(0, V, (3, 4), generator=generator(4))
     hf_settings = dict(settings)
     hf_settings.setdefault("top_k", 0)  # HF samples with top_k=50 unless told otherwise
     torch.manual_seed(123)
@@ -179,7 +162,7 @@ def test_sampling_equals_hf(models, settings):
 
 def test_eos_stops_and_pads_like_hf(models):
     ours, hf = models
-    prompt = torch.randint(0, V, (2, 3), generator=torch.Generator().manual_seed(7))
+    prompt = torch.randint(0, V, (2, 3), generator=generator(7))
     free = generate(ours, prompt, 12)
     eos = int(free[0, 6])  # a token the first row produces at its 4th step
     want = hf.generate(
@@ -206,7 +189,7 @@ def test_generator_and_cache_give_the_same_tokens(models):
             do_sample=True,
             use_cache=c,
             top_p=0.9,
-            generator=torch.Generator().manual_seed(9),
+            generator=generator(9),
         )
         for c in (True, False)
     ]
@@ -275,19 +258,8 @@ def test_prompts_holding_token_zero_are_not_padding(models):
 
 
 def test_hugging_face_models_run_through_the_same_loop():
-    torch.manual_seed(1)
-    hf = GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=V,
-            n_positions=64,
-            n_embd=16,
-            n_layer=2,
-            n_head=2,
-            bos_token_id=None,
-            eos_token_id=None,
-        )
-    ).eval()
-    prompt = torch.randint(1, V, (3, 4), generator=torch.Generator().manual_seed(5))
+    hf = hf_gpt2(1, **SMALL)
+    prompt = torch.randint(1, V, (3, 4), generator=generator(5))
     free = generate(HuggingFaceLM(hf), prompt, 10, use_cache=False)
     want = hf.generate(
         prompt,
@@ -323,18 +295,7 @@ def beam_models():
     """A twin whose every weight matrix is drawn with std 0.6: its text does not collapse into
     one repeated token (as ``models``' does), so beam search often disagrees with greedy and a
     chosen end-of-sequence token ends hypotheses at many different lengths."""
-    torch.manual_seed(0)
-    hf = GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=V,
-            n_positions=64,
-            n_embd=16,
-            n_layer=2,
-            n_head=2,
-            bos_token_id=None,
-            eos_token_id=None,
-        )
-    ).eval()
+    hf = hf_gpt2(0, **SMALL)
     with torch.no_grad():
         for p in hf.parameters():
             if p.dim() == 2:
@@ -343,7 +304,7 @@ def beam_models():
 
 
 def beam_prompt(seed):
-    return torch.randint(0, V, (1, 3 + seed), generator=torch.Generator().manual_seed(seed))
+    return torch.randint(0, V, (1, 3 + seed), generator=generator(seed))
 
 
 def hf_beams(hf, prompt, num_beams, n, eos=None, **settings):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_equal, hf_gpt2
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from llmcourse.attention import causal_mask
@@ -13,24 +14,9 @@ from llmcourse.kvcache import KVCache
 from llmcourse.norm import layer_norm
 
 
-def hf_tiny(seed=0, **kw):
-    torch.manual_seed(seed)
-    settings = dict(
-        vocab_size=97,
-        n_positions=24,
-        n_embd=20,
-        n_layer=3,
-        n_head=5,
-        bos_token_id=None,
-        eos_token_id=None,
-    )
-    settings.update(kw)
-    return GPT2LMHeadModel(GPT2Config(**settings)).eval()
-
-
 @pytest.mark.parametrize("shape", [(1, 1), (1, 24), (3, 7)])
 def test_logits_equal_hf(shape):
-    hf = hf_tiny()
+    hf = hf_gpt2()
     ours = GPT.from_hf(hf)
     ids = torch.randint(0, 97, shape)
     with torch.no_grad():
@@ -38,21 +24,16 @@ def test_logits_equal_hf(shape):
 
 
 def test_from_hf_copies_every_tensor_and_ties_head():
-    hf = hf_tiny(n_embd=12, n_head=4, n_layer=2)
+    hf = hf_gpt2(n_embd=12, n_head=4, n_layer=2)
     ours = GPT.from_hf(hf)
     assert set(ours.state_dict()) == set(hf.state_dict())
     assert ours.lm_head.weight.data_ptr() == ours.transformer.wte.weight.data_ptr()
     assert not ours.training
-    torch.testing.assert_close(
-        ours.transformer.h[1].attn.c_attn.weight,
-        hf.transformer.h[1].attn.c_attn.weight.T,
-        atol=0,
-        rtol=0,
-    )
+    assert_equal(ours.transformer.h[1].attn.c_attn.weight, hf.transformer.h[1].attn.c_attn.weight.T)
 
 
 def test_kv_cache_gives_the_same_logits_in_chunks():
-    ours = GPT.from_hf(hf_tiny())
+    ours = GPT.from_hf(hf_gpt2())
     ids = torch.randint(0, 97, (2, 20))
     with torch.no_grad():
         full = ours(ids)
@@ -82,7 +63,7 @@ def test_future_tokens_do_not_change_past_logits():
 
 @pytest.mark.parametrize("kw", [dict(), dict(n_embd=12, n_head=3, n_layer=1, vocab_size=5)])
 def test_param_count_formula(kw):
-    hf = hf_tiny(**kw)
+    hf = hf_gpt2(**kw)
     ours = GPT.from_hf(hf)
     n = gpt_param_count(ours.config)
     assert n == sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in hf.parameters())
@@ -170,7 +151,7 @@ def test_dropout_only_in_training():
     ids = torch.randint(0, 256, (2, 8))
     assert not torch.allclose(ours(ids), ours(ids))
     ours.eval()
-    torch.testing.assert_close(ours(ids), ours(ids), atol=0, rtol=0)
+    assert_equal(ours(ids), ours(ids))
 
 
 def test_validation_messages():

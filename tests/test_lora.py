@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import torch
+from conftest import hf_llama
 from torch import nn
 from torch.testing import assert_close
 
@@ -13,23 +14,9 @@ peft = pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
 
 
-def tiny_llama(seed=0):
-    torch.manual_seed(seed)
-    config = transformers.LlamaConfig(
-        vocab_size=97,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-    )
-    return transformers.LlamaForCausalLM(config).eval()
-
-
 def adapted_pair(r=4, alpha=8, targets=("q_proj", "v_proj")):
     """Our LoRA model and peft's, with the same base weights and the same (non-zero) adapters."""
-    base = tiny_llama()
+    base = hf_llama()
     config = peft.LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(targets))
     theirs = peft.get_peft_model(copy.deepcopy(base), config).eval()
     with torch.no_grad():
@@ -58,7 +45,7 @@ def test_same_trainable_parameters_as_peft():
     assert trainable == their_trainable
     # r (in + out) per matrix: q, o are 32 x 32; k, v are 32 -> 16; two layers
     assert trainable == 2 * 2 * (2 * (32 + 32) + 2 * (32 + 16))
-    assert total == sum(p.numel() for p in tiny_llama().parameters()) + trainable
+    assert total == sum(p.numel() for p in hf_llama().parameters()) + trainable
 
 
 def test_merged_equals_adapted_and_peft_merge():

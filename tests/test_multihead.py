@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import randn
 from torch import nn
 from torch.testing import assert_close
 
@@ -9,10 +10,6 @@ from llmcourse.attention import causal_mask
 from llmcourse.multihead import MultiHeadAttention, merge_heads, split_heads
 
 TOL = dict(atol=1e-5, rtol=1e-5)
-
-
-def randn(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
 def pair(embed_dim, num_heads, bias=True, seed=0):

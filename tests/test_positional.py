@@ -4,9 +4,10 @@ import math
 
 import pytest
 import torch
+from conftest import assert_equal, hf_gpt2
 from torch import nn
 from torch.testing import assert_close
-from transformers import GPT2Config, GPT2Model, LlamaConfig
+from transformers import LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
 from transformers.models.marian.modeling_marian import MarianSinusoidalPositionalEmbedding
 
@@ -122,9 +123,7 @@ def test_base_and_offset_validation():
 
 
 def test_learned_matches_gpt2_embeddings():
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=50, n_positions=12, n_embd=16, n_layer=1, n_head=2)
-    gpt2 = GPT2Model(config).eval()
+    gpt2 = hf_gpt2(0, vocab_size=50, n_positions=12, n_embd=16, n_layer=1, n_head=2).transformer
     ours = LearnedPositionalEmbedding(12, 16)
     ours.load_state_dict(gpt2.wpe.state_dict())
     for batch, T in ((1, 12), (3, 5)):
@@ -183,14 +182,14 @@ def test_rotary_matches_llama(batch, heads, T, head_dim, base):
     position_ids = torch.randint(0, 500, (batch, T))
     cos_ref, sin_ref = llama_rotary(head_dim, base)(q, position_ids)
     cos, sin = rotary_cos_sin(position_ids, head_dim, base)
-    assert_close(cos, cos_ref, atol=0, rtol=0)
-    assert_close(sin, sin_ref, atol=0, rtol=0)
+    assert_equal(cos, cos_ref)
+    assert_equal(sin, sin_ref)
     q_ref, k_ref = apply_rotary_pos_emb(q, k, cos_ref, sin_ref)
     assert_close(apply_rotary(q, cos[:, None], sin[:, None]), q_ref, atol=1e-6, rtol=1e-5)
     assert_close(apply_rotary(k, cos[:, None], sin[:, None]), k_ref, atol=1e-6, rtol=1e-5)
     module_cos, module_sin = RotaryEmbedding(head_dim, base)(position_ids)
-    assert_close(module_cos, cos_ref, atol=0, rtol=0)
-    assert_close(module_sin, sin_ref, atol=0, rtol=0)
+    assert_equal(module_cos, cos_ref)
+    assert_equal(module_sin, sin_ref)
 
 
 def test_rotary_module_has_no_state_dict_entries():

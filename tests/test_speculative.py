@@ -3,6 +3,7 @@ target's distribution."""
 
 import pytest
 import torch
+from conftest import generator
 
 from llmcourse import llama
 from llmcourse.generation import generate
@@ -27,7 +28,7 @@ def _model(seed, vocab=97, layers=3, dtype=torch.float64):
 def test_greedy_equals_plain_greedy_on_many_prompts(k):
     target = _model(0)
     drafts = [_model(1), EarlyExitDraft(target, 1), target]  # poor, partial, perfect
-    gen = torch.Generator().manual_seed(k)
+    gen = generator(k)
     for prompt_len in (1, 2, 5, 9):
         for _ in range(4):
             prompt = torch.randint(0, 97, (1, prompt_len), generator=gen)
@@ -98,7 +99,7 @@ def test_sampling_matches_the_target_distribution_empirically():
         first = target(prompt)[0, -1].softmax(-1)  # (6,)
         seconds = target(torch.cat([prompt.repeat(6, 1), torch.arange(6)[:, None]], 1))
         exact = first[:, None] * seconds[:, -1].softmax(-1)  # (6, 6)
-    gen = torch.Generator().manual_seed(0)
+    gen = generator(0)
     counts = torch.zeros(6, 6, dtype=torch.float64)
     runs = 3000
     for _ in range(runs):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import generator
 from torch import nn
 from torch.nn import functional as F
 
@@ -45,7 +46,7 @@ def cyclic_ids(n=2000, period=7):
 
 @pytest.mark.parametrize("shape", [(1, 1, 5), (3, 4, 11), (2, 7, 2)])
 def test_next_token_loss_matches_cross_entropy(shape):
-    gen = torch.Generator().manual_seed(0)
+    gen = generator(0)
     logits = torch.randn(*shape, generator=gen)
     targets = torch.randint(0, shape[-1], shape[:2], generator=gen)
     manual = -F.log_softmax(logits, -1).gather(-1, targets[..., None]).mean()
@@ -105,7 +106,7 @@ def test_unigram_cross_entropy_errors():
 
 def test_get_batch_targets_are_shifted_windows():
     ids = np.arange(100)
-    x, y = get_batch(ids, batch_size=5, block_size=8, generator=torch.Generator().manual_seed(0))
+    x, y = get_batch(ids, batch_size=5, block_size=8, generator=generator(0))
     assert x.shape == y.shape == (5, 8) and x.dtype == torch.long
     assert torch.equal(y, x + 1)  # consecutive ids: every target is the next id
     assert torch.equal(x[:, 1:], y[:, :-1])
@@ -114,14 +115,14 @@ def test_get_batch_targets_are_shifted_windows():
 
 def test_get_batch_uses_every_window_start():
     ids = np.arange(12)  # windows of 10 ids can start at 0, 1 or 2
-    x, y = get_batch(ids, 300, 9, torch.Generator().manual_seed(1))
+    x, y = get_batch(ids, 300, 9, generator(1))
     assert set(x[:, 0].tolist()) == {0, 1, 2} and int(y.max()) == 11
 
 
 def test_get_batch_is_reproducible():
     ids = np.arange(1000)
-    a = get_batch(ids, 4, 16, torch.Generator().manual_seed(3))
-    b = get_batch(ids, 4, 16, torch.Generator().manual_seed(3))
+    a = get_batch(ids, 4, 16, generator(3))
+    b = get_batch(ids, 4, 16, generator(3))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     first, second = fixed_batches(ids, 2, 4, 16, seed=5), fixed_batches(ids, 2, 4, 16, seed=5)
     assert all(torch.equal(p[0], q[0]) for p, q in zip(first, second))
@@ -254,7 +255,7 @@ def test_train_is_deterministic_and_matches_manual_loop():
     history = train(model, ids, ids, config, progress=False)
 
     # The same loop written out with plain PyTorch.
-    generator = torch.Generator().manual_seed(config.seed)
+    gen = generator(config.seed)
     opt = torch.optim.AdamW(
         [
             {"params": [p for p in manual.parameters() if p.dim() >= 2], "weight_decay": 0.1},
@@ -269,7 +270,7 @@ def test_train_is_deterministic_and_matches_manual_loop():
             group["lr"] = lr_schedule(
                 step, max_lr=config.max_lr, warmup_steps=5, total_steps=15, min_lr=config.min_lr
             )
-        starts = torch.randint(0, len(data) - 12, (8,), generator=generator)
+        starts = torch.randint(0, len(data) - 12, (8,), generator=gen)
         window = torch.stack([data[s : s + 13] for s in starts.tolist()])
         logits = manual(window[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, 7), window[:, 1:].reshape(-1))

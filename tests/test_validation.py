@@ -65,10 +65,18 @@ def test_token_ids_accepts_every_integer_dtype_and_returns_the_tensor():
         (torch.zeros(2, 3, dtype=torch.bool), {}, "got torch.bool"),
         (torch.zeros(2, 3, dtype=torch.complex64), {}, "got torch.complex64"),
         (torch.zeros(3, dtype=torch.long), {}, r"got torch.int64 of shape \(3,\)"),
-        (torch.zeros(2, 0, dtype=torch.long), {}, r"no dimension empty, got .* \(2, 0\)"),
-        (torch.zeros(0, 3, dtype=torch.long), {}, r"no dimension empty, got .* \(0, 3\)"),
-        (torch.zeros(2, 3, dtype=torch.long), {"batch": 1}, r"shape \(1, seq\).*\(2, 3\)"),
-        (torch.zeros(2, 3, dtype=torch.long), {"rank": 1, "name": "ids"}, r"ids .* \(seq,\)"),
+        (torch.zeros(2, 0, dtype=torch.long), {}, r"with batch >= 1 and seq >= 1, got .* \(2, 0\)"),
+        (torch.zeros(0, 3, dtype=torch.long), {}, r"with batch >= 1 and seq >= 1, got .* \(0, 3\)"),
+        (
+            torch.zeros(2, 3, dtype=torch.long),
+            {"batch": 1},
+            r"shape \(1, seq\) with seq >= 1, got .*\(2, 3\)",
+        ),
+        (
+            torch.zeros(2, 3, dtype=torch.long),
+            {"rank": 1, "name": "ids"},
+            r"ids .* \(seq,\) with seq >= 1",
+        ),
     ],
 )
 def test_token_ids_refusals_name_the_shape_and_what_came(value, kwargs, message):
