@@ -24,7 +24,7 @@ import json
 import torch
 from torch.nn import functional as F
 
-from llmcourse.validation import positive_number
+from llmcourse.validation import logits_and_targets, positive_number
 
 __all__ = [
     "IGNORE_INDEX",
@@ -91,23 +91,13 @@ def pad_examples(examples, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, tor
     return input_ids, labels, mask
 
 
-def _check_logits_labels(logits: torch.Tensor, labels: torch.Tensor) -> None:
-    if logits.dim() != 3:
-        raise ValueError(f"expected logits of shape (batch, seq, vocab), got {tuple(logits.shape)}")
-    if labels.shape != logits.shape[:2]:
-        raise ValueError(
-            f"expected labels of shape {tuple(logits.shape[:2])} (batch, seq), "
-            f"got {tuple(labels.shape)}"
-        )
-
-
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over the positions whose label is not IGNORE_INDEX.
 
     The logits at position t predict the token at t + 1, so logits and labels are shifted
     against each other by one, as in chapter 8.
     """
-    _check_logits_labels(logits, labels)
+    logits_and_targets(logits, labels, "labels")
     targets = labels[:, 1:]  # (B, T - 1): the token each position must predict
     if (targets == IGNORE_INDEX).all():
         raise ValueError("every label is masked: there is no assistant token to learn")
@@ -118,7 +108,7 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def response_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Summed log-probability of each sequence's unmasked tokens: (B, T, V), (B, T) -> (B,)."""
-    _check_logits_labels(logits, labels)
+    logits_and_targets(logits, labels, "labels")
     targets = labels[:, 1:]
     keep = targets != IGNORE_INDEX
     log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T - 1, V)

@@ -32,7 +32,7 @@ import math
 import torch
 from torch import Tensor
 
-from llmcourse.validation import positive_int
+from llmcourse.validation import broadcastable, positive_int
 
 __all__ = ["softmax", "causal_mask", "attention_weights", "scaled_dot_product_attention"]
 
@@ -112,13 +112,12 @@ def _masked_scores(query, key, attn_mask, is_causal, scale):
         return scores
     if not isinstance(attn_mask, Tensor):
         raise ValueError(f"expected attn_mask to be a torch.Tensor, got {type(attn_mask).__name__}")
-    try:
-        torch.broadcast_shapes(attn_mask.shape, scores.shape)
-    except RuntimeError:
-        raise ValueError(
-            f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
-            f"the scores' shape (..., L, S) = {tuple(scores.shape)}"
-        ) from None
+    broadcastable(
+        attn_mask.shape,
+        scores.shape,
+        f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
+        f"the scores' shape (..., L, S) = {tuple(scores.shape)}",
+    )
     if attn_mask.dtype == torch.bool:
         return scores.masked_fill(~attn_mask, float("-inf"))
     if not attn_mask.dtype.is_floating_point:

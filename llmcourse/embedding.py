@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from llmcourse.validation import positive_int
+from llmcourse.validation import positive_int, shape_of
 
 __all__ = [
     "one_hot",
@@ -41,7 +41,7 @@ def _check_ids(ids: torch.Tensor, num_embeddings: int) -> None:
 
 def _check_weight(weight: torch.Tensor) -> None:
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
-        shape = tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__
+        shape = shape_of(weight)
         raise ValueError(f"expected weight of shape (num_embeddings, embedding_dim), got {shape}")
 
 
@@ -97,7 +97,7 @@ def cosine_similarity_matrix(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor
     ``torch.nn.functional.cosine_similarity`` does.
     """
     if not isinstance(x, torch.Tensor) or x.dim() != 2:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        shape = shape_of(x)
         raise ValueError(f"expected x of shape (N, D), got {shape}")
     unit = x / x.norm(dim=-1, keepdim=True).clamp_min(eps)  # (N, D), rows of length 1
     return unit @ unit.T

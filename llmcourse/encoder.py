@@ -36,7 +36,7 @@ from llmcourse.checkpoints import copy_weights
 from llmcourse.feedforward import gelu
 from llmcourse.multihead import merge_heads, split_heads
 from llmcourse.norm import LayerNorm
-from llmcourse.validation import positive_int, token_ids
+from llmcourse.validation import positive_int, shape_of, token_ids
 
 __all__ = ["EncoderConfig", "Encoder", "mean_pool", "sentence_embeddings", "padding_mask"]
 
@@ -234,7 +234,7 @@ class Encoder(nn.Module):
                 )
         for name, t in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
             if t is not None and (not isinstance(t, Tensor) or t.shape != input_ids.shape):
-                got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                got = shape_of(t)
                 raise ValueError(
                     f"expected {name} of the same shape as input_ids "
                     f"{tuple(input_ids.shape)}, got {got}"
@@ -266,18 +266,10 @@ def mean_pool(hidden_states: Tensor, attention_mask: Tensor) -> Tensor:
     sentence-transformers' mean pooling does (the count is clamped at 1e-9).
     """
     if not isinstance(hidden_states, Tensor) or hidden_states.dim() != 3:
-        shape = (
-            tuple(hidden_states.shape)
-            if isinstance(hidden_states, Tensor)
-            else type(hidden_states).__name__
-        )
+        shape = shape_of(hidden_states)
         raise ValueError(f"expected hidden_states of shape (batch, seq, hidden), got {shape}")
     if not isinstance(attention_mask, Tensor) or attention_mask.shape != hidden_states.shape[:2]:
-        got = (
-            tuple(attention_mask.shape)
-            if isinstance(attention_mask, Tensor)
-            else type(attention_mask).__name__
-        )
+        got = shape_of(attention_mask)
         raise ValueError(
             f"expected attention_mask of shape (batch, seq) = "
             f"{tuple(hidden_states.shape[:2])}, got {got}"

@@ -29,6 +29,7 @@ from llmcourse.checkpoints import copy_weights
 from llmcourse.feedforward import FeedForward
 from llmcourse.multihead import MultiHeadAttention
 from llmcourse.norm import LayerNorm
+from llmcourse.validation import shape_of
 
 __all__ = ["CrossAttentionBlock"]
 
@@ -54,7 +55,7 @@ class CrossAttentionBlock(nn.Module):
     def forward(self, x: Tensor, memory: Tensor, memory_padding: Tensor | None = None) -> Tensor:
         for name, t in (("x", x), ("memory", memory)):
             if not isinstance(t, Tensor) or t.ndim != 3 or t.shape[-1] != self.ffn.d_model:
-                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                shape = shape_of(t)
                 raise ValueError(
                     f"expected {name} of shape (batch, seq, d_model={self.ffn.d_model}), "
                     f"got {shape}"

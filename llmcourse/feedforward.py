@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from llmcourse.norm import LayerNorm
-from llmcourse.validation import positive_int
+from llmcourse.validation import positive_int, shape_of
 
 __all__ = ["gelu", "FeedForward", "ResidualBlock", "PreNormBlock", "PostNormBlock"]
 
@@ -64,7 +64,7 @@ class FeedForward(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., C) -> (..., C); every position goes through the same MLP."""
         if not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[-1] != self.d_model:
-            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            shape = shape_of(x)
             raise ValueError(f"expected x of shape (..., d_model={self.d_model}), got {shape}")
         h = self.linear1(x)  # (..., C) -> (..., F)
         h = torch.relu(h) if self.activation == "relu" else gelu(h)
@@ -83,27 +83,25 @@ class ResidualBlock(nn.Module):
         return x + self.dropout(self.sublayer(x))
 
 
-class PreNormBlock(nn.Module):
-    """x + f(LayerNorm(x)), as in GPT-2 (Radford et al., 2019) and most later LLMs."""
+class _NormedResidual(nn.Module):
+    """A sublayer, a LayerNorm and dropout around a residual; subclasses place the norm."""
 
     def __init__(self, sublayer: nn.Module, d_model: int, eps: float = 1e-5, dropout: float = 0.0):
         super().__init__()
         self.norm = LayerNorm(d_model, eps=eps)
         self.sublayer = sublayer
         self.dropout = nn.Dropout(dropout)
+
+
+class PreNormBlock(_NormedResidual):
+    """x + f(LayerNorm(x)), as in GPT-2 (Radford et al., 2019) and most later LLMs."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.dropout(self.sublayer(self.norm(x)))
 
 
-class PostNormBlock(nn.Module):
+class PostNormBlock(_NormedResidual):
     """LayerNorm(x + f(x)), as in the original Transformer (Vaswani et al., 2017) and BERT."""
-
-    def __init__(self, sublayer: nn.Module, d_model: int, eps: float = 1e-5, dropout: float = 0.0):
-        super().__init__()
-        self.norm = LayerNorm(d_model, eps=eps)
-        self.sublayer = sublayer
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x + self.dropout(self.sublayer(x)))

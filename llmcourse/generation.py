@@ -51,7 +51,7 @@ import torch
 from torch import Tensor
 
 from llmcourse.kvcache import KVCache
-from llmcourse.validation import non_negative_int, positive_int, probability, token_ids
+from llmcourse.validation import non_negative_int, positive_int, probability, shape_of, token_ids
 
 __all__ = [
     "apply_repetition_penalty",
@@ -68,7 +68,7 @@ __all__ = [
 
 def _check_logits(logits: Tensor) -> None:
     if not isinstance(logits, Tensor) or logits.dim() != 2 or not logits.dtype.is_floating_point:
-        shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+        shape = shape_of(logits)
         raise ValueError(f"expected float logits of shape (batch, vocab), got {shape}")
 
 
@@ -88,9 +88,7 @@ def apply_repetition_penalty(logits: Tensor, input_ids: Tensor, penalty: float) 
         or input_ids.dim() != 2
         or input_ids.shape[0] != logits.shape[0]
     ):
-        shape = (
-            tuple(input_ids.shape) if isinstance(input_ids, Tensor) else type(input_ids).__name__
-        )
+        shape = shape_of(input_ids)
         raise ValueError(f"expected input_ids of shape (batch={logits.shape[0]}, seq), got {shape}")
     if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= logits.shape[1]):
         raise ValueError(f"input_ids must lie in 0..{logits.shape[1] - 1}")
@@ -175,30 +173,13 @@ def process_logits(
     return logits
 
 
-def _check_generate_args(
-    model,
-    input_ids,
-    max_new_tokens,
-    temperature,
-    top_k,
-    top_p,
-    repetition_penalty,
-    eos_token_id,
-    use_cache,
-):
+def _check_generate_args(model, input_ids, max_new_tokens, eos_token_id, use_cache, processors):
     token_ids(input_ids)
     non_negative_int("max_new_tokens", max_new_tokens)
     # Validate the processors' arguments once, up front, on a dummy row (on the CPU: only
     # the arguments are checked, nothing of it reaches the model's device).
-    process_logits(
-        torch.zeros(1, 2, device="cpu"),
-        torch.zeros(1, 1, dtype=torch.long, device="cpu"),
-        do_sample=True,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
-    )
+    dummy = torch.zeros(1, 2, device="cpu"), torch.zeros(1, 1, dtype=torch.long, device="cpu")
+    process_logits(*dummy, **(processors | {"do_sample": True}))
     if eos_token_id is not None:
         non_negative_int("eos_token_id", eos_token_id)
     if use_cache and not (isinstance(getattr(model, "num_layers", None), int)):
@@ -214,11 +195,7 @@ def _forward_takes(model, name: str) -> bool:
 
 def _check_attention_mask(model, input_ids: Tensor, attention_mask) -> None:
     if not isinstance(attention_mask, Tensor) or attention_mask.shape != input_ids.shape:
-        shape = (
-            tuple(attention_mask.shape)
-            if isinstance(attention_mask, Tensor)
-            else type(attention_mask).__name__
-        )
+        shape = shape_of(attention_mask)
         raise ValueError(
             f"attention_mask must be a tensor of the shape of input_ids, "
             f"{tuple(input_ids.shape)}, got {shape}"
@@ -281,17 +258,14 @@ def generate(
     (see the protocol above), so each row gets the tokens it would get alone. (As in Hugging
     Face, the repetition penalty counts the pad tokens as seen.)
     """
-    _check_generate_args(
-        model,
-        input_ids,
-        max_new_tokens,
-        temperature,
-        top_k,
-        top_p,
-        repetition_penalty,
-        eos_token_id,
-        use_cache,
-    )
+    processors = {  # process_logits' settings, the same at every step
+        "do_sample": do_sample,
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "repetition_penalty": repetition_penalty,
+    }
+    _check_generate_args(model, input_ids, max_new_tokens, eos_token_id, use_cache, processors)
     if attention_mask is not None:
         _check_attention_mask(model, input_ids, attention_mask)
         if not _forward_takes(model, "attention_mask"):
@@ -313,15 +287,7 @@ def generate(
             logits = model(step_input, kv_cache=cache, **last_only, **padding)[
                 :, -1
             ].float()  # (B, V)
-            logits = process_logits(
-                logits,
-                input_ids,
-                do_sample=do_sample,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                repetition_penalty=repetition_penalty,
-            )
+            logits = process_logits(logits, input_ids, **processors)
             if do_sample:
                 next_ids = torch.multinomial(logits.softmax(-1), 1, generator=generator)[:, 0]
             else:

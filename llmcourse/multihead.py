@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from llmcourse.attention import attention_weights
 from llmcourse.checkpoints import copy_weights
-from llmcourse.validation import positive_int
+from llmcourse.validation import positive_int, shape_of
 
 __all__ = ["MultiHeadAttention", "split_heads", "merge_heads"]
 
@@ -108,7 +108,7 @@ class MultiHeadAttention(nn.Module):
     def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
         for name, t in (("query", query), ("key", key), ("value", value)):
             if not isinstance(t, Tensor) or t.ndim != 3 or t.shape[-1] != self.embed_dim:
-                shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                shape = shape_of(t)
                 raise ValueError(
                     f"expected {name} of shape (batch, seq, embed_dim="
                     f"{self.embed_dim}), got {shape}"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from llmcourse.validation import non_negative_int, positive_int
+from llmcourse.validation import broadcastable, non_negative_int, positive_int
 
 __all__ = [
     "sinusoidal_encoding",
@@ -197,14 +197,13 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
             f"expected cos and sin of shape (..., {x.shape[-2]}, {x.shape[-1]}) "
             f"to match x's (seq, head_dim), got {tuple(cos.shape)}"
         )
-    try:
-        torch.broadcast_shapes(x.shape, cos.shape)
-    except RuntimeError:
-        raise ValueError(
-            f"cos of shape {tuple(cos.shape)} does not broadcast to x of shape "
-            f"{tuple(x.shape)}: for x (batch, heads, seq, head_dim) pass "
-            f"cos[:, None]"
-        ) from None
+    broadcastable(
+        cos.shape,
+        x.shape,
+        f"cos of shape {tuple(cos.shape)} does not broadcast to x of shape "
+        f"{tuple(x.shape)}: for x (batch, heads, seq, head_dim) pass "
+        f"cos[:, None]",
+    )
     return x * cos + rotate_half(x) * sin
 
 

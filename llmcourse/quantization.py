@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from llmcourse.validation import shape_of
+
 __all__ = [
     "FLOAT_LAYOUTS",
     "Q4_1_BLOCK",
@@ -212,7 +214,7 @@ def read_gguf_llama(source) -> tuple[dict[str, Tensor], dict[str, str]]:
 
 def _check_matrix(w) -> None:
     if not isinstance(w, Tensor) or w.ndim != 2 or not w.dtype.is_floating_point:
-        shape = tuple(w.shape) if isinstance(w, Tensor) else type(w).__name__
+        shape = shape_of(w)
         raise ValueError(f"expected a float weight matrix of shape (out, in), got {shape}")
 
 

@@ -296,38 +296,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _config(cls, args: argparse.Namespace, **overrides):
+    """A ``cls`` dataclass from the options named as its fields, then ``overrides``."""
+    given = {name: getattr(args, name) for name in cls.__dataclass_fields__ if hasattr(args, name)}
+    return cls(**(given | overrides))
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
     train_ids, val_ids, vocab_size = _data(args)
-    model_config = GPTConfig(
-        vocab_size=vocab_size,
-        block_size=args.block_size,
-        n_layer=args.n_layer,
-        n_head=args.n_head,
-        n_embd=args.n_embd,
-        dropout=args.dropout,
-    )
-    train = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        block_size=args.block_size,
-        max_lr=args.lr,
-        min_lr=args.min_lr,
-        warmup_steps=min(args.warmup_steps, args.steps - 1),
-        weight_decay=args.weight_decay,
-        grad_clip=args.grad_clip,
-        eval_every=args.eval_every,
-        eval_batches=args.eval_batches,
-        seed=args.seed,
-    )
-    run = RunConfig(
-        strategy=args.strategy,
-        grad_accum=args.grad_accum,
-        optimizer=args.optimizer,
-        dtype=args.dtype,
-        autocast=args.autocast,
-        checkpointing=args.checkpointing,
-    )
+    model_config = _config(GPTConfig, args, vocab_size=vocab_size)
+    warmup_steps = min(args.warmup_steps, args.steps - 1)
+    train = _config(TrainConfig, args, max_lr=args.lr, warmup_steps=warmup_steps)
+    run = _config(RunConfig, args)
     dist = init_distributed(args.device)
     log = print if dist.is_main else None
     try:

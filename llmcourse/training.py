@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from llmcourse.validation import positive_int
+from llmcourse.validation import logits_and_targets, positive_int
 
 __all__ = [
     "next_token_loss",
@@ -75,13 +75,7 @@ def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor
     The same number as ``F.cross_entropy`` on the flattened positions: -log softmax(logits)
     at the target token, averaged over all B * T positions.
     """
-    if logits.dim() != 3:
-        raise ValueError(f"expected logits of shape (batch, seq, vocab), got {tuple(logits.shape)}")
-    if targets.shape != logits.shape[:2]:
-        raise ValueError(
-            f"expected targets of shape {tuple(logits.shape[:2])} (batch, seq), "
-            f"got {tuple(targets.shape)}"
-        )
+    logits_and_targets(logits, targets)
     vocab = logits.shape[-1]
     return F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))  # (B*T, V), (B*T,)
 

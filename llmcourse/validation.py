@@ -10,7 +10,21 @@ import math
 
 import torch
 
-__all__ = ["positive_int", "non_negative_int", "positive_number", "probability", "token_ids"]
+__all__ = [
+    "positive_int",
+    "non_negative_int",
+    "positive_number",
+    "probability",
+    "token_ids",
+    "shape_of",
+    "logits_and_targets",
+    "broadcastable",
+]
+
+
+def shape_of(value):
+    """What came instead of the tensor a message expected: its shape, or its type's name."""
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
 def positive_int(name: str, value) -> int:
@@ -76,3 +90,23 @@ def token_ids(value, name: str = "input_ids", rank: int = 2, batch: int | None =
         )
         raise ValueError(f"{name} must be an integer tensor of shape {shape}{sizes}, got {got}")
     return value
+
+
+def logits_and_targets(logits, targets, name: str = "targets") -> None:
+    """Refuse ``logits`` not of shape (batch, seq, vocab), or ``targets`` (one token id per
+    position: ``name`` says what the caller calls them) not of their (batch, seq)."""
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
+        raise ValueError(f"expected logits of shape (batch, seq, vocab), got {shape_of(logits)}")
+    if not isinstance(targets, torch.Tensor) or targets.shape != logits.shape[:2]:
+        raise ValueError(
+            f"expected {name} of shape {tuple(logits.shape[:2])} (batch, seq), "
+            f"got {shape_of(targets)}"
+        )
+
+
+def broadcastable(shape, to, message: str) -> None:
+    """Refuse, with ``message``, a ``shape`` that does not broadcast with the shape ``to``."""
+    try:
+        torch.broadcast_shapes(shape, to)
+    except RuntimeError:
+        raise ValueError(message) from None
