@@ -51,7 +51,14 @@ import torch
 from torch import Tensor
 
 from llmcourse.kvcache import KVCache
-from llmcourse.validation import non_negative_int, positive_int, probability, shape_of, token_ids
+from llmcourse.validation import (
+    non_negative_int,
+    positive_int,
+    positive_number,
+    probability,
+    shape_of,
+    token_ids,
+)
 
 __all__ = [
     "apply_repetition_penalty",
@@ -81,8 +88,7 @@ def apply_repetition_penalty(logits: Tensor, input_ids: Tensor, penalty: float) 
     ``logits`` (B, V), ``input_ids`` (B, T) -> (B, V). ``penalty=1`` changes nothing.
     """
     _check_logits(logits)
-    if not isinstance(penalty, (int, float)) or not penalty > 0 or not math.isfinite(penalty):
-        raise ValueError(f"repetition penalty must be a finite number > 0, got {penalty!r}")
+    positive_number("repetition_penalty", penalty)
     if (
         not isinstance(input_ids, Tensor)
         or input_ids.dim() != 2
@@ -103,12 +109,7 @@ def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
     softmax(z / T): as T -> 0 it tends to the argmax (greedy); as T -> inf to uniform.
     """
     _check_logits(logits)
-    if (
-        not isinstance(temperature, (int, float))
-        or not temperature > 0
-        or not math.isfinite(temperature)
-    ):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    positive_number("temperature", temperature)
     return logits / temperature
 
 

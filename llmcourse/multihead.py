@@ -27,8 +27,8 @@ added to the scores. Its shape is (L, S), or 4-d broadcasting to (B, h, L, S), o
 PyTorch's 3-d (B * h, L, S). CAREFUL: ``torch.nn.MultiheadAttention`` uses the OPPOSITE boolean
 convention (True = NOT allowed); pass ``~mask`` to one of them. ``key_padding_mask`` (B, S)
 keeps its name's meaning, as in PyTorch: True marks a padding key, which no query attends to.
-``is_causal=True`` applies the causal mask by itself (PyTorch's module only accepts it as a
-hint next to an explicit ``attn_mask``).
+``is_causal=True`` applies the causal mask by itself, with or without a ``key_padding_mask``
+(PyTorch's module only accepts it as a hint next to an explicit ``attn_mask``).
 
 A query that may attend to no key gets zero weights, so its output is ``out_proj.bias``
 (PyTorch's module returns NaN there).
@@ -39,7 +39,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from llmcourse.attention import attention_weights
+from llmcourse.attention import attention_weights, causal_mask
 from llmcourse.checkpoints import copy_weights
 from llmcourse.validation import positive_int, shape_of
 
@@ -97,6 +97,11 @@ class MultiHeadAttention(nn.Module):
         key_padding_mask: Tensor | None = None,
     ):
         self._check_inputs(query, key, value)
+        if is_causal and key_padding_mask is not None:  # one mask: causal, and no padding key
+            if attn_mask is not None:
+                raise ValueError("give either attn_mask or is_causal=True, not both")
+            attn_mask = causal_mask(query.shape[1], key.shape[1], device=query.device)
+            is_causal = False
         mask = self._combined_mask(query, key, attn_mask, key_padding_mask)
         q = split_heads(self.q_proj(query), self.num_heads)  # (B, L, C) -> (B, h, L, d)
         k = split_heads(self.k_proj(key), self.num_heads)  # (B, S, C) -> (B, h, S, d)

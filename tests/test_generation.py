@@ -209,13 +209,13 @@ def test_generate_restores_training_mode(models):
 def test_validation_messages(models):
     ours, _ = models
     logits, ids = logits_and_ids()
-    with pytest.raises(ValueError, match="temperature must be a finite number > 0, got 0"):
+    with pytest.raises(ValueError, match="temperature must be a positive number, got 0"):
         apply_temperature(logits, 0)
     with pytest.raises(ValueError, match="top_k must be a positive int, got 0"):
         top_k_filter(logits, 0)
     with pytest.raises(ValueError, match=r"top_p must be a number in \(0, 1\], got 1.5"):
         top_p_filter(logits, 1.5)
-    with pytest.raises(ValueError, match="repetition penalty must be a finite number > 0"):
+    with pytest.raises(ValueError, match="repetition_penalty must be a positive number, got -1.0"):
         apply_repetition_penalty(logits, ids, -1.0)
     with pytest.raises(ValueError, match=r"expected input_ids of shape \(batch=3, seq\)"):
         apply_repetition_penalty(logits, ids[:2], 1.2)

@@ -110,6 +110,22 @@ def test_is_causal_matches_torch_with_explicit_mask(cfg):
     assert_close(ours(x, x, x, attn_mask=causal_mask(L)), ref_out, **TOL)
 
 
+def test_is_causal_with_key_padding_mask_matches_torch():
+    C, h, B, T = 12, 4, 3, 5
+    ours, ref = pair(C, h)
+    x = randn(B, T, C, seed=6)
+    padding = torch.zeros(B, T, dtype=torch.bool)
+    padding[1, 3:] = True  # padded at the end: every query still sees key 0
+    out, w = ours(x, x, x, is_causal=True, key_padding_mask=padding, need_weights=True)
+    ref_out, ref_w = ref(
+        x, x, x, attn_mask=~causal_mask(T), key_padding_mask=padding, average_attn_weights=False
+    )
+    assert_close(out, ref_out, **TOL)
+    assert_close(w, ref_w, **TOL)
+    with pytest.raises(ValueError, match="either attn_mask or is_causal"):
+        ours(x, x, x, attn_mask=causal_mask(T), is_causal=True, key_padding_mask=padding)
+
+
 def test_key_padding_mask_matches_torch():
     C, h, B, L, S = 12, 4, 3, 5, 6
     ours, ref = pair(C, h)
