@@ -7,24 +7,59 @@ import torch
 
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch06 import (
+    CHANGES,
     check_ffn_param_count,
     check_gelu_tanh,
     check_layer_norm,
-    check_pre_norm_block,
+    check_layer_norm_effect,
+    check_pre_norm_layer,
+    check_stream_std,
 )
 
 # --- layer norm -----------------------------------------------------------------------------
 
 
 def layer_norm(x, weight, bias, eps):
-    mean = x.mean(-1, keepdim=True)
-    var = ((x - mean) ** 2).mean(-1, keepdim=True)
+    dims = tuple(range(-weight.dim(), 0))
+    mean = x.mean(dims, keepdim=True)
+    var = ((x - mean) ** 2).mean(dims, keepdim=True)
     return (x - mean) / torch.sqrt(var + eps) * weight + bias
 
 
-def test_layer_norm_passes(capsys):
-    check_layer_norm(layer_norm)  # raises if the answer is rejected
-    assert "all 4 checks passed" in capsys.readouterr().out
+def layer_norm_float32_flatten(x, weight, bias, eps):
+    # a second right answer: flatten the normalized dimensions, in float32
+    x32 = x.float().flatten(-weight.dim())  # (..., prod(normalized_shape))
+    mean = x32.mean(-1, keepdim=True)
+    var = x32.var(-1, correction=0, keepdim=True)
+    out = ((x32 - mean) * torch.rsqrt(var + eps)).view(x.shape)
+    return out * weight.float() + bias.float()
+
+
+@pytest.mark.parametrize("answer", [layer_norm, layer_norm_float32_flatten])
+def test_layer_norm_passes(answer, capsys):
+    check_layer_norm(answer)  # raises if the answer is rejected
+    assert "all 5 checks passed" in capsys.readouterr().out
+
+
+def test_layer_norm_last_dimension_only_rejected():
+    def chapters_layer_norm(x, weight, bias, eps=1e-5):  # the chapter's, unchanged
+        mean = x.mean(dim=-1, keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+        return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+    with pytest.raises(ExerciseError, match="last dimension only"):
+        check_layer_norm(chapters_layer_norm)
+
+
+def test_layer_norm_mean_over_both_variance_over_one_rejected():
+    def mixed(x, weight, bias, eps):
+        dims = tuple(range(-weight.dim(), 0))
+        mean = x.mean(dims, keepdim=True)
+        var = ((x - mean) ** 2).mean(-1, keepdim=True)
+        return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+    with pytest.raises(ExerciseError, match="one mean and one"):
+        check_layer_norm(mixed)
 
 
 def test_layer_norm_unbiased_variance_rejected():
@@ -58,7 +93,7 @@ def test_layer_norm_wrong_dimension_rejected():
 
 def test_layer_norm_affine_order_rejected():
     def shift_then_scale(x, weight, bias, eps):
-        return (layer_norm(x, 1.0, 0.0, eps) + bias) * weight
+        return (layer_norm(x, torch.ones_like(weight), 0.0, eps) + bias) * weight
 
     with pytest.raises(ExerciseError, match="multiply by weight and then add bias"):
         check_layer_norm(shift_then_scale)
@@ -73,6 +108,71 @@ def test_layer_norm_not_answered():
 
     with pytest.raises(NotYetAnswered):
         check_layer_norm(todo)
+
+
+# --- what layer norm ignores ---------------------------------------------------------------
+
+
+def effect_by_rule(change):
+    return {
+        "add 3": "same",
+        "times 10": "same",
+        "times -1": "negated",
+        "times 0.001": "smaller",
+        "add 1 to one feature": "changed",
+    }[change]
+
+
+def effect_by_experiment(change, dtype=torch.float32):
+    # a second right answer: run layer norm and look (float32 and float64 below)
+    v = torch.randn(8, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    v = (v - v.mean()) / v.std(correction=0)
+
+    def ln(t):
+        return torch.nn.functional.layer_norm(t, (8,), eps=1e-5)
+
+    y, out = ln(v), ln(CHANGES[change](v))
+    c = float(out @ y / (y @ y))
+    if (out - c * y).norm() > 1e-3:
+        return "changed"
+    if abs(c - 1) < 1e-3:
+        return "same"
+    return "negated" if abs(c + 1) < 1e-3 else "smaller"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        effect_by_rule,
+        effect_by_experiment,
+        lambda change: effect_by_experiment(change, torch.float64),
+        lambda change: " " + effect_by_rule(change).upper(),  # case and spaces forgiven
+    ],
+)
+def test_layer_norm_effect_passes(answer, capsys):
+    check_layer_norm_effect(answer)  # raises if the answer is rejected
+    assert "all 2 checks passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "slip, hint",
+    [
+        ({"times 0.001": "same"}, "smaller than eps"),  # eps forgotten
+        ({"add 3": "changed"}, "subtracts the mean first"),
+        ({"times -1": "same"}, "output is negated"),
+        ({"times 10": "smaller"}, "divides by the standard deviation"),
+        ({"add 1 to one feature": "same"}, "one feature relative to the others"),
+        ({"times 10": "larger"}, "return one of"),
+    ],
+)
+def test_layer_norm_effect_wrong_rejected(slip, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_layer_norm_effect(lambda change: slip.get(change, effect_by_rule(change)))
+
+
+def test_layer_norm_effect_not_answered():
+    with pytest.raises(NotYetAnswered):
+        check_layer_norm_effect(None)
 
 
 # --- GELU, tanh approximation ---------------------------------------------------------------
@@ -175,28 +275,115 @@ def test_ffn_param_count_not_answered():
         check_ffn_param_count(None)
 
 
-# --- pre-norm block -------------------------------------------------------------------------
+# --- pre-norm layer -------------------------------------------------------------------------
 
 
-def test_pre_norm_block_passes():
-    # raises if the answer is rejected
-    check_pre_norm_block(lambda x, sublayer, norm: x + sublayer(norm(x)))
+def pre_norm_layer(x, attn, ffn, norm1, norm2):
+    h = x + attn(norm1(x))
+    return h + ffn(norm2(h))
+
+
+def pre_norm_layer_float64_loop(x, attn, ffn, norm1, norm2):
+    # a second right answer: a loop over the two halves, computed in float64
+    x = x.double()
+    for sublayer, norm in ((attn, norm1), (ffn, norm2)):
+        x = x + sublayer(norm(x.float())).double()
+    return x
+
+
+@pytest.mark.parametrize("answer", [pre_norm_layer, pre_norm_layer_float64_loop])
+def test_pre_norm_layer_passes(answer, capsys):
+    check_pre_norm_layer(answer)  # raises if the answer is rejected
+    assert "all 2 checks passed" in capsys.readouterr().out
+
+
+def test_pre_norm_layer_agrees_with_pytorch():
+    layer = torch.nn.TransformerEncoderLayer(
+        8, 2, 16, dropout=0.0, batch_first=True, norm_first=True
+    ).eval()
+    x = torch.randn(2, 5, 8)
+    ours = pre_norm_layer(
+        x,
+        lambda h: layer.self_attn(h, h, h, need_weights=False)[0],
+        lambda h: layer.linear2(torch.relu(layer.linear1(h))),
+        layer.norm1,
+        layer.norm2,
+    )
+    torch.testing.assert_close(ours, layer(x), atol=1e-5, rtol=1e-5)
+
+
+def _post_norm(x, a, f, n1, n2):
+    h = n1(x + a(x))
+    return n2(h + f(h))
+
+
+def _swapped(x, a, f, n1, n2):
+    h = x + a(n2(x))
+    return h + f(n1(h))
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (lambda x, s, n: n(x + s(x)), "post-norm"),
-        (lambda x, s, n: s(n(x)), "residual connection is missing"),
-        (lambda x, s, n: n(x) + s(n(x)), "add the raw x"),
-        (lambda x, s, n: x + n(s(x)), "x \\+ sublayer\\(norm\\(x\\)\\)"),
+        (_post_norm, "post-norm"),
+        (lambda x, a, f, n1, n2: x + a(n1(x)) + f(n2(x)), "parallel"),
+        (_swapped, "swapped"),
+        (lambda x, a, f, n1, n2: n2(n1(x) + a(n1(x))) + f(n2(n1(x) + a(n1(x)))), "raw stream"),
+        (lambda x, a, f, n1, n2: f(n2(a(n1(x)))), r"h = x \+ attn"),
+        # the chapter's one-sublayer pre_norm_block cannot take the five arguments
+        (lambda x, f, norm: x + f(norm(x)), "TypeError"),
     ],
 )
-def test_pre_norm_block_wrong_rejected(wrong, hint):
+def test_pre_norm_layer_wrong_rejected(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
-        check_pre_norm_block(wrong)
+        check_pre_norm_layer(wrong)
 
 
-def test_pre_norm_block_not_answered():
+def test_pre_norm_layer_not_answered():
     with pytest.raises(NotYetAnswered):
-        check_pre_norm_block(None)
+        check_pre_norm_layer(None)
+
+
+# --- how fast the residual stream grows ----------------------------------------------------
+
+
+def stream_std_loop(n_blocks, write_ratio):
+    # a second right answer: follow the variance block by block, in float32
+    var = torch.tensor(1.0)
+    for _ in range(n_blocks):
+        var = var + write_ratio * var
+    return var.sqrt()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda n, r: (1 + r) ** (n / 2),
+        lambda n, r: math.exp(n / 2 * math.log1p(r)),
+        stream_std_loop,
+    ],
+)
+def test_stream_std_passes(answer, capsys):
+    check_stream_std(answer)  # raises if the answer is rejected
+    assert "all 2 checks passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda n, r: (1 + r) ** n, "VARIANCE"),
+        (lambda n, r: math.sqrt(1 + n * r), "compounds"),
+        (lambda n, r: 1 + n * r, "compounds"),
+        (lambda n, r: math.sqrt(r) ** n, "not put in its place"),
+        (lambda n, r: (1 + r) ** (n / 2) * 2, "expected"),
+        (lambda n, r: f"{(1 + r) ** (n / 2)} blocks", "one number"),
+    ],
+)
+def test_stream_std_wrong_rejected(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_stream_std(wrong)
+
+
+def test_stream_std_not_answered():
+    with pytest.raises(NotYetAnswered):
+        check_stream_std(None)

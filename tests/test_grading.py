@@ -125,12 +125,34 @@ def test_hidden_cases_depend_on_the_secret_seed():
 
 RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
     "ex-ch06-layer-norm": [
-        "def f(x, w, b, eps):\n    return F.layer_norm(x, x.shape[-1:], w, b, eps) if False "
-        "else (x - x.mean(-1, keepdim=True)) / (x.var(-1, correction=0, keepdim=True) + eps)"
+        "def f(x, w, b, eps):\n    d = tuple(range(-w.dim(), 0))\n"
+        "    return (x - x.mean(d, keepdim=True)) / (x.var(d, correction=0, keepdim=True) + eps)"
         ".sqrt() * w + b\n",
-        "def f(x, w, b, eps):\n    x32 = x.float()\n    m = x32.mean(-1, keepdim=True)\n"
+        "def f(x, w, b, eps):\n    x32 = x.float().flatten(-w.dim())\n"
+        "    m = x32.mean(-1, keepdim=True)\n"
         "    v = ((x32 - m) ** 2).mean(-1, keepdim=True)\n"
-        "    return (x32 - m) * torch.rsqrt(v + eps) * w.float() + b.float()\n",
+        "    y = ((x32 - m) * torch.rsqrt(v + eps)).view(x.shape)\n"
+        "    return y * w.float() + b.float()\n",
+    ],
+    "ex-ch06-pre-norm": [
+        "def f(x, attn, ffn, norm1, norm2):\n    x = x.double()\n"
+        "    for sub, norm in ((attn, norm1), (ffn, norm2)):\n        x = x + sub(norm(x))\n"
+        "    return x\n",
+    ],
+    "ex-ch06-layer-norm-effect": [
+        "def f(change):\n    v = torch.randn(8, dtype=torch.float64)\n"
+        "    v = (v - v.mean()) / v.std(correction=0)\n"
+        "    ln = lambda t: (t - t.mean()) / (t.var(correction=0) + 1e-5).sqrt()\n"
+        "    new = {'add 3': v + 3, 'times 10': 10 * v, 'times -1': -v, 'times 0.001': v / 1000,"
+        " 'add 1 to one feature': v + torch.eye(8, dtype=v.dtype)[0]}[change]\n"
+        "    y, out = ln(v), ln(new)\n    c = float(out @ y / (y @ y))\n"
+        "    if (out - c * y).norm() > 1e-3:\n        return 'changed'\n"
+        "    return 'same' if abs(c - 1) < 1e-3 else 'negated' if c < 0 else 'smaller'\n",
+    ],
+    "ex-ch06-stream-growth": [
+        "def f(n_blocks, write_ratio):\n    var = torch.tensor(1.0)\n"
+        "    for _ in range(n_blocks):\n        var = var * (1 + write_ratio)\n"
+        "    return var.sqrt()\n",
     ],
     "ex-ch12-swiglu": [
         "def f(x, g, u, d):\n    x, g, u, d = x.float(), g.float(), u.float(), d.float()\n"
@@ -223,9 +245,25 @@ RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
 WRONG = {  # plausible slips, each must fail with a message saying what is wrong
     "ex-ch06-layer-norm": [
         "def f(x, w, b, eps):\n    return (x - x.mean(-1, keepdim=True)) / torch.sqrt("
+        "x.var(-1, correction=0, keepdim=True) + eps) * w + b\n",  # the chapter's: last dim
+        "def f(x, w, b, eps):\n    return (x - x.mean(-1, keepdim=True)) / torch.sqrt("
         "x.var(-1, keepdim=True) + eps) * w + b\n",
         "def f(x, w, b, eps):\n    return (x - x.mean(-1, keepdim=True)) / (x.std(-1, "
         "unbiased=False, keepdim=True) + eps) * w + b\n",
+    ],
+    "ex-ch06-pre-norm": [
+        "def f(x, attn, ffn, norm1, norm2):\n    return x + attn(norm1(x)) + ffn(norm2(x))\n",
+        "def f(x, attn, ffn, norm1, norm2):\n    h = norm1(x + attn(x))\n"
+        "    return norm2(h + ffn(h))\n",
+    ],
+    "ex-ch06-layer-norm-effect": [
+        "def f(change):\n    return {'times -1': 'negated', 'add 1 to one feature': 'changed'}"
+        ".get(change, 'same')\n",
+        "def f(change):\n    return 'smaller' if 'times' in change else 'changed'\n",
+    ],
+    "ex-ch06-stream-growth": [
+        "def f(n_blocks, write_ratio):\n    return (1 + write_ratio) ** n_blocks\n",
+        "def f(n_blocks, write_ratio):\n    return (1 + n_blocks * write_ratio) ** 0.5\n",
     ],
     "ex-ch06-gelu-tanh": [
         "def f(x):\n    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))\n",

@@ -230,6 +230,69 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return torch.view_as_real(z).reshape(-1).to(x.dtype)\n",
         ],
     ),
+    "ex-ch06-layer-norm": (
+        [
+            "def {name}(x, weight, bias, eps):\n    d = tuple(range(-weight.dim(), 0))\n"
+            "    m = x.mean(d, keepdim=True)\n    v = ((x - m) ** 2).mean(d, keepdim=True)\n"
+            "    return (x - m) / torch.sqrt(v + eps) * weight + bias\n",
+            "def {name}(x, weight, bias, eps):\n    x = x.double().flatten(-weight.dim())\n"
+            "    y = (x - x.mean(-1, keepdim=True)) * torch.rsqrt("
+            "x.var(-1, correction=0, keepdim=True) + eps)\n"
+            "    return y.view(*x.shape[:-1], *weight.shape) * weight.double() + bias.double()\n",
+        ],
+        [
+            "def {name}(x, weight, bias, eps):\n    m = x.mean(-1, keepdim=True)\n"
+            "    v = ((x - m) ** 2).mean(-1, keepdim=True)\n"
+            "    return (x - m) / torch.sqrt(v + eps) * weight + bias\n",
+            "def {name}(x, weight, bias, eps):\n    d = tuple(range(-weight.dim(), 0))\n"
+            "    m = x.mean(d, keepdim=True)\n"
+            "    return (x - m) / (x.std(d, keepdim=True) + eps) * weight + bias\n",
+        ],
+    ),
+    "ex-ch06-layer-norm-effect": (
+        [
+            "def {name}(change):\n    if change in ('add 3', 'times 10'):\n"
+            "        return 'same'\n"
+            "    return dict(zip(['times -1', 'times 0.001', 'add 1 to one feature'], "
+            "['negated', 'smaller', 'changed']))[change]\n",
+            "def {name}(change):\n    if change == 'times -1':\n        return 'Negated'\n"
+            "    if change == 'times 0.001':\n        return 'smaller'\n"
+            "    return 'changed' if 'feature' in change else 'same'\n",
+        ],
+        [
+            "def {name}(change):\n    if change == 'times -1':\n        return 'negated'\n"
+            "    return 'changed' if 'feature' in change else 'same'\n",
+            "def {name}(change):\n    return 'same' if change.startswith('times') else 'changed'\n",
+        ],
+    ),
+    "ex-ch06-pre-norm": (
+        [
+            "def {name}(x, attn, ffn, norm1, norm2):\n    x = x + attn(norm1(x))\n"
+            "    return x + ffn(norm2(x))\n",
+            "def {name}(x, attn, ffn, norm1, norm2):\n    x = x.double()\n"
+            "    for sub, norm in ((attn, norm1), (ffn, norm2)):\n        x = x + sub(norm(x))\n"
+            "    return x\n",
+        ],
+        [
+            "def {name}(x, attn, ffn, norm1, norm2):\n"
+            "    return x + attn(norm1(x)) + ffn(norm2(x))\n",
+            "def {name}(x, attn, ffn, norm1, norm2):\n    x = x + attn(norm2(x))\n"
+            "    return x + ffn(norm1(x))\n",
+        ],
+    ),
+    "ex-ch06-stream-growth": (
+        [
+            "def {name}(n_blocks, write_ratio):\n    return (1 + write_ratio) ** (n_blocks / 2)\n",
+            "def {name}(n_blocks, write_ratio):\n    v = torch.tensor(1.0)\n"
+            "    for _ in range(n_blocks):\n        v = v + write_ratio * v\n"
+            "    return v.sqrt()\n",
+        ],
+        [
+            "def {name}(n_blocks, write_ratio):\n    return (1 + write_ratio) ** n_blocks\n",
+            "def {name}(n_blocks, write_ratio):\n"
+            "    return math.sqrt(1 + n_blocks * write_ratio)\n",
+        ],
+    ),
 }
 GENERIC_WRONG = "def {name}(*args, **kwargs):\n    return 0\n"
 

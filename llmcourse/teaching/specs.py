@@ -383,9 +383,10 @@ def _pad_mask(rng, B: int, T: int) -> torch.Tensor:
 
 
 def _layer_norm(x, w, b, eps):
-    x = x.double()
-    mean = x.mean(-1, keepdim=True)
-    var = x.var(-1, unbiased=False, keepdim=True)
+    """Over the last ``w.dim()`` dimensions together, as ``nn.LayerNorm(w.shape)``."""
+    x, dims = x.double(), tuple(range(-w.dim(), 0))
+    mean = x.mean(dims, keepdim=True)
+    var = x.var(dims, correction=0, keepdim=True)
     return (x - mean) / torch.sqrt(var + eps) * w.double() + b.double()
 
 
@@ -394,19 +395,44 @@ def _gelu_tanh(x):
     return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
-def _pre_norm(x, sublayer: Callable, norm: Callable):
-    sub, nrm = (f.build() if isinstance(f, Callable) else f for f in (sublayer, norm))
-    return x.double() + sub(nrm(x.double()))
+def _pre_norm_layer(x, *functions: Callable):
+    attn, ffn, norm1, norm2 = (f.build() if isinstance(f, Callable) else f for f in functions)
+    h = x.double() + attn(norm1(x.double()))
+    return h + ffn(norm2(h))
 
 
-def _pre_norm_cases(rng):
+def _pre_norm_layer_cases(rng):
+    """Two sublayers and two norms, all different: a swapped pair, a parallel block or a
+    post-norm order cannot pass."""
     cases = []
     for dtype in _dtypes():
         B, C = _dims(rng, 2, 4), _dims(rng, 3, 7)
-        sub = Callable("tanh_linear", _t(rng, C, C, dtype=dtype), _t(rng, C, dtype=dtype))
-        norm = Callable("center_scale", _t(rng, C, dtype=dtype), _t(rng, C, dtype=dtype))
-        cases.append(Case((_t(rng, B, C, dtype=dtype, scale=2.0), sub, norm)))
+        attn, ffn = (
+            Callable("tanh_linear", _t(rng, C, C, dtype=dtype), _t(rng, C, dtype=dtype))
+            for _ in range(2)
+        )
+        norm1, norm2 = (
+            Callable("center_scale", _t(rng, C, dtype=dtype), _t(rng, C, dtype=dtype))
+            for _ in range(2)
+        )
+        cases.append(Case((_t(rng, B, C, dtype=dtype, scale=2.0), attn, ffn, norm1, norm2)))
     return cases
+
+
+# ex-ch06-layer-norm-effect: what layer norm gives for each change to a unit-variance vector
+_LAYER_NORM_EFFECT = {
+    "add 3": "same",
+    "times 10": "same",
+    "times -1": "negated",
+    "times 0.001": "smaller",
+    "add 1 to one feature": "changed",
+}
+
+
+def _effect_word(got) -> str:
+    if not isinstance(got, str):
+        raise TypeError("expected one of the words 'same', 'negated', 'smaller', 'changed'")
+    return got.strip().lower()
 
 
 def _mean_pool(hidden, mask):
@@ -513,13 +539,17 @@ def _split_case(rng, dt) -> Case:
 
 
 def _layer_norm_case(rng, dt) -> Case:
-    """Small and large spreads, small and large eps: eps outside the root shows."""
-    B, C, spread = _dims(rng, 1, 4), _dims(rng, 3, 9), float(rng.choice([0.1, 1.0, 20.0]))
+    """Small and large spreads, small and large eps: eps outside the root shows. A normalized
+    shape of one or two dimensions (float32 one, float64 two, so both are always drawn): the
+    chapter's last-dimension-only version fails the second."""
+    B, T, C = _dims(rng, 1, 4), _dims(rng, 2, 5), _dims(rng, 3, 9)
+    spread = float(rng.choice([0.1, 1.0, 20.0]))
+    shape = (C,) if dt == F32 else (T, C)
     return Case(
         (
-            _t(rng, B, C, dtype=dt, scale=spread) + 3,
-            _t(rng, C, dtype=dt),
-            _t(rng, C, dtype=dt),
+            _t(rng, B, T, C, dtype=dt, scale=spread) + 3,
+            _t(rng, *shape, dtype=dt),
+            _t(rng, *shape, dtype=dt),
             float(rng.choice([1e-5, 0.05, 0.3])),
         )
     )
@@ -1060,11 +1090,29 @@ _add(
 _add(
     Spec(
         "ex-ch06-pre-norm",
-        _pre_norm_cases,
-        _pre_norm,
+        _pre_norm_layer_cases,
+        _pre_norm_layer,
         close(),
-        forbid={"PreNormBlock", "pre_norm_block"},
+        forbid={"PreNormBlock", "pre_norm_block", "TransformerEncoderLayer"},
         chapter={"pre_norm_block", "residual"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch06-layer-norm-effect",
+        lambda rng: [Case((str(c),)) for c in rng.permutation(list(_LAYER_NORM_EFFECT))],
+        _LAYER_NORM_EFFECT.__getitem__,
+        equal(_effect_word),
+    )
+)
+_add(
+    Spec(
+        "ex-ch06-stream-growth",
+        lambda rng: [
+            Case((int(rng.integers(0, 60)), float(rng.uniform(0.01, 1.5)))) for _ in range(3)
+        ],
+        lambda n_blocks, write_ratio: (1 + write_ratio) ** (n_blocks / 2),
+        number(rtol=1e-5),
     )
 )
 
