@@ -64,60 +64,98 @@ def test_stable_softmax_not_answered():
         check_stable_softmax(todo)
 
 
-# --- attention ---------------------------------------------------------------------------
+# --- causal attention for the newest tokens ---------------------------------------------
 
 
-def my_attention(Q, K, V):
-    return torch.softmax(Q @ K.T / math.sqrt(K.shape[-1]), dim=-1) @ V
+def newest_attention(Q, K, V):
+    L, S = Q.shape[-2], K.shape[-2]
+    allowed = torch.ones(L, S, dtype=torch.bool).tril(diagonal=S - L)
+    scores = Q @ K.T / math.sqrt(K.shape[-1])
+    return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ V
 
 
-def my_attention_float64(Q, K, V):
+def newest_attention_float64(Q, K, V):
+    # float64, positions compared explicitly, the exp-normalise written out
     Q, K, V = Q.double(), K.double(), V.double()
+    L, S = Q.shape[0], K.shape[0]
+    token = torch.arange(S - L, S)[:, None]  # the position of each query's token
     scores = Q @ K.transpose(-2, -1) / Q.shape[-1] ** 0.5
-    weights = scores.exp() / scores.exp().sum(-1, keepdim=True)
-    return weights @ V
+    scores = torch.where(torch.arange(S)[None, :] <= token, scores, -torch.inf)
+    weights = (scores - scores.amax(-1, keepdim=True)).exp()
+    return weights / weights.sum(-1, keepdim=True) @ V
 
 
-@pytest.mark.parametrize("answer", [my_attention, my_attention_float64])
+def newest_attention_sdpa(Q, K, V):
+    # F.scaled_dot_product_attention is ruled out by the prompt, but it is right
+    L, S = Q.shape[-2], K.shape[-2]
+    mask = torch.ones(L, S, dtype=torch.bool).tril(diagonal=S - L)
+    return F.scaled_dot_product_attention(Q, K, V, attn_mask=mask)
+
+
+@pytest.mark.parametrize(
+    "answer", [newest_attention, newest_attention_float64, newest_attention_sdpa]
+)
 def test_attention_right(answer, capsys):
     check_attention(answer)  # raises if the answer is rejected
-    assert "all 4 checks passed" in capsys.readouterr().out
+    assert "all 6 checks passed" in capsys.readouterr().out
 
 
-def test_attention_hard_coded_scale():
-    # Right on the first shape, where sqrt(d_k) = 4; the second shape has sqrt(d_k) = 3.
-    with pytest.raises(ExerciseError, match="divided by sqrt\\(9\\) = 3"):
-        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / 4.0, dim=-1) @ V)
+def attention(Q, K, V):  # the chapter's, passed unchanged
+    return torch.softmax(Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1]), dim=-1) @ V
 
 
-def test_attention_scale_from_number_of_queries():
-    # Dividing by L is right by accident on the first shape (L = sqrt(d_k) = 4), not on the
-    # second (L = 5, sqrt(d_k) = 3).
-    with pytest.raises(ExerciseError, match="take d_k from the last dimension"):
-        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / len(Q), dim=-1) @ V)
+def causal_attention_weights(Q, K):  # the chapter's, top-left aligned
+    L, S = Q.shape[-2], K.shape[-2]
+    allowed = torch.ones(L, S, dtype=torch.bool).tril()
+    scores = Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1])
+    return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+
+
+def test_attention_the_chapters_attention_has_no_mask():
+    with pytest.raises(ExerciseError, match="apply the causal mask"):
+        check_attention(attention)
+
+
+def test_attention_the_chapters_mask_is_top_left():
+    with pytest.raises(ExerciseError, match="top left"):
+        check_attention(lambda Q, K, V: causal_attention_weights(Q, K) @ V)
+
+
+def test_attention_query_does_not_see_itself():
+    def strict(Q, K, V):
+        L, S = Q.shape[-2], K.shape[-2]
+        allowed = torch.ones(L, S, dtype=torch.bool).tril(diagonal=S - L - 1)
+        scores = Q @ K.T / math.sqrt(K.shape[-1])
+        return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ V
+
+    with pytest.raises(ExerciseError, match="its own token too"):
+        check_attention(strict)
 
 
 def test_attention_without_scale():
-    with pytest.raises(ExerciseError, match="divided by sqrt"):
-        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T, dim=-1) @ V)
+    def unscaled(Q, K, V):
+        L, S = Q.shape[-2], K.shape[-2]
+        allowed = torch.ones(L, S, dtype=torch.bool).tril(diagonal=S - L)
+        return torch.softmax((Q @ K.T).masked_fill(~allowed, float("-inf")), dim=-1) @ V
+
+    with pytest.raises(ExerciseError, match="sqrt"):
+        check_attention(unscaled)
 
 
-def test_attention_softmax_over_queries():
-    with pytest.raises(ExerciseError, match="along the keys"):
-        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / 4, dim=0) @ V)
+def test_attention_hard_coded_scale():
+    def hard(Q, K, V):
+        L, S = Q.shape[-2], K.shape[-2]
+        allowed = torch.ones(L, S, dtype=torch.bool).tril(diagonal=S - L)
+        scores = (Q @ K.T / 4.0).masked_fill(~allowed, float("-inf"))
+        return torch.softmax(scores, dim=-1) @ V
+
+    with pytest.raises(ExerciseError, match=r"sqrt\(9\) = 3"):
+        check_attention(hard)
 
 
-def test_attention_returns_weights():
-    with pytest.raises(ExerciseError, match=r"output of shape \(4, 3\)"):
-        check_attention(lambda Q, K, V: torch.softmax(Q @ K.T / 4, dim=-1))
-
-
-def test_attention_crashes_are_reported():
-    with pytest.raises(ExerciseError, match="your answer raised"):
-        check_attention(lambda Q, K, V: Q @ K @ V)
-
-
-def test_attention_not_answered():
+def test_attention_crashes_and_not_answered():
+    with pytest.raises(ExerciseError, match="raised"):
+        check_attention(lambda Q, K, V: Q @ V)
     with pytest.raises(NotYetAnswered):
         check_attention(None)
 

@@ -8,6 +8,7 @@ from llmcourse.attention import scaled_dot_product_attention
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch04 import (
     check_attention_flops,
+    check_best_blend_accuracy,
     check_heads_one_by_one,
     check_mha_parameter_count,
     check_split_heads,
@@ -15,17 +16,29 @@ from llmcourse.exercises.ch04 import (
 from llmcourse.multihead import split_heads
 
 
+def split_heads_any(x, num_heads):
+    return x.view(*x.shape[:-1], num_heads, x.shape[-1] // num_heads).transpose(-3, -2)
+
+
 def test_split_heads_right(capsys):
-    check_split_heads(split_heads)  # raises if the answer is rejected
-    # raises if the answer is rejected
-    check_split_heads(lambda x, h: x.unflatten(-1, (h, -1)).permute(0, 2, 1, 3))
-    assert "all 3 checks passed" in capsys.readouterr().out
+    check_split_heads(split_heads_any)  # raises if the answer is rejected
+    # another idiom, and a float64 copy: raise if the answer is rejected
+    check_split_heads(lambda x, h: x.unflatten(-1, (h, -1)).movedim(-2, -3))
+    check_split_heads(lambda x, h: split_heads_any(x.double(), h))
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def test_split_heads_the_chapters_three_dimensional_version():
+    # the chapter's split_heads (the package's), passed unchanged, answers only (B, T, C)
+    with pytest.raises(ExerciseError, match="B, T, C = x.shape assumes exactly three"):
+        check_split_heads(split_heads)
+    with pytest.raises(ExerciseError, match="B, T, C = x.shape assumes exactly three"):
+        check_split_heads(lambda x, h: x.unflatten(-1, (h, -1)).permute(0, 2, 1, 3))
 
 
 def test_split_heads_view_without_transpose():
     def wrong(x, h):
-        B, T, C = x.shape
-        return x.reshape(B, h, T, C // h)
+        return x.reshape(*x.shape[:-2], h, x.shape[-2], x.shape[-1] // h)
 
     with pytest.raises(ExerciseError, match="then transpose"):
         check_split_heads(wrong)
@@ -33,7 +46,7 @@ def test_split_heads_view_without_transpose():
 
 def test_split_heads_wrong_layout():
     with pytest.raises(ExerciseError, match=r"must give \(batch, heads, seq, head_dim\)"):
-        check_split_heads(lambda x, h: x.view(x.shape[0], x.shape[1], h, -1))
+        check_split_heads(lambda x, h: x.view(*x.shape[:-1], h, -1))
 
 
 def test_split_heads_fixed_sizes():
@@ -193,3 +206,57 @@ def test_heads_one_by_one_fixed_sizes_and_dtype():
 def test_heads_one_by_one_not_answered():
     with pytest.raises(NotYetAnswered):
         check_heads_one_by_one(None)
+
+
+# ---- the best an even blend can do ------------------------------------------------------------
+
+
+def best_blend_accuracy(values):
+    vocab = values.shape[0]
+    flat = ((values[:, None] + values[None, :]).double() / 2).reshape(vocab * vocab, -1)
+    same = (flat[:, None] - flat[None, :]).abs().amax(-1) <= 1e-6
+    return (~same.tril(-1).any(-1)).sum().item() / (vocab * vocab)
+
+
+def best_blend_accuracy_greedy(values):
+    # float32 throughout, a Python loop over pairs, a tensor returned
+    vocab = values.shape[0]
+    seen = []
+    for a in range(vocab):
+        for b in range(vocab):
+            blend = (values[a].float() + values[b].float()) / 2
+            if not any(torch.allclose(blend, s, rtol=0, atol=1e-6) for s in seen):
+                seen.append(blend)
+    return torch.tensor(len(seen) / vocab**2)
+
+
+@pytest.mark.parametrize("answer", [best_blend_accuracy, best_blend_accuracy_greedy])
+def test_best_blend_right(answer, capsys):
+    check_best_blend_accuracy(answer)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def test_best_blend_formula_for_general_position():
+    with pytest.raises(ExerciseError, match="count the distinct blends of the table"):
+        check_best_blend_accuracy(lambda values: (len(values) + 1) / (2 * len(values)))
+
+
+def test_best_blend_unordered_pairs_only():
+    def unordered(values):
+        vocab = values.shape[0]
+        return vocab * (vocab + 1) / 2 / (vocab * (vocab + 1) / 2)
+
+    with pytest.raises(ExerciseError, match="divide by all vocab\\^2 ordered pairs"):
+        check_best_blend_accuracy(unordered)
+
+
+def test_best_blend_exact_equality():
+    def exact(values):
+        vocab = values.shape[0]
+        flat = (values[:, None] + values[None, :]).reshape(vocab * vocab, -1) / 2
+        return torch.unique(flat, dim=0).shape[0] / vocab**2
+
+    with pytest.raises(ExerciseError, match="compare with a tolerance"):
+        check_best_blend_accuracy(exact)
+    with pytest.raises(NotYetAnswered):
+        check_best_blend_accuracy(None)

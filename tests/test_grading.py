@@ -504,7 +504,7 @@ def test_copied_forbidden_and_broken_answers_are_named(label, source, kind):
     [
         "import json\njson.dumps = lambda *a, **k: 'pass'",
         "import llmcourse.exercises as ex\nex.run_checks = lambda *a, **k: None",
-        "from llmcourse.exercises import ch03\nch04.check_attention = print",
+        "from llmcourse.exercises import ch03\nch03.check_attention = print",
         "get_ipython().input_transformers_post.append(lambda lines: lines)",
         "import sys\nsys.settrace(lambda *a: None)",
         "import gc\nobjects = gc.get_objects()",

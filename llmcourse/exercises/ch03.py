@@ -1,7 +1,7 @@
 """Checks for the exercises of chapter 3, self-attention.
 
 check_stable_softmax(stable_softmax)    softmax along the last dimension, without overflow
-check_attention(my_attention)           softmax(Q K^T / sqrt(d_k)) V
+check_attention(newest_attention)       causal attention for the queries of the last L of S tokens
 check_causal_mask(causal_mask)          a boolean (T, T) mask, True where i may attend to j
 check_shuffle_gap(shuffle_gap)          how far shuffling the tokens is from shuffling the output
 check_padded_attention(padded_attention) batched attention in which no query reads a padding key
@@ -74,58 +74,116 @@ def check_stable_softmax(stable_softmax) -> None:
     return run_checks("Exercise: stable softmax", stable_softmax, [small, last_dim, large])
 
 
-def check_attention(attention) -> None:
-    """``attention(Q, K, V)``: scaled dot-product attention, (L, d_k), (S, d_k), (S, d_v)."""
-    Q, K, V = _randn(4, 16, seed=1), _randn(6, 16, seed=2), _randn(6, 3, seed=3)
-    want = torch.softmax(Q @ K.T / 4.0, dim=-1) @ V
-    # A second shape where sqrt(d_k) = 3 differs from L = 5, S = 7 and d_v = 2, so that a
-    # scale taken from the wrong size, or a hard-coded 4, gives wrong values.
-    Q2, K2, V2 = _randn(5, 9, seed=4), _randn(7, 9, seed=5), _randn(7, 2, seed=6)
+def _newest(Q, K, V, shift=None, scale=True, dim=-1):
+    """Causal attention, in float64, for queries that are the last L of S tokens: query i may
+    attend to keys j <= S - L + i (``shift`` moves that diagonal: the usual slips)."""
+    Q, K, V = Q.double(), K.double(), V.double()
+    L, S = Q.shape[-2], K.shape[-2]
+    scores = Q @ K.T / (math.sqrt(K.shape[-1]) if scale else 1.0)
+    if shift is not False:
+        diagonal = S - L if shift is None else shift
+        allowed = torch.ones(L, S, dtype=torch.bool).tril(diagonal=diagonal)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.softmax(scores, dim=dim) @ V
+
+
+def check_attention(newest_attention) -> None:
+    """``newest_attention(Q, K, V)``: causal attention for queries (L, d_k) that belong to the
+    last L of the S tokens whose keys (S, d_k) and values (S, d_v) are given."""
+    Q, K, V = _randn(3, 16, seed=1), _randn(7, 16, seed=2), _randn(7, 3, seed=3)
+    # A second shape where sqrt(d_k) = 3 differs from every other size, so that a scale taken
+    # from the wrong size, or a hard-coded 4, gives wrong values.
+    Q2, K2, V2 = _randn(2, 9, seed=4), _randn(5, 9, seed=5), _randn(5, 2, seed=6)
+
+    def diagnose(got, Q, K, V):
+        """Name the slip ``got`` matches, unless it also matches the right answer."""
+        L, S = Q.shape[-2], K.shape[-2]
+        if _close(got, _newest(Q, K, V)):
+            return
+        for want, hint in (
+            (
+                _newest(Q, K, V, shift=False),
+                "no query may attend to a later key: apply the causal mask (scores of keys "
+                "after the query's own token set to -inf before the softmax)",
+            ),
+            (
+                _newest(Q, K, V, shift=0),
+                "the mask's diagonal sits at the top left, as if the queries were the first "
+                "L tokens: query i is token S - L + i, so it may see keys 0..S - L + i "
+                "(tril(diagonal=S - L))",
+            ),
+            (
+                _newest(Q, K, V, shift=S - L - 1),
+                "each query may attend to its own token too: keys 0..S - L + i, "
+                "including S - L + i",
+            ),
+            (_newest(Q, K, V, scale=False), "divide the scores by sqrt(d_k) before the softmax"),
+            (
+                _newest(Q, K, V, shift=False, dim=0),
+                "the softmax goes along the keys (dim=-1): each query's weights sum to 1",
+            ),
+        ):
+            if _close(got, want):
+                raise ExerciseError(hint)
 
     def shape(f):
         got = f(Q, K, V)
         expect(
-            isinstance(got, torch.Tensor) and tuple(got.shape) == (4, 3),
-            "queries (4, 16), keys (6, 16), values (6, 3) give an output of shape (4, 3) "
-            f"(one row per query, d_v columns); got {getattr(got, 'shape', got)}",
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (3, 3),
+            "queries (3, 16) for the last 3 of 7 tokens, keys (7, 16), values (7, 3) give an "
+            f"output of shape (3, 3) (one row per query); got {getattr(got, 'shape', got)}",
         )
 
-    def values(f):
+    def newest(f):
         got = f(Q, K, V)
-        unscaled = torch.softmax(Q @ K.T, dim=-1) @ V
+        diagnose(got, Q, K, V)
         expect(
-            not _close(got, unscaled),
-            "the scores must be divided by sqrt(d_k) = 4 before the softmax",
+            _close(got, _newest(Q, K, V)),
+            "expected the last 3 rows of causal attention over all 7 tokens: softmax(Q K^T / "
+            "sqrt(d_k)) V with query i allowed keys 0..S - L + i",
         )
-        wrong_dim = torch.softmax(Q @ K.T / 4.0, dim=0) @ V
+
+    def all_tokens(f):
+        full_Q = torch.cat([_randn(4, 16, seed=7), Q])  # L = S: the chapter's causal case
+        got = f(full_Q, K, V)
+        diagnose(got, full_Q, K, V)
         expect(
-            not _close(got, wrong_dim),
-            "the softmax goes along the keys (dim=-1): each query's weights sum to 1",
+            _close(got, _newest(full_Q, K, V)),
+            "with as many queries as keys (L = S) this is ordinary causal attention",
         )
-        expect(_close(got, want), "expected softmax(Q K^T / sqrt(d_k)) V")
+
+    def one_query(f):
+        got = f(Q[-1:], K, V)
+        expect(
+            _close(got, _newest(Q[-1:], K, V, shift=False)),
+            "a single query is the newest token: it may attend to every key",
+        )
 
     def other_shape(f):
         got = f(Q2, K2, V2)
         expect(
-            isinstance(got, torch.Tensor) and tuple(got.shape) == (5, 2),
-            "queries (5, 9), keys (7, 9), values (7, 2) give an output of shape (5, 2); "
-            f"got {getattr(got, 'shape', got)}",
+            isinstance(got, torch.Tensor) and tuple(got.shape) == (2, 2),
+            f"queries (2, 9), keys (5, 9), values (5, 2) give (2, 2); got "
+            f"{getattr(got, 'shape', got)}",
         )
+        diagnose(got, Q2, K2, V2)
         expect(
-            _close(got, torch.softmax(Q2 @ K2.T / 3.0, dim=-1) @ V2),
+            _close(got, _newest(Q2, K2, V2)),
             "with d_k = 9 the scores are divided by sqrt(9) = 3: take d_k from the last "
-            "dimension of Q or K, not a fixed number or another size",
+            "dimension of Q or K, and L and S from the inputs, not fixed numbers",
         )
 
-    def one_key(f):
-        got = f(Q, K[:1], V[:1])
+    def float64(f):
+        got = f(Q.double(), K.double(), V.double())
         expect(
-            _close(got, V[:1].expand(4, 3)),
-            "with a single key every query must return that key's value exactly",
+            isinstance(got, torch.Tensor) and _close(got, _newest(Q, K, V)),
+            "with float64 inputs the output must be the same (up to rounding)",
         )
 
     return run_checks(
-        "Exercise: scaled dot-product attention", attention, [shape, values, other_shape, one_key]
+        "Exercise: causal attention for the newest tokens",
+        newest_attention,
+        [shape, newest, all_tokens, one_query, other_shape, float64],
     )
 
 

@@ -1,27 +1,32 @@
 """Checks for the exercises of chapter 4, multi-head attention.
 
-check_split_heads(split_heads)                    (B, T, C) -> (B, h, T, C / h)
+check_split_heads(split_heads)                    (..., T, C) -> (..., h, T, C / h), any batch dims
 check_mha_parameter_count(mha_parameter_count)    weights and biases of one attention layer
 check_attention_flops(attention_flops)            FLOPs of one multi-head attention forward
 check_heads_one_by_one(heads_one_by_one)          a fused layer rebuilt from h single heads
+check_best_blend_accuracy(best_blend_accuracy)    what a read-out can get from an even blend
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from llmcourse.exercises import expect, run_checks
+from llmcourse.exercises import ExerciseError, expect, run_checks
 
 __all__ = [
     "check_split_heads",
     "check_mha_parameter_count",
     "check_attention_flops",
     "check_heads_one_by_one",
+    "check_best_blend_accuracy",
 ]
 
 
 def check_split_heads(split_heads) -> None:
-    """``split_heads(x, num_heads)``: (B, T, C) -> (B, h, T, d); head i = features i*d:(i+1)*d."""
+    """``split_heads(x, num_heads)``: (..., T, C) -> (..., h, T, d), head i = features
+    i*d:(i+1)*d, for any number of leading dimensions (none, a batch, batch and beams)."""
     B, T, C, h = 2, 3, 8, 4
     x = torch.arange(B * T * C, dtype=torch.float32).view(B, T, C)
 
@@ -40,7 +45,7 @@ def check_split_heads(split_heads) -> None:
                 torch.equal(got[:, i], x[:, :, 2 * i : 2 * i + 2]),
                 f"head {i} must hold features {2 * i}:{2 * i + 2} of every token; a plain "
                 "view(B, h, T, d) mixes tokens and features: view as (B, T, h, d), then "
-                "transpose(1, 2)",
+                "transpose the head and token dimensions",
             )
 
     def other_sizes(f):
@@ -51,7 +56,38 @@ def check_split_heads(split_heads) -> None:
             "use the sizes of x and num_heads, not fixed numbers",
         )
 
-    return run_checks("Exercise: split heads", split_heads, [shape, slices, other_sizes])
+    def leading_dims(f):
+        hint = (
+            "x may have any number of leading dimensions: B, T, C = x.shape assumes exactly "
+            "three. Split the last dimension (x.shape[:-1] + (h, d)), then swap the token and "
+            "head dimensions counted from the end (transpose(-3, -2))"
+        )
+        one = torch.arange(5 * 6, dtype=torch.float64).view(5, 6)  # (T, C): no batch
+        try:
+            got = f(one, 3)
+        except Exception as error:  # noqa: BLE001 - the usual slip raises on unpacking
+            raise ExerciseError(f"{hint} (on a (5, 6) input it raised {error!r})") from None
+        expect(
+            isinstance(got, torch.Tensor)
+            and tuple(got.shape) == (3, 5, 2)
+            and torch.equal(got[1], one[:, 2:4]),
+            f"{hint}; a (T, C) = (5, 6) input with 3 heads gives (3, 5, 2)",
+        )
+        four = torch.randn(2, 3, 4, 6, generator=torch.Generator().manual_seed(1))
+        try:
+            got = f(four, 2)
+        except Exception as error:  # noqa: BLE001
+            raise ExerciseError(f"{hint} (on a (2, 3, 4, 6) input it raised {error!r})") from None
+        expect(
+            isinstance(got, torch.Tensor)
+            and tuple(got.shape) == (2, 3, 2, 4, 3)
+            and torch.equal(got[1, 2, 1], four[1, 2, :, 3:]),
+            f"{hint}; a (2, 3, 4, 6) input with 2 heads gives (2, 3, 2, 4, 3)",
+        )
+
+    return run_checks(
+        "Exercise: split heads", split_heads, [shape, slices, other_sizes, leading_dims]
+    )
 
 
 def check_mha_parameter_count(mha_parameter_count) -> None:
@@ -235,4 +271,81 @@ def check_heads_one_by_one(heads_one_by_one) -> None:
         "Exercise: multi-head attention from single heads",
         heads_one_by_one,
         [same_as_fused, other_sizes, float64],
+    )
+
+
+def _best_blend(values: torch.Tensor) -> float:
+    """The reference: distinct blends (v_a + v_b) / 2, to 1e-6, over all vocab^2 pairs."""
+    vocab = values.shape[0]
+    flat = ((values[:, None] + values[None, :]).double() / 2).reshape(vocab * vocab, -1)
+    same = (flat[:, None] - flat[None, :]).abs().amax(-1) <= 1e-6
+    return (~same.tril(-1).any(-1)).sum().item() / (vocab * vocab)
+
+
+def check_best_blend_accuracy(best_blend_accuracy) -> None:
+    """``best_blend_accuracy(values)``: the fraction of the vocab^2 ordered pairs (a, b) that
+    the best read-out of (values[a] + values[b]) / 2 gets entirely right."""
+    gen = torch.Generator().manual_seed(4)
+
+    def number(got) -> float:
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            return float(got.reshape(()))
+        try:
+            return float(got)
+        except (TypeError, ValueError):
+            raise ExerciseError(
+                f"return one number (a fraction), got {type(got).__name__}"
+            ) from None
+
+    def ask(f, values, what):
+        got = number(f(values))
+        want = _best_blend(values)
+        vocab = values.shape[0]
+        if math.isclose(got, (vocab + 1) / (2 * vocab), rel_tol=1e-6) and not math.isclose(
+            got, want, rel_tol=1e-6
+        ):
+            raise ExerciseError(
+                f"for {what} you returned (vocab + 1) / (2 vocab), the answer for value vectors "
+                "in general position; count the distinct blends of the table you are given: "
+                "equal value vectors, or values with a linear relation, make more pairs collide"
+            )
+        if math.isclose(got, 1.0) and want < 1:
+            raise ExerciseError(
+                "divide by all vocab^2 ordered pairs: (a, b) and (b, a) are different inputs "
+                "(which token stands at which position) but give the same blend"
+            )
+        expect(
+            math.isclose(got, want, rel_tol=1e-6),
+            f"for {what} expected {want:.4f}, got {got:.4f}: count the groups of pairs whose "
+            "blends agree to 1e-6 (each group gives the best read-out one right answer) and "
+            "divide by vocab^2",
+        )
+
+    def general(f):
+        ask(f, torch.randn(16, 8, generator=gen), "16 random value vectors")
+
+    def small(f):
+        ask(f, torch.randn(5, 3, generator=gen).double(), "5 random float64 value vectors")
+
+    def equal_values(f):
+        values = torch.randn(4, 6, generator=gen)
+        values[3] = values[0]  # tokens 0 and 3 pass on the same vector
+        ask(f, values, "a table in which tokens 0 and 3 have the same value vector")
+
+    def linear_relation(f):
+        values = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+        # v_0 + v_1 = v_2 + v_3 up to 1e-9: blends of (0, 1) and (2, 3) agree to rounding
+        values[3] = values[0] + values[1] - values[2] + 1e-9
+        got = number(f(values))
+        if math.isclose(got, 10 / 16, rel_tol=1e-6):
+            raise ExerciseError(
+                "blends that differ only by rounding (here by 1e-9) count as the same: compare "
+                "with a tolerance (no entry more than 1e-6 apart), not with exact equality"
+            )
+        ask(f, values, "a table with v_0 + v_1 = v_2 + v_3")
+
+    return run_checks(
+        "Exercise: the best an even blend can do",
+        best_blend_accuracy,
+        [general, small, equal_values, linear_relation],
     )

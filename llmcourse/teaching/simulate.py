@@ -49,15 +49,25 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "ex-ch03-attention": (
         [
-            "def {name}(Q, K, V):\n    s = Q @ K.transpose(-2, -1) / K.size(-1) ** 0.5\n"
+            "def {name}(Q, K, V):\n    L, S = Q.shape[-2], K.shape[-2]\n"
+            "    keep = torch.arange(S)[None, :] <= torch.arange(S - L, S)[:, None]\n"
+            "    s = Q @ K.transpose(-2, -1) / K.size(-1) ** 0.5\n"
+            "    s = torch.where(keep, s, float('-inf'))\n"
             "    w = (s - s.amax(-1, keepdim=True)).exp()\n"
             "    return (w / w.sum(-1, keepdim=True)) @ V\n",
-            "def {name}(Q, K, V):\n    Q, K, V = Q.float(), K.float(), V.float()\n"
-            "    return torch.softmax(Q @ K.T / math.sqrt(K.shape[1]), dim=1) @ V\n",
+            "def {name}(Q, K, V):\n    Q, K, V = Q.double(), K.double(), V.double()\n"
+            "    L, S = len(Q), len(K)\n"
+            "    m = torch.ones(S, S, dtype=torch.bool).tril()[S - L:]\n"
+            "    s = (Q @ K.T / math.sqrt(K.shape[1])).masked_fill(~m, -math.inf)\n"
+            "    return torch.softmax(s, dim=1) @ V\n",
         ],
         [
-            "def {name}(Q, K, V):\n    return torch.softmax(Q @ K.T / 4.0, dim=-1) @ V\n",
-            "def {name}(Q, K, V):\n    return torch.softmax(Q @ K.T, dim=-1) @ V\n",
+            "def {name}(Q, K, V):\n    L, S = Q.shape[0], K.shape[0]\n"
+            "    m = torch.ones(L, S, dtype=torch.bool).tril()\n"
+            "    s = (Q @ K.T / math.sqrt(K.shape[-1])).masked_fill(~m, float('-inf'))\n"
+            "    return torch.softmax(s, dim=-1) @ V\n",
+            "def {name}(Q, K, V):\n    return torch.softmax(Q @ K.T / math.sqrt(K.shape[-1]), "
+            "dim=-1) @ V\n",
         ],
     ),
     "ex-ch03-causal": (
@@ -115,14 +125,16 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "ex-ch04-split": (
         [
-            "def {name}(x, num_heads):\n    B, T, C = x.shape\n"
-            "    return x.reshape(B, T, num_heads, -1).permute(0, 2, 1, 3)\n"
+            "def {name}(x, num_heads):\n"
+            "    return x.reshape(*x.shape[:-1], num_heads, -1).transpose(-3, -2)\n",
+            "def {name}(x, num_heads):\n"
+            "    return x.double().unflatten(-1, (num_heads, -1)).movedim(-2, -3)\n",
         ],
         [
             "def {name}(x, num_heads):\n    B, T, C = x.shape\n"
-            "    return x.view(B, num_heads, T, C // num_heads)\n",
-            "def {name}(x, num_heads):\n    B, T, C = x.shape\n"
-            "    return x.view(B, T, num_heads, C // num_heads)\n",
+            "    return x.view(B, T, num_heads, C // num_heads).transpose(1, 2)\n",
+            "def {name}(x, num_heads):\n"
+            "    return x.reshape(*x.shape[:-2], num_heads, x.shape[-2], -1)\n",
         ],
     ),
     "ex-ch04-params": (
@@ -172,6 +184,23 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "        w = torch.softmax(q @ k.transpose(-2, -1) / d ** 0.5, dim=-1)\n"
             "        heads.append(w @ v)\n"
             "    return torch.cat(heads, -1)\n",
+        ],
+    ),
+    "ex-ch04-blend": (
+        [
+            "def {name}(values):\n    v = values.shape[0]\n"
+            "    flat = ((values[:, None] + values[None]) / 2).reshape(v * v, -1).double()\n"
+            "    groups = []\n"
+            "    for row in flat:\n"
+            "        if not any((row - g).abs().max() <= 1e-6 for g in groups):\n"
+            "            groups.append(row)\n"
+            "    return len(groups) / v ** 2\n",
+        ],
+        [
+            "def {name}(values):\n    v = values.shape[0]\n    return (v + 1) / (2 * v)\n",
+            "def {name}(values):\n    v = values.shape[0]\n"
+            "    flat = ((values[:, None] + values[None]) / 2).reshape(v * v, -1)\n"
+            "    return torch.unique(flat, dim=0).shape[0] / (v * (v + 1) / 2)\n",
         ],
     ),
     "ex-ch05-shuffle": (

@@ -527,15 +527,27 @@ def _cosine_case(rng, dt) -> Case:
 
 
 def _attention_case(rng, dt) -> Case:
-    """Queries and keys of different lengths, d_k never equal to the number of queries
-    squared: a hard-coded scale cannot pass."""
-    Tq, Tk, dk, dv = _dims(rng, 1, 6), _dims(rng, 2, 7), _dims(rng, 2, 12), _dims(rng, 1, 5)
+    """The queries of the last L of S tokens, 2 <= L < S (so that the mask's alignment
+    matters), and any d_k: a hard-coded scale or a top-left mask cannot pass."""
+    Tk = _dims(rng, 3, 8)
+    Tq, dk, dv = _dims(rng, 2, Tk - 1), _dims(rng, 2, 12), _dims(rng, 1, 5)
     return Case((_t(rng, Tq, dk, dtype=dt), _t(rng, Tk, dk, dtype=dt), _t(rng, Tk, dv, dtype=dt)))
 
 
-def _split_case(rng, dt) -> Case:
-    B, T, h, d = _dims(rng, 1, 3), _dims(rng, 2, 6), _dims(rng, 2, 4), _dims(rng, 2, 5)
-    return Case((_t(rng, B, T, h * d, dtype=dt), h))
+def _newest_attention(Q, K, V):
+    """Causal attention for queries that are the last L of S tokens: query i sees keys
+    0..S - L + i."""
+    L, S = Q.shape[-2], K.shape[-2]
+    allowed = torch.ones(L, S, dtype=torch.bool).tril(diagonal=S - L)
+    scores = Q.double() @ K.double().T / math.sqrt(K.shape[-1])
+    return _softmax(scores.masked_fill(~allowed, float("-inf"))) @ V.double()
+
+
+def _split_case(rng, dt, lead: int = 1) -> Case:
+    """(..., T, h * d) with ``lead`` leading dimensions: none, a batch, a batch of beams."""
+    shape = [_dims(rng, 1, 3) for _ in range(lead)]
+    T, h, d = _dims(rng, 2, 6), _dims(rng, 2, 4), _dims(rng, 2, 5)
+    return Case((_t(rng, *shape, T, h * d, dtype=dt), h))
 
 
 def _layer_norm_case(rng, dt) -> Case:
@@ -853,8 +865,8 @@ _add(
 _add(
     Spec(
         "ex-ch03-attention",
-        lambda rng: _tensor_cases(rng, _attention_case),
-        lambda Q, K, V: _softmax(Q.double() @ K.double().T / math.sqrt(K.shape[-1])) @ V.double(),
+        lambda rng: _tensor_cases(rng, _attention_case, n=3),
+        _newest_attention,
         close(),
         forbid={"scaled_dot_product_attention", "MultiheadAttention", "attn"},
         chapter={"attention", "attention_np", "causal_attention_weights"},
@@ -971,8 +983,10 @@ _add(
 _add(
     Spec(
         "ex-ch04-split",
-        lambda rng: _tensor_cases(rng, _split_case, n=1),
-        lambda x, h: x.view(x.shape[0], x.shape[1], h, x.shape[2] // h).transpose(1, 2),
+        # (B, T, C) and, since the chapter's split_heads takes only that, (T, C) and
+        # (B, beams, T, C)
+        lambda rng: [_split_case(rng, dt, lead) for dt in _dtypes() for lead in (1, 0, 2)],
+        lambda x, h: x.view(*x.shape[:-1], h, x.shape[-1] // h).transpose(-3, -2),
         close(rtol=0, atol=0),
         chapter={"split_heads", "multi_head_attention"},
     )
@@ -1040,6 +1054,34 @@ _add(
         close(),
         forbid={"MultiHeadAttention", "MultiheadAttention", "multi_head_attention_forward"},
         chapter={"multi_head_attention", "split_heads", "merge_heads"},
+    )
+)
+
+def _best_blend(values) -> float:
+    """Distinct blends (v_a + v_b) / 2, to 1e-6 in every entry, over all vocab^2 pairs."""
+    vocab = values.shape[0]
+    flat = ((values[:, None] + values[None, :]).double() / 2).reshape(vocab * vocab, -1)
+    same = (flat[:, None] - flat[None, :]).abs().amax(-1) <= 1e-6
+    return (~same.tril(-1).any(-1)).sum().item() / (vocab * vocab)
+
+
+def _blend_case(rng, dt) -> Case:
+    """A random table, and (so that the general-position formula fails) one with a repeated
+    value vector."""
+    vocab, C = _dims(rng, 3, 20), _dims(rng, 2, 8)
+    values = _t(rng, vocab, C, dtype=dt)
+    if rng.random() < 0.5 or dt == F64:
+        a, b = rng.choice(vocab, size=2, replace=False)
+        values[b] = values[a]
+    return Case((values,))
+
+
+_add(
+    Spec(
+        "ex-ch04-blend",
+        lambda rng: _tensor_cases(rng, _blend_case),
+        _best_blend,
+        number(rtol=1e-6),
     )
 )
 
