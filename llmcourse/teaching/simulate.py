@@ -186,6 +186,55 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return torch.cat(heads, -1)\n",
         ],
     ),
+    "ex-ch08-train-steps": (
+        [
+            "def {name}(model, optimizer, batches, lrs, max_norm):\n    model.train()\n"
+            "    out = []\n    for i, (x, y) in enumerate(batches):\n"
+            "        for g in optimizer.param_groups:\n            g['lr'] = lrs[i]\n"
+            "        optimizer.zero_grad()\n        logits = model(x)\n"
+            "        loss = F.cross_entropy(logits.transpose(1, 2), y)\n        loss.backward()\n"
+            "        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)\n"
+            "        optimizer.step()\n        out.append(float(loss.detach()))\n"
+            "    model.eval()\n    return out\n",
+        ],
+        [
+            "def {name}(model, optimizer, batches, lrs, max_norm):\n    model.train()\n"
+            "    out = []\n    for (x, y), lr in zip(batches, lrs):\n"
+            "        for g in optimizer.param_groups:\n            g['lr'] = lr\n"
+            "        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())\n"
+            "        loss.backward()\n"
+            "        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)\n"
+            "        optimizer.step()\n        out.append(loss.item())\n"
+            "    model.eval()\n    return out\n",
+            "def {name}(model, optimizer, batches, lrs, max_norm):\n    model.train()\n"
+            "    out = []\n    for (x, y), lr in zip(batches, lrs):\n"
+            "        for g in optimizer.param_groups:\n            g['lr'] = lr\n"
+            "        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())\n"
+            "        optimizer.zero_grad()\n        loss.backward()\n"
+            "        optimizer.step()\n        out.append(loss.item())\n"
+            "    model.eval()\n    return out\n",
+        ],
+    ),
+    "ex-ch08-checkpoint": (
+        [
+            "def {name}(model, optimizer, generator, step):\n    import copy\n"
+            "    return dict(\n        model=copy.deepcopy(model.state_dict()),\n"
+            "        optimizer=copy.deepcopy(optimizer.state_dict()),\n        step=step,\n"
+            "        batch_rng=generator.get_state(),\n        torch_rng=torch.get_rng_state(),\n"
+            "    )\n",
+        ],
+        [
+            "def {name}(model, optimizer, generator, step):\n"
+            "    return dict(\n        model=model.state_dict(),\n"
+            "        optimizer=optimizer.state_dict(),\n        step=step,\n"
+            "        batch_rng=generator.get_state(),\n        torch_rng=torch.get_rng_state(),\n"
+            "    )\n",
+            "def {name}(model, optimizer, generator, step):\n    import copy\n"
+            "    return dict(\n        model=copy.deepcopy(model.state_dict()),\n"
+            "        optimizer=copy.deepcopy(optimizer.state_dict()),\n        step=step,\n"
+            "    )\n",
+        ],
+    ),
     "ex-ch04-blend": (
         [
             "def {name}(values):\n    v = values.shape[0]\n"

@@ -1259,6 +1259,71 @@ _add(
     )
 )
 
+
+def _train_steps_cases(rng) -> list[Case]:
+    """A tiny GPT with dropout from a hidden seed: SGD (where every slip of scale or order
+    shows) and AdamW, float32 and float64."""
+    return [
+        Case(
+            (
+                int(rng.integers(1000, 10**6)),
+                dtype,
+                optimizer,
+                float(rng.uniform(0.1, 0.3)),
+                _dims(rng, 3, 6),
+            )
+        )
+        for dtype, optimizer in (("float32", "sgd"), ("float64", "adamw"), ("float32", "adamw"))
+    ]
+
+
+def _checkpoint_cases(rng) -> list[Case]:
+    cases = []
+    for dtype in ("float32", "float64"):
+        save_at = _dims(rng, 2, 5)
+        cases.append(
+            Case((int(rng.integers(1000, 10**6)), dtype, save_at, save_at + _dims(rng, 2, 4)))
+        )
+    return cases
+
+
+def _ch08_train_steps(*args):
+    from llmcourse.exercises.ch08 import run_train_steps
+
+    return run_train_steps(None, *args)
+
+
+def _ch08_checkpoint(*args):
+    from llmcourse.exercises.ch08 import run_checkpoint
+
+    return run_checkpoint(None, *args)
+
+
+# The answers act on a model the grader's harness builds (codec.make_driver): they come back
+# as (losses, the weights after, whether the model is left in training mode) and (the
+# resumed run's losses, its weights after). AdamW in float32 turns rounding-sized
+# differences of near-zero gradients into larger ones, hence the looser weights' tolerance.
+_add(
+    Spec(
+        "ex-ch08-train-steps",
+        _train_steps_cases,
+        _ch08_train_steps,
+        each(close(rtol=1e-4, atol=1e-6), close(rtol=1e-3, atol=1e-4), equal()),
+        chapter={"train_loop", "run_steps"},
+        driver="ch08_train_steps",
+    )
+)
+_add(
+    Spec(
+        "ex-ch08-checkpoint",
+        _checkpoint_cases,
+        _ch08_checkpoint,
+        each(close(rtol=1e-4, atol=1e-6), close(rtol=1e-3, atol=1e-4)),
+        chapter={"save_checkpoint"},
+        driver="ch08_checkpoint",
+    )
+)
+
 # ---- chapter 9 -----------------------------------------------------------------------------
 _add(
     Spec(
