@@ -1,5 +1,7 @@
 """The chapter 10 exercise checks: model answers pass, plausible wrong answers get a hint."""
 
+import re
+
 import pytest
 import torch
 
@@ -7,7 +9,9 @@ from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch10 import (
     check_chat_messages,
     check_greedy_step,
+    check_judge,
     check_new_token_count,
+    check_rag_messages,
     check_top_k_search,
 )
 
@@ -211,11 +215,162 @@ def test_top_k_search_wrong(wrong, match):
         check_top_k_search(wrong)
 
 
+# --- a prompt that fits its budget ----------------------------------------------------------
+
+
+def rag_messages(question, passages, max_words):
+    kept, words = [], 0
+    for p in passages:
+        words += len(p.split())
+        if words > max_words:
+            break
+        kept.append(p)
+    content = question
+    if kept:
+        listed = "\n".join(f"[{n}] {p}" for n, p in enumerate(kept, start=1))
+        content = f"{listed}\n\nQuestion: {question}"
+    return [{"role": "user", "content": content}]
+
+
+def rag_messages_by_slicing(question, passages, max_words):
+    """A second correct answer: count the prefix that fits, then join."""
+    totals = [sum(len(p.split()) for p in passages[: n + 1]) for n in range(len(passages))]
+    n = sum(t <= max_words for t in totals)  # totals only grow: the prefix that fits
+    lines = [f"[{i + 1}] {p}" for i, p in enumerate(passages[:n])]
+    text = "\n".join(lines + ["", f"Question: {question}"]) if lines else question
+    return [dict(role="user", content=text)]
+
+
+@pytest.mark.parametrize("answer", [rag_messages, rag_messages_by_slicing])
+def test_rag_messages_passes(answer, capsys):
+    check_rag_messages(answer)  # raises if the answer is rejected
+    assert "all 5 checks passed" in capsys.readouterr().out
+
+
+def _rag_variant(number_from=1, strict=False, skip=False, chars=False, sep="\n\n", first=False):
+    def f(question, passages, max_words):
+        kept, words = [], 0
+        for p in passages:
+            size = len(p) if chars else len(p.split())
+            if (words + size >= max_words) if strict else (words + size > max_words):
+                if skip:
+                    continue
+                break
+            words += size
+            kept.append(p)
+        if not kept:
+            return [{"role": "user", "content": question}]
+        listed = "\n".join(f"[{n}] {p}" for n, p in enumerate(kept, start=number_from))
+        if first:
+            return [{"role": "user", "content": f"Question: {question}{sep}{listed}"}]
+        return [{"role": "user", "content": f"{listed}{sep}Question: {question}"}]
+
+    return f
+
+
+@pytest.mark.parametrize(
+    "wrong,match",
+    [
+        (_rag_variant(number_from=0), "number the passages from 1"),
+        (_rag_variant(first=True), "the passages come first"),
+        (_rag_variant(sep="\n"), "an empty line"),
+        (_rag_variant(strict=True), "<=, not <"),
+        (_rag_variant(skip=True), "do not skip it"),
+        (_rag_variant(chars=True), "not characters"),
+        (
+            lambda q, p, m: [{"role": "user", "content": rag_messages(q, p, m)[0]["content"]}] * 2,
+            "one message",
+        ),
+        (
+            lambda q, p, m: [{"role": "system", "content": rag_messages(q, p, m)[0]["content"]}],
+            "'user' turn",
+        ),
+        (lambda q, p, m: rag_messages(q, p, m)[0]["content"], "return a list of messages"),
+        (
+            lambda q, p, m: rag_messages(q, p, m) if p else [{"role": "user", "content": ""}],
+            "with no passages the content is the question alone",
+        ),
+    ],
+)
+def test_rag_messages_wrong(wrong, match):
+    with pytest.raises(ExerciseError, match=match):
+        check_rag_messages(wrong)
+
+
+# --- a fairer judge -------------------------------------------------------------------------
+
+
+def judge(answer, accepted):
+    return any(re.search(rf"\b{re.escape(a)}\b", answer, flags=re.IGNORECASE) for a in accepted)
+
+
+def judge_by_words(answer, accepted):
+    """A second correct answer: compare runs of words, punctuation removed."""
+    words = re.findall(r"\w+", answer.lower())
+    for a in accepted:
+        target = a.lower().split()
+        n = len(target)
+        if any(words[i : i + n] == target for i in range(len(words) - n + 1)):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("answer", [judge, judge_by_words])
+def test_judge_passes(answer, capsys):
+    check_judge(answer)  # raises if the answer is rejected
+    assert "all 5 checks passed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "wrong,match",
+    [
+        (lambda answer, accepted: any(a in answer.lower() for a in accepted), "not substrings"),
+        (
+            lambda answer, accepted: any(
+                re.search(rf"\b{re.escape(a)}\b", answer) for a in accepted
+            ),
+            "ignore upper and lower case",
+        ),
+        (
+            lambda answer, accepted: any(a in answer.lower().split() for a in accepted),
+            "punctuation next to a word",
+        ),
+        (
+            lambda answer, accepted: any(
+                all(w in re.findall(r"\w+", answer.lower()) for w in a.split()) for a in accepted
+            ),
+            "its words together and in order",
+        ),
+        (
+            lambda answer, accepted: re.search(
+                rf"\b{re.escape(accepted[0])}\b", answer, flags=re.IGNORECASE
+            ),
+            "return True or False",
+        ),
+        (
+            lambda answer, accepted: judge(answer, accepted[:1]),
+            "ANY accepted string",
+        ),
+    ],
+)
+def test_judge_wrong(wrong, match):
+    with pytest.raises(ExerciseError, match=match):
+        check_judge(wrong)
+
+
 # --- not yet answered -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "check", [check_chat_messages, check_new_token_count, check_greedy_step, check_top_k_search]
+    "check",
+    [
+        check_chat_messages,
+        check_new_token_count,
+        check_greedy_step,
+        check_top_k_search,
+        check_rag_messages,
+        check_judge,
+    ],
 )
 def test_none_not_yet_answered(check):
     with pytest.raises(NotYetAnswered):

@@ -4,6 +4,8 @@ check_chat_messages(chat_messages)        a chat as a list of {"role", "content"
 check_new_token_count(new_token_count)    max_length versus max_new_tokens
 check_greedy_step(greedy_step)            one step of greedy decoding
 check_top_k_search(top_k_search)          cosine-similarity search over a small corpus
+check_rag_messages(rag_messages)          a retrieval prompt: numbered passages, a word budget
+check_judge(judge)                        an accepted word or phrase occurs as whole words
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ __all__ = [
     "check_new_token_count",
     "check_greedy_step",
     "check_top_k_search",
+    "check_rag_messages",
+    "check_judge",
 ]
 
 
@@ -189,3 +193,141 @@ def check_top_k_search(top_k_search) -> None:
         expect([int(i) for i in got] == [1, 4, 0, 2], f"the top 4 are [1, 4, 0, 2], got {got}")
 
     return run_checks("Exercise: top-k semantic search", top_k_search, [cosine, k])
+
+
+def check_rag_messages(rag_messages) -> None:
+    """``rag_messages(question, passages, max_words)``: numbered passages within a word budget."""
+    question = "Who wrote it?"
+
+    def content(f, passages, max_words):
+        got = f(question, passages, max_words)
+        expect(isinstance(got, list), f"return a list of messages, got {type(got).__name__}")
+        expect(
+            len(got) == 1 and isinstance(got[0], dict),
+            f"one message, a dict {{'role': 'user', 'content': ...}}, got {got!r:.80}",
+        )
+        expect(got[0].get("role") == "user", "the passages and the question go in a 'user' turn")
+        text = got[0].get("content")
+        expect(isinstance(text, str), f"the content is a string, got {type(text).__name__}")
+        return text
+
+    def layout(f):
+        text = content(f, ["the first one", "and a second"], 50)
+        expect("[0]" not in text, "number the passages from 1: [1], [2], ...")
+        expect(
+            not text.startswith("Question"),
+            "the passages come first, then the question (the model reads them before it)",
+        )
+        expect(
+            "[1] the first one" in text and "[2] and a second" in text,
+            "write each passage as '[n] text', one per line, best first",
+        )
+        want = f"[1] the first one\n[2] and a second\n\nQuestion: {question}"
+        expect(
+            text == want,
+            f"the content should be {want!r}: the passages, an empty line, then "
+            f"'Question: ' and the question; got {text!r}",
+        )
+
+    def budget(f):
+        text = content(f, ["one two three", "four five", "six"], 5)
+        expect(
+            text.startswith("[1] one two three"),
+            "a budget of 5 words holds the first passage, 3 words: count words with "
+            "len(p.split()), not characters",
+        )
+        expect(
+            "[2] four five" in text,
+            "a budget of 5 words holds 3 + 2 words: keep a passage while the total stays "
+            "at most max_words (<=, not <)",
+        )
+        expect("[3]" not in text, "3 + 2 + 1 words is over a budget of 5: stop there")
+
+    def stops(f):
+        text = content(f, ["a b c d", "e f g h i j", "k"], 6)
+        expect(
+            "[2] k" not in text,
+            "stop at the first passage that does not fit: do not skip it to take a later, "
+            "shorter one (the passages are ranked, best first)",
+        )
+        expect(text == f"[1] a b c d\n\nQuestion: {question}", f"got {text!r}")
+
+    def none_fit(f):
+        text = content(f, ["far too many words here"], 2)
+        expect(
+            text == question,
+            f"when no passage fits, the content is the question alone, got {text!r}",
+        )
+        text = content(f, [], 10)
+        expect(
+            text == question, f"with no passages the content is the question alone, got {text!r}"
+        )
+
+    def chars(f):
+        text = content(f, ["abcdefghijklmnop"], 3)
+        expect(
+            text.startswith("[1] abcdefghijklmnop"),
+            "a budget of 3 words holds a one-word passage of 16 characters: count words "
+            "with len(p.split()), not characters",
+        )
+
+    return run_checks(
+        "Exercise: a prompt that fits its budget",
+        rag_messages,
+        [layout, budget, stops, none_fit, chars],
+    )
+
+
+def check_judge(judge) -> None:
+    """``judge(answer, accepted)``: an accepted word or phrase occurs as whole words."""
+
+    def returns_bool(f):
+        got = f("A horse!", ["horse"])
+        expect(
+            isinstance(got, bool),
+            f"return True or False, got {type(got).__name__} (bool(...) of a match object)",
+        )
+
+    def whole_words(f):
+        expect(
+            f("He offers his kingdom for it.", ["king"]) is False,
+            "'king' inside 'kingdom' is not the word king: match whole words (\\b at both "
+            "ends), not substrings",
+        )
+        expect(
+            f("Macbeth shall be king hereafter", ["king"]) is True,
+            "the word 'king' occurs: True",
+        )
+        expect(
+            f("A horse! a horse!", ["horse"]) is True,
+            "punctuation next to a word ('horse!') still counts as the word: do not compare "
+            "whole space-separated tokens",
+        )
+
+    def case(f):
+        expect(
+            f("Beware the Ides of March.", ["ides of march"]) is True,
+            "ignore upper and lower case: 'Ides of March' matches 'ides of march'",
+        )
+
+    def phrase(f):
+        expect(
+            f("The ides fall in March, the month of Mars.", ["ides of march"]) is False,
+            "a phrase must occur as it is written, its words together and in order, not "
+            "each word somewhere in the answer",
+        )
+        expect(
+            f("it is a pound of flesh", ["pound of flesh"]) is True,
+            "the phrase 'pound of flesh' occurs: True",
+        )
+
+    def any_of(f):
+        expect(f("a rose", ["lily", "rose"]) is True, "True when ANY accepted string occurs")
+        expect(f("a rose", []) is False, "nothing accepted: False")
+        expect(f("", ["rose"]) is False, "an empty answer contains nothing: False")
+
+    return run_checks(
+        "Exercise: a fairer judge",
+        judge,
+        [returns_bool, whole_words, case, phrase, any_of],
+    )

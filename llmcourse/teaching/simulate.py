@@ -371,6 +371,144 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return math.sqrt(1 + n_blocks * write_ratio)\n",
         ],
     ),
+    "ex-ch07-leak": (
+        [
+            "def {name}(x, W_qkv, W_out):\n    T, C = x.shape[-2:]\n"
+            "    q, k, v = (x @ W_qkv).split(C, dim=-1)\n"
+            "    s = q @ k.transpose(-2, -1) / C**0.5\n"
+            "    s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float('-inf'))\n"
+            "    return torch.softmax(s, dim=-1) @ v @ W_out\n",
+            "def {name}(x, W_qkv, W_out):\n    C = x.shape[-1]\n"
+            "    q, k, v = (x.double() @ W_qkv.double()).split(C, dim=-1)\n"
+            "    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)\n"
+            "    return out @ W_out.double()\n",
+        ],
+        [
+            "def {name}(x, W_qkv, W_out):\n    T, C = x.shape[-2:]\n"
+            "    q, k, v = (x @ W_qkv).split(C, dim=-1)\n"
+            "    s = q @ k.transpose(-2, -1) / C**0.5\n"
+            "    s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float('-inf'))\n"
+            "    return torch.softmax(s, dim=-2) @ v @ W_out\n",
+            "def {name}(x, W_qkv, W_out):\n    T, C = x.shape[-2:]\n"
+            "    q, k, v = (x @ W_qkv).split(C, dim=-1)\n"
+            "    s = q @ k.transpose(-2, -1) / C**0.5\n"
+            "    s = s.masked_fill(torch.ones(T, T, dtype=torch.bool).tril(-1), float('-inf'))\n"
+            "    return torch.softmax(s, dim=-1) @ v @ W_out\n",
+        ],
+    ),
+    "ex-ch09-repetition-penalty": (
+        [
+            "def {name}(logits, input_ids, penalty):\n    out = logits.double().clone()\n"
+            "    for row, ids in zip(out, input_ids):\n"
+            "        seen = torch.unique(ids)\n        z = row[seen]\n"
+            "        row[seen] = torch.where(z > 0, z / penalty, z * penalty)\n"
+            "    return out\n",
+        ],
+        [
+            "def {name}(logits, input_ids, penalty):\n"
+            "    return logits.scatter(1, input_ids, logits.gather(1, input_ids) / penalty)\n",
+            "def {name}(logits, input_ids, penalty):\n    out = logits.clone()\n"
+            "    for b in range(input_ids.shape[0]):\n"
+            "        for t in input_ids[b].tolist():\n"
+            "            z = out[b, t]\n"
+            "            out[b, t] = z / penalty if z > 0 else z * penalty\n"
+            "    return out\n",
+        ],
+    ),
+    "ex-ch09-cached-step": (
+        [
+            "def {name}(q, k, v, K, V):\n    K, V = torch.cat((K, k), -2), torch.cat((V, v), -2)\n"
+            "    w = torch.softmax(q.double() @ K.double().mT / math.sqrt(q.shape[-1]), -1)\n"
+            "    return w @ V.double(), K, V\n",
+        ],
+        [
+            "def {name}(q, k, v, K, V):\n"
+            "    w = torch.softmax(q @ K.transpose(-2, -1) / q.shape[-1] ** 0.5, -1)\n"
+            "    K, V = torch.cat([K, k], 2), torch.cat([V, v], 2)\n"
+            "    return w @ V[:, :, :-1], K, V\n",
+            "def {name}(q, k, v, K, V):\n    K, V = torch.cat([K, k], 2), torch.cat([V, v], 2)\n"
+            "    return torch.softmax(q @ K.transpose(-2, -1), -1) @ V, K, V\n",
+        ],
+    ),
+    "ex-ch10-rag-budget": (
+        [
+            "def {name}(question, passages, max_words):\n    kept = []\n"
+            "    for p in passages:\n"
+            "        if sum(len(k.split()) for k in kept + [p]) > max_words:\n"
+            "            break\n        kept.append(p)\n"
+            "    lines = [f'[{i + 1}] {p}' for i, p in enumerate(kept)]\n"
+            "    text = '\\n'.join(lines) + f'\\n\\nQuestion: {question}' if kept else question\n"
+            "    return [dict(role='user', content=text)]\n",
+        ],
+        [
+            "def {name}(question, passages, max_words):\n    kept, n = [], 0\n"
+            "    for p in passages:\n        if n + len(p.split()) <= max_words:\n"
+            "            kept.append(p)\n            n += len(p.split())\n"
+            "    lines = [f'[{i + 1}] {p}' for i, p in enumerate(kept)]\n"
+            "    text = '\\n'.join(lines) + f'\\n\\nQuestion: {question}' if kept else question\n"
+            "    return [dict(role='user', content=text)]\n",
+            "def {name}(question, passages, max_words):\n    kept = []\n"
+            "    for p in passages:\n"
+            "        if sum(len(k.split()) for k in kept + [p]) > max_words:\n"
+            "            break\n        kept.append(p)\n"
+            "    lines = [f'[{i}] {p}' for i, p in enumerate(kept)]\n"
+            "    text = '\\n'.join(lines) + f'\\n\\nQuestion: {question}' if kept else question\n"
+            "    return [dict(role='user', content=text)]\n",
+        ],
+    ),
+    "ex-ch10-judge": (
+        [
+            "def {name}(answer, accepted):\n    import re\n"
+            "    words = ' '.join(re.findall(r'\\w+', answer.lower()))\n"
+            "    return any(\n"
+            "        re.search(rf'\\b{a.lower()}\\b', words) is not None for a in accepted\n"
+            "    )\n",
+        ],
+        [
+            "def {name}(answer, accepted):\n"
+            "    return any(a in answer.lower() for a in accepted)\n",
+            "def {name}(answer, accepted):\n"
+            "    return any(a in answer.lower().split() for a in accepted)\n",
+        ],
+    ),
+    "ex-ch11-samples-needed": (
+        [
+            "def {name}(rate, half_width):\n    n = 1\n    while True:\n"
+            "        low, high = wilson(rate * n, n)\n"
+            "        if (high - low) / 2 <= half_width:\n            return n\n"
+            "        n += 1\n",
+            "def {name}(rate, half_width, z=1.96):\n    n = 0\n    while True:\n"
+            "        n += 1\n        a = z / (1 + z * z / n)\n"
+            "        if a * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))"
+            " <= half_width:\n            return n\n",
+        ],
+        [
+            "def {name}(rate, half_width):\n"
+            "    return math.ceil(1.96 ** 2 * rate * (1 - rate) / half_width ** 2)\n",
+            "def {name}(rate, half_width):\n    n = 1\n"
+            "    while wilson(rate * n, n)[1] - wilson(rate * n, n)[0] > half_width:\n"
+            "        n += 1\n    return n\n",
+        ],
+    ),
+    "ex-ch11-budget-for-ratio": (
+        [
+            "def {name}(tokens_per_param):\n"
+            "    g = (alpha * A / (beta * B)) ** (1 / (alpha + beta))\n"
+            "    return 6 * (tokens_per_param * g ** 2) ** ((alpha + beta) / (alpha - beta))\n",
+            "def {name}(tokens_per_param):\n    lo, hi = 30.0, 90.0\n"
+            "    for _ in range(200):\n        mid = (lo + hi) / 2\n"
+            "        n, d = compute_optimal(math.exp(mid))\n"
+            "        lo, hi = (mid, hi) if d / n < tokens_per_param else (lo, mid)\n"
+            "    return math.exp((lo + hi) / 2)\n",
+        ],
+        [
+            "def {name}(tokens_per_param):\n"
+            "    g = (alpha * A / (beta * B)) ** (1 / (alpha + beta))\n"
+            "    return (tokens_per_param * g ** 2) ** ((alpha + beta) / (alpha - beta))\n",
+            "def {name}(tokens_per_param):\n"
+            "    return 6 * tokens_per_param ** ((alpha + beta) / (alpha - beta))\n",
+        ],
+    ),
 }
 GENERIC_WRONG = "def {name}(*args, **kwargs):\n    return 0\n"
 

@@ -25,8 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from llmcourse.exercises.ch11 import _budget_for_ratio as _ch11_budget_for_ratio
+from llmcourse.exercises.ch11 import _samples_needed as _ch11_samples_needed
+from llmcourse.exercises.ch12 import llama_param_count as _llama_param_count
 from llmcourse.teaching.codec import Callable, Unsupported
-from llmcourse.tokenization import merge_pair
+from llmcourse.tokenization import bytes_to_unicode, merge_pair
 
 F32, F64 = torch.float32, torch.float64
 
@@ -515,12 +518,6 @@ def _rnn_case(rng, dt) -> Case:
     )
 
 
-def _one_hot_case(rng, dt) -> Case:
-    V, D = _dims(rng, 5, 12), _dims(rng, 2, 6)
-    shape = tuple(rng.integers(1, 4, size=_dims(rng, 1, 2)))
-    return Case((torch.from_numpy(rng.integers(0, V, size=shape)), _t(rng, V, D, dtype=dt)))
-
-
 def _cosine_case(rng, dt) -> Case:
     D = _dims(rng, 2, 9)
     return Case((_t(rng, D, dtype=dt), _t(rng, D, dtype=dt, scale=3.0)))
@@ -612,15 +609,23 @@ def _add(spec: Spec) -> None:
 
 
 # ---- chapter 1 -----------------------------------------------------------------------------
+def _documents(rng) -> list:
+    """Two to four documents of different lengths, as lists or arrays."""
+    docs = [np.log(rng.uniform(0.01, 1, size=n)) for n in rng.permutation(np.arange(1, 12))[:4]]
+    docs = docs[: _dims(rng, 2, 4)]
+    return [list(d) if i % 2 else d for i, d in enumerate(docs)]
+
+
 _add(
     Spec(
         "ex-ch01-perplexity",
-        lambda rng: [
-            Case((list(np.log(rng.uniform(0.01, 1, size=_dims(rng, 2, 9)))),)),
-            Case((np.log(rng.uniform(0.01, 1, size=_dims(rng, 2, 9))),)),
-            Case(([math.log(rng.uniform(0.05, 1))],)),
-        ],
-        lambda lp: float(np.exp(-np.mean(np.asarray(lp, dtype=float)))),
+        lambda rng: (
+            [Case((_documents(rng),)) for _ in range(2)]
+            + [Case(([[math.log(0.01)], [math.log(0.5)] * int(rng.integers(20, 99))],))]
+        ),
+        lambda docs: float(
+            np.exp(-np.concatenate([np.asarray(d, dtype=float) for d in docs]).mean())
+        ),
         number(rtol=1e-6),
         chapter={"ngram_perplexity", "perplexity"},
     )
@@ -695,14 +700,59 @@ _add(
     )
 )
 
+
+def _kneser_ney_case(rng, dt) -> Case:
+    V = _dims(rng, 3, 8)
+    counts = rng.integers(0, 5, size=(V, V)) * (rng.random((V, V)) < 0.6)
+    counts[int(rng.integers(0, V))] = 0  # a character that starts no pair
+    counts[0, int(rng.integers(0, V))] += 7  # a frequent pair
+    return Case(
+        (torch.from_numpy(counts.astype(float)).to(dt), float(rng.choice([0.5, 0.75, 0.9])))
+    )
+
+
+def _kneser_ney(counts, d):
+    c = counts.double().numpy()
+    seen = c > 0
+    p_cont = seen.sum(axis=0) / seen.sum()
+    row = c.sum(axis=1, keepdims=True)
+    safe = np.where(row > 0, row, 1.0)
+    lam = d * seen.sum(axis=1, keepdims=True) / safe
+    return np.where(row > 0, np.maximum(c - d, 0) / safe + lam * p_cont, p_cont)
+
+
+_add(
+    Spec(
+        "ex-ch01-kneser-ney",
+        lambda rng: _tensor_cases(rng, _kneser_ney_case),
+        _kneser_ney,
+        close(),
+    )
+)
+
+
 # ---- chapter 2 -----------------------------------------------------------------------------
+def _next_merge_case(rng) -> Case:
+    words = _word_counts(rng)
+    words[("l", "o", "w")] = int(rng.integers(1, 9))  # at least one pair
+    symbols = sorted({c for w in words for c in w})
+    rank = {c: int(i) for c, i in zip(symbols, rng.permutation(len(symbols)))}
+    return Case((words, rank))
+
+
+def _next_merge(word_counts, rank):
+    counts = _pairs(word_counts)
+    top = max(counts.values())
+    return min((p for p, c in counts.items() if c == top), key=lambda p: (rank[p[0]], rank[p[1]]))
+
+
 _add(
     Spec(
         "ex-ch02-count-pairs",
-        lambda rng: [Case((_word_counts(rng),)) for _ in range(3)],
-        _pairs,
-        equal(lambda got: {tuple(k): int(v) for k, v in got.items() if v}),
-        chapter={"count_pairs", "train_bpe"},
+        lambda rng: [_next_merge_case(rng) for _ in range(5)],
+        _next_merge,
+        equal(lambda got: tuple(str(s) for s in got)),
+        chapter={"train_bpe"},
     )
 )
 _add(
@@ -734,23 +784,31 @@ _add(
         forbid={"tokenize"},
     )
 )
+
+
+def _embedding_grad_case(rng, dt) -> Case:
+    V, D = _dims(rng, 5, 12), _dims(rng, 2, 6)
+    shape = tuple(int(n) for n in rng.integers(2, 5, size=_dims(rng, 1, 2)))
+    ids = rng.integers(0, V - 2, size=shape)  # the last two rows never used
+    ids.flat[0] = ids.flat[-1]  # an id used at least twice
+    return Case((torch.from_numpy(ids), _t(rng, *shape, D, dtype=dt), V))
+
+
+def _embedding_grad(ids, grad_output, V):
+    g = grad_output.double()
+    return torch.zeros(V, g.shape[-1], dtype=torch.float64).index_add_(
+        0, ids.reshape(-1), g.reshape(-1, g.shape[-1])
+    )
+
+
 _add(
     Spec(
         "ex-ch02-one-hot",
-        lambda rng: _tensor_cases(rng, _one_hot_case, n=1),
-        lambda ids, w: w.double()[ids],
+        lambda rng: _tensor_cases(rng, _embedding_grad_case),
+        _embedding_grad,
         close(),
-        forbid={
-            "embedding",
-            "Embedding",
-            "index_select",
-            "gather",
-            "take",
-            "embedding_lookup",
-            "one_hot_embedding",
-        },
-        chapter={"embedding_lookup", "one_hot_embedding"},
-        no_index=1,
+        forbid={"backward", "autograd"},  # the solution may compare with .grad
+        chapter={"rows_moved"},
     )
 )
 _add(
@@ -760,6 +818,66 @@ _add(
         lambda a, b: float(a.double() @ b.double() / (a.double().norm() * b.double().norm())),
         number(rtol=1e-4, atol=1e-6),
         chapter={"cosine_matrix", "cosine_similarity_matrix"},
+    )
+)
+
+
+def _decode_case(rng) -> Case:
+    pieces = ["to", " be", ",", " é", "ï", "東京", "🙂", "\n", "\t", " «x»", "ß", "a"]
+    text = "".join(rng.choice(pieces, size=_dims(rng, 3, 8)))
+    table = bytes_to_unicode()
+    symbols = [table[b] for b in text.encode("utf-8")]
+    cuts = sorted({0, len(symbols), *(int(c) for c in rng.integers(1, len(symbols), size=4))})
+    return Case(([("".join(symbols[i:j])) for i, j in zip(cuts, cuts[1:])],))
+
+
+def _decode_tokens(tokens):
+    back = {c: b for b, c in bytes_to_unicode().items()}
+    return bytes(back[c] for token in tokens for c in token).decode("utf-8")
+
+
+_add(
+    Spec(
+        "ex-ch02-decode",
+        lambda rng: [_decode_case(rng) for _ in range(4)] + [Case(([],))],
+        _decode_tokens,
+        equal(str),
+    )
+)
+
+
+def _merges_case(rng) -> Case:
+    word = "".join(rng.choice(["a", "b", "ab", "c", "é", " "], size=_dims(rng, 3, 7)))
+    table = bytes_to_unicode()
+    symbols, merges = [table[b] for b in word.encode("utf-8")], []
+    for _ in range(_dims(rng, 2, 6)):  # merges learned from the word itself, in some order
+        if len(symbols) < 2:
+            break
+        i = int(rng.integers(0, len(symbols) - 1))
+        merges.append((symbols[i], symbols[i + 1]))
+        symbols = merge_pair(symbols, merges[-1])
+    merges.insert(int(rng.integers(0, len(merges) + 1)), ("x", "y"))  # one that never applies
+    sizes = sorted({0, len(merges), *(int(m) for m in rng.integers(0, len(merges), size=2))})
+    return Case((word, merges, sizes))
+
+
+def _tokens_per_merges(word, merges, sizes):
+    table = bytes_to_unicode()
+    out = []
+    for m in sizes:
+        symbols = [table[b] for b in word.encode("utf-8")]
+        for pair in merges[:m]:
+            symbols = merge_pair(symbols, tuple(pair))
+        out.append(len(symbols))
+    return out
+
+
+_add(
+    Spec(
+        "ex-ch02-unseen-word",
+        lambda rng: [_merges_case(rng) for _ in range(5)],
+        _tokens_per_merges,
+        equal(lambda got: [int(n) for n in got]),
     )
 )
 
@@ -1057,6 +1175,7 @@ _add(
     )
 )
 
+
 def _best_blend(values) -> float:
     """Distinct blends (v_a + v_b) / 2, to 1e-6 in every entry, over all vocab^2 pairs."""
     vocab = values.shape[0]
@@ -1207,6 +1326,39 @@ _add(
         _cross_changes_cases,
         lambda T, S, side, j: list(range(T)) if side == "source" else list(range(j, T)),
         equal(index_list),
+    )
+)
+
+
+def _causal_head(x, W_qkv, W_out):
+    """ex-ch07-leak: buggy_attention with the softmax over the keys."""
+    x, W_qkv, W_out = x.double(), W_qkv.double(), W_out.double()
+    T, C = x.shape[-2:]
+    q, k, v = (x @ W_qkv).split(C, dim=-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(C)
+    scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    return _softmax(scores) @ v @ W_out
+
+
+def _causal_head_case(rng, dt) -> Case:
+    T, C = _dims(rng, 3, 7), _dims(rng, 2, 6)
+    batch = (_dims(rng, 1, 3),) if rng.random() < 0.5 else ()
+    return Case(
+        (
+            _t(rng, *batch, T, C, dtype=dt),
+            _t(rng, C, 3 * C, dtype=dt, scale=0.7),
+            _t(rng, C, C, dtype=dt),
+        )
+    )
+
+
+_add(
+    Spec(
+        "ex-ch07-leak",
+        lambda rng: _tensor_cases(rng, _causal_head_case),
+        _causal_head,
+        close(),
+        chapter={"buggy_attention"},
     )
 )
 
@@ -1379,6 +1531,60 @@ _add(
     )
 )
 
+
+def _repetition_penalty(logits, input_ids, penalty):
+    """Hugging Face's RepetitionPenaltyLogitsProcessor, in float64."""
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    return RepetitionPenaltyLogitsProcessor(penalty)(input_ids, logits.double().clone())
+
+
+def _repetition_cases(rng):
+    """Batches whose rows repeat tokens, with positive, negative and zero logits."""
+    cases = []
+    for dt in _dtypes():
+        B, T, V = _dims(rng, 1, 3), _dims(rng, 3, 9), _dims(rng, 6, 30)
+        logits = _t(rng, B, V, dtype=dt, scale=2.0)
+        logits[0, 0] = 0.0
+        ids = torch.from_numpy(rng.integers(0, V, size=(B, T)))
+        ids[:, -1] = ids[:, 0]  # a repeat in every row
+        ids[0, 1] = 0  # the zero logit is seen
+        cases.append(Case((logits, ids, float(rng.uniform(1.1, 2.5)))))
+    return cases
+
+
+def _cached_step(q, k, v, K_cache, V_cache):
+    K2, V2 = torch.cat([K_cache, k], 2).double(), torch.cat([V_cache, v], 2).double()
+    out = _softmax(q.double() @ K2.transpose(-2, -1) / math.sqrt(q.shape[-1])) @ V2
+    return out, K2, V2
+
+
+def _cached_step_case(rng, dt) -> Case:
+    B, H, T, d = _dims(rng, 1, 3), _dims(rng, 1, 4), _dims(rng, 0, 7), _dims(rng, 2, 8)
+    new = [_t(rng, B, H, 1, d, dtype=dt) for _ in range(3)]
+    return Case((*new, _t(rng, B, H, T, d, dtype=dt), _t(rng, B, H, T, d, dtype=dt)))
+
+
+_add(
+    Spec(
+        "ex-ch09-repetition-penalty",
+        _repetition_cases,
+        _repetition_penalty,
+        close(),
+        forbid={"RepetitionPenaltyLogitsProcessor", "apply_repetition_penalty"},
+        chapter={"apply_repetition_penalty"},
+    )
+)
+_add(
+    Spec(
+        "ex-ch09-cached-step",
+        lambda rng: _tensor_cases(rng, _cached_step_case),
+        _cached_step,
+        each(close(), close(), close()),
+        forbid={"scaled_dot_product_attention", "KVCache"},
+    )
+)
+
 # ---- chapter 10 ----------------------------------------------------------------------------
 _add(
     Spec(
@@ -1461,6 +1667,82 @@ _add(
     )
 )
 
+
+def _rag_messages(question, passages, max_words):
+    kept, words = [], 0
+    for p in passages:
+        words += len(p.split())
+        if words > max_words:
+            break
+        kept.append(p)
+    listed = "\n".join(f"[{n}] {p}" for n, p in enumerate(kept, start=1))
+    return [{"role": "user", "content": f"{listed}\n\nQuestion: {question}" if kept else question}]
+
+
+def _rag_cases(rng):
+    """Budgets that end exactly on a passage, fall inside one (a shorter one follows), fit
+    none, or fit all."""
+    cases = []
+    for _ in range(2):
+        sizes = [_dims(rng, 1, 6) for _ in range(_dims(rng, 3, 5))]
+        sizes.insert(2, 9)  # a long passage, followed by short ones
+        passages = [
+            " ".join(_sentence(rng, _dims(rng, 2, 7), "abcdeklmnr") for _ in range(n))
+            for n in sizes
+        ]
+        question = _sentence(rng, _dims(rng, 4, 12), "pqrst ") + "?"
+        totals = np.cumsum(sizes)
+        budgets = (int(totals[1]), int(totals[1] + rng.integers(1, 9)), sizes[0] - 1)
+        for budget in budgets + (int(totals[-1]),):
+            cases.append(Case((question, passages, budget)))
+    return cases
+
+
+_JUDGE_WORDS = ["king", "kingdom", "kings", "horse", "march", "ides", "of", "rose", "flesh"]
+
+
+def _judge(answer, accepted):
+    return any(re.search(rf"\b{re.escape(a)}\b", answer, flags=re.IGNORECASE) for a in accepted)
+
+
+def _judge_cases(rng):
+    """Answers of capitalised words and punctuation; accepted words that occur only inside
+    longer ones, phrases whose words occur apart, and none."""
+    cases = []
+    for _ in range(6):
+        words = list(rng.choice(_JUDGE_WORDS, size=_dims(rng, 3, 8)))
+        words = [w.capitalize() if rng.random() < 0.4 else w for w in words]
+        answer = " ".join(w + str(rng.choice(["", "", ",", "!", "."])) for w in words)
+        accepted = [str(w) for w in rng.choice(["king", "horse", "rose"], size=_dims(rng, 1, 2))]
+        if rng.random() < 0.5:
+            accepted.append("ides of march")
+        cases.append(Case((answer, accepted)))
+    cases.append(Case(("The ides fall in March.", ["ides of march"])))
+    cases.append(Case(("His kingdom, for a Horse!", ["king", "rose"])))
+    cases.append(Case(("Beware the Ides of March, Caesar.", ["rose", "ides of march"])))
+    return cases
+
+
+def _boolean(got, want) -> str | None:
+    if not isinstance(got, (bool, np.bool_)):
+        return f"expected True or False, got {_what(got)}"
+    if bool(got) != want:
+        return f"expected {want}, got {bool(got)}"
+    return None
+
+
+_add(
+    Spec(
+        "ex-ch10-rag-budget",
+        _rag_cases,
+        _rag_messages,
+        equal(lambda got: [dict(m) for m in got]),
+        forbid={"apply_chat_template"},
+        chapter={"rag_prompt"},
+    )
+)
+_add(Spec("ex-ch10-judge", _judge_cases, _judge, _boolean))
+
 # ---- chapter 11 ----------------------------------------------------------------------------
 _add(
     Spec(
@@ -1512,6 +1794,25 @@ _add(
         lambda rng: [Case((float(10 ** rng.uniform(18, 26)),)) for _ in range(3)],
         lambda C: (math.sqrt(C / 120), 20 * math.sqrt(C / 120)),
         each(number(rtol=1e-6), number(rtol=1e-6)),
+    )
+)
+_add(
+    Spec(
+        "ex-ch11-samples-needed",
+        lambda rng: [
+            Case((float(rng.choice([0.0, 0.1, 0.25, 0.5, 0.8])), float(rng.uniform(0.05, 0.2))))
+            for _ in range(3)
+        ],
+        _ch11_samples_needed,
+        integer(),
+    )
+)
+_add(
+    Spec(
+        "ex-ch11-budget-for-ratio",
+        lambda rng: [Case((float(rng.uniform(5, 200)),)) for _ in range(3)],
+        _ch11_budget_for_ratio,
+        number(rtol=1e-6),
     )
 )
 
@@ -1603,6 +1904,31 @@ _add(
         _permute_for_rotate_half,
         close(rtol=0, atol=0),
         forbid={"unpermute_rope_rows"},  # chapter 14's package function, the same permutation
+    )
+)
+
+_add(
+    Spec(
+        "ex-ch12-param-count",
+        lambda rng: [
+            Case((V, H * D, F, L, H, K, tied))
+            for V, D, F, L, H, K, tied in [
+                (
+                    int(rng.integers(10, 60000)),
+                    int(rng.choice([16, 32, 64, 128])),
+                    int(rng.integers(8, 4000)),
+                    int(rng.integers(1, 40)),
+                    int(h),
+                    int(rng.choice([k for k in range(1, h + 1) if h % k == 0])),
+                    bool(rng.integers(0, 2)),
+                )
+                for h in rng.integers(1, 17, size=3)
+            ]
+        ],
+        _llama_param_count,
+        integer(),
+        forbid={"numel", "num_parameters", "parameters", "LlamaForCausalLM", "LlamaConfig"},
+        chapter={"llama_param_count"},
     )
 )
 
