@@ -1,5 +1,7 @@
 """Chapter 12's exercise checks pass the model answers and reject plausible wrong ones."""
 
+import math
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -8,6 +10,7 @@ from llmcourse import llama
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch12 import (
     check_kv_cache_bytes,
+    check_llama_param_count,
     check_permute_for_rotate_half,
     check_repeat_kv,
     check_rms_norm,
@@ -20,6 +23,7 @@ ALL = [
     check_repeat_kv,
     check_kv_cache_bytes,
     check_permute_for_rotate_half,
+    check_llama_param_count,
 ]
 
 
@@ -184,3 +188,90 @@ def test_rope_layouts_differ_and_the_permutation_reconciles_them():
     freqs_cis = torch.polar(torch.ones_like(angles), angles)  # (T, D/2)
     meta = torch.view_as_real(torch.view_as_complex(q.reshape(2, 6, 4, 2)) * freqs_cis)
     torch.testing.assert_close(ch12._rope_interleaved(q, 10000.0), meta.flatten(-2))
+
+
+# ---- a Llama's parameters ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        (49152, 576, 1536, 30, 9, 3, True),
+        (1000, 64, 176, 3, 8, 2, False),
+        (50, 32, 96, 2, 4, 4, True),
+    ],
+)
+def test_the_parameter_formula_is_llamas(config):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from llmcourse.exercises.ch12 import llama_param_count
+
+    V, C, F, L, H, K, tied = config
+    hf = LlamaConfig(
+        vocab_size=V,
+        hidden_size=C,
+        intermediate_size=F,
+        num_hidden_layers=L,
+        num_attention_heads=H,
+        num_key_value_heads=K,
+        tie_word_embeddings=tied,
+    )
+    with torch.device("meta"):  # shapes only: no memory, no time
+        model = LlamaForCausalLM(hf)
+    assert llama_param_count(*config) == sum(p.numel() for p in model.parameters())
+
+
+def test_llama_param_count_right_answers():
+    def by_formula(V, C, F, L, H, K, tied):
+        D = C // H
+        attention = C * H * D + 2 * C * K * D + H * D * C
+        return V * C + L * (attention + 3 * C * F + 2 * C) + C + (0 if tied else V * C)
+
+    def by_modules(V, C, F, L, H, K, tied):
+        shapes = {"q": (C, C), "k": (K * C // H, C), "v": (K * C // H, C), "o": (C, C)}
+        shapes |= {"gate": (F, C), "up": (F, C), "down": (C, F), "norm1": (C,), "norm2": (C,)}
+        block = sum(math.prod(s) for s in shapes.values())
+        head = 0 if tied else V * C
+        return int(V * C + L * block + C + head)
+
+    check_llama_param_count(by_formula)
+    check_llama_param_count(by_modules)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (
+            lambda V, C, F, L, H, K, t: V * C + L * (4 * C * C + 3 * C * F + 2 * C) + C,
+            "num_kv_heads",
+        ),
+        (
+            lambda V, C, F, L, H, K, t: (
+                2 * V * C + L * (2 * C * C + 2 * K * C // H * C + 3 * C * F + 2 * C) + C
+            ),
+            "reuses the embedding",
+        ),
+        (
+            lambda V, C, F, L, H, K, t: (
+                V * C + L * (2 * C * C + 2 * K * C // H * C + 2 * C * F + 2 * C) + C
+            ),
+            "three matrices",
+        ),
+        (
+            lambda V, C, F, L, H, K, t: V * C + L * (2 * C * C + 2 * K * C // H * C + 3 * C * F),
+            "RMSNorm gains",
+        ),
+        (
+            lambda V, C, F, L, H, K, t: float(
+                V * C
+                + L * (2 * C * C + 2 * K * C // H * C + 3 * C * F + 2 * C)
+                + C
+                + (not t) * V * C
+            ),
+            "return an int",
+        ),
+    ],
+)
+def test_llama_param_count_wrong_answers(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_llama_param_count(wrong)

@@ -165,6 +165,10 @@ RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
         "def f(x, n):\n    B, K, S, D = x.shape\n"
         "    return x[:, :, None].expand(B, K, n, S, D).reshape(B, K * n, S, D)\n"
     ],
+    "ex-ch12-param-count": [
+        "def f(V, C, F, L, H, K, tied):\n    kv = K * (C // H)\n    head = 0 if tied else V * C\n"
+        "    return V * C + L * (2 * C * C + 2 * kv * C + 3 * C * F + 2 * C) + C + head\n",
+    ],
     "ex-ch12-rope-permute": [
         "def f(w, n):\n    rows, C = w.shape\n"
         "    return w.view(n, rows // n // 2, 2, C).transpose(1, 2).reshape(rows, C)\n",
@@ -180,9 +184,41 @@ RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
         ".indices\n"
     ],
     "ex-ch02-count-pairs": [
-        "def f(words):\n    out = {}\n    for w, n in words.items():\n"
+        "def f(words, rank):\n    out = {}\n    for w, n in words.items():\n"
         "        for a, b in zip(w, w[1:]):\n            out[a, b] = out.get((a, b), 0) + n\n"
-        "    return out\n"
+        "    return sorted(out, key=lambda p: (-out[p], rank[p[0]], rank[p[1]]))[0]\n"
+    ],
+    "ex-ch01-perplexity": [
+        "def f(docs):\n    n = sum(len(d) for d in docs)\n"
+        "    return math.exp(-sum(float(x) for d in docs for x in d) / n)\n"
+    ],
+    "ex-ch01-kneser-ney": [
+        "def f(c, d):\n    c = np.asarray(c, dtype=np.float32)\n    s = c > 0\n"
+        "    pc = s.sum(0) / s.sum()\n    r = c.sum(1, keepdims=True)\n"
+        "    t = np.maximum(c - d, 0) / np.maximum(r, 1) + d * s.sum(1, keepdims=True)"
+        " / np.maximum(r, 1) * pc\n"
+        "    return np.where(r > 0, t, pc)\n"
+    ],
+    "ex-ch02-one-hot": [
+        "def f(ids, g, V):\n    return torch.zeros(V, g.shape[-1], dtype=g.dtype).index_add_("
+        "0, ids.flatten(), g.reshape(-1, g.shape[-1]))\n",
+        "def f(ids, g, V):\n    return F.one_hot(ids, V).float().flatten(0, -2).T @ "
+        "g.float().reshape(-1, g.shape[-1])\n",
+    ],
+    "ex-ch02-decode": [
+        "def f(tokens):\n    from llmcourse.tokenization import bytes_to_unicode\n"
+        "    back = {v: k for k, v in bytes_to_unicode().items()}\n"
+        "    return bytearray(back[c] for c in ''.join(tokens)).decode()\n"
+    ],
+    "ex-ch02-unseen-word": [
+        "def f(word, merges, sizes):\n    from llmcourse.tokenization import bytes_to_unicode\n"
+        "    table = bytes_to_unicode()\n    out = []\n    for m in sizes:\n"
+        "        ranks = {tuple(p): r for r, p in enumerate(merges[:m])}\n"
+        "        s = [table[b] for b in word.encode()]\n        while True:\n"
+        "            c = [(ranks[p], i) for i, p in enumerate(zip(s, s[1:])) if p in ranks]\n"
+        "            if not c:\n                break\n            r, i = min(c)\n"
+        "            s[i:i + 2] = [s[i] + s[i + 1]]\n"
+        "        out.append(len(s))\n    return out\n"
     ],
     "ex-ch14-gguf-bytes": [
         "def f(n, fmt):\n    per = {'F32': 4.0, 'Q8_0': 34 / 32, 'Q4_1': 20 / 32}[fmt]\n"
@@ -243,6 +279,46 @@ RIGHT = {  # float32, float64 and idiomatic answers, beyond simulate.VARIANTS
     ],
 }
 WRONG = {  # plausible slips, each must fail with a message saying what is wrong
+    "ex-ch01-perplexity": [
+        "def f(docs):\n    return float(np.mean([np.exp(-np.mean(d)) for d in docs]))\n",
+        "def f(docs):\n    return float(np.exp(-np.mean([np.mean(d) for d in docs])))\n",
+    ],
+    "ex-ch01-kneser-ney": [
+        "def f(c, d):\n    u = c.sum(0) / c.sum()\n    r = c.sum(1, keepdim=True)\n"
+        "    t = (c - d).clamp(min=0) / r.clamp(min=1) + d * (c > 0).sum(1, keepdim=True)"
+        " / r.clamp(min=1) * u\n    return torch.where(r > 0, t, u.expand_as(t))\n",
+        "def f(c, d):\n    s = (c > 0).to(c.dtype)\n    pc = s.sum(0) / s.sum()\n"
+        "    r = c.sum(1, keepdim=True)\n"
+        "    return (c - d) / r + d * s.sum(1, keepdim=True) / r * pc\n",
+    ],
+    "ex-ch02-count-pairs": [
+        "def f(words, rank):\n    out = {}\n    for w, n in words.items():\n"
+        "        for a, b in zip(w, w[1:]):\n            out[a, b] = out.get((a, b), 0) + 1\n"
+        "    return min(out, key=lambda p: (-out[p], rank[p[0]], rank[p[1]]))\n",
+        "def f(words, rank):\n    out = {}\n    for w, n in words.items():\n"
+        "        for a, b in zip(w, w[1:]):\n            out[a, b] = out.get((a, b), 0) + n\n"
+        "    return max(out, key=lambda p: (out[p], rank[p[0]], rank[p[1]]))\n",
+    ],
+    "ex-ch02-one-hot": [
+        "def f(ids, g, V):\n    out = torch.zeros(V, g.shape[-1], dtype=g.dtype)\n"
+        "    out[ids.flatten()] = g.reshape(-1, g.shape[-1])\n    return out\n",
+        "def f(ids, g, V):\n    return torch.zeros(int(ids.max()) + 1, g.shape[-1]).index_add_("
+        "0, ids.flatten(), g.reshape(-1, g.shape[-1]).float())\n",
+    ],
+    "ex-ch02-decode": [
+        "def f(tokens):\n    return ''.join(tokens).replace('Ġ', ' ').replace('Ċ', '\\n')\n",
+        "def f(tokens):\n    from llmcourse.tokenization import bytes_to_unicode\n"
+        "    back = {v: k for k, v in bytes_to_unicode().items()}\n"
+        "    return ''.join(bytes(back[c] for c in t).decode(errors='replace') for t in tokens)\n",
+    ],
+    "ex-ch02-unseen-word": [
+        "def f(word, merges, sizes):\n    out = []\n    for m in sizes:\n"
+        "        s = list(word)\n        for a, b in merges[:m]:\n            i = 0\n"
+        "            while i < len(s) - 1:\n                if (s[i], s[i + 1]) == (a, b):\n"
+        "                    s[i:i + 2] = [a + b]\n                i += 1\n"
+        "        out.append(len(s))\n    return out\n",
+        "def f(word, merges, sizes):\n    return [len(word.encode()) - m for m in sizes]\n",
+    ],
     "ex-ch06-layer-norm": [
         "def f(x, w, b, eps):\n    return (x - x.mean(-1, keepdim=True)) / torch.sqrt("
         "x.var(-1, correction=0, keepdim=True) + eps) * w + b\n",  # the chapter's: last dim
@@ -280,6 +356,12 @@ WRONG = {  # plausible slips, each must fail with a message saying what is wrong
     "ex-ch12-repeat-kv": [
         "def f(x, n):\n    return x.repeat(1, n, 1, 1)\n",
         "def f(x, n):\n    return x.repeat_interleave(n, dim=2)\n",
+    ],
+    "ex-ch12-param-count": [
+        "def f(V, C, F, L, H, K, tied):\n"
+        "    return V * C + L * (4 * C * C + 3 * C * F + 2 * C) + C\n",
+        "def f(V, C, F, L, H, K, tied):\n    kv = K * (C // H)\n"
+        "    return 2 * V * C + L * (2 * C * C + 2 * kv * C + 3 * C * F + 2 * C) + C\n",
     ],
     "ex-ch12-rope-permute": [
         "def f(w, n):\n    return w\n",
@@ -489,7 +571,12 @@ def test_the_books_solutions_read_as_honest(path):
             "def f(x, w, b, eps):\n    return F.layer_norm(x, (4,), w, b, eps)",
             "forbidden",
         ),
-        ("ex-ch02-one-hot", "def f(ids, weight):\n    return weight[ids]\n", "forbidden"),
+        (
+            "ex-ch02-one-hot",
+            "def f(ids, g, V):\n    W = torch.zeros(V, g.shape[-1], requires_grad=True)\n"
+            "    (W[ids] * g).sum().backward()\n    return W.grad\n",
+            "forbidden",
+        ),
         ("ex-ch03-causal", "def f(T):\n    return torch.ones(T, T).tril(\n", "syntax error"),
         ("ex-ch03-causal", "def f(T):\n    exec('x = 1')\n    return T\n", "tampering"),
     ],

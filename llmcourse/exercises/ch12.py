@@ -5,6 +5,7 @@ check_swiglu(swiglu)              the SwiGLU MLP: down(silu(gate(x)) * up(x))
 check_repeat_kv(repeat_kv)        grouped-query attention's head sharing
 check_kv_cache_bytes(kv_bytes)    the KV cache's memory, with and without GQA
 check_permute_for_rotate_half(p)  RoPE layouts: the q/k row permutation, interleaved -> halves
+check_llama_param_count(count)    a Llama-style model's parameters, by formula
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "check_repeat_kv",
     "check_kv_cache_bytes",
     "check_permute_for_rotate_half",
+    "check_llama_param_count",
 ]
 
 
@@ -318,3 +320,58 @@ def check_permute_for_rotate_half(permute) -> None:
         same_scores(f, 4, 1, 32, 16, torch.float32)
 
     return run_checks("Exercise: RoPE layouts", permute, [one_head, several_heads, float32])
+
+
+# ---- parameter count ----------------------------------------------------------------------
+
+
+def llama_param_count(V: int, C: int, F: int, L: int, H: int, K: int, tied: bool) -> int:
+    """Parameters of a bias-free Llama-style decoder: embeddings, L blocks (q and o are C x C,
+    k and v K * C / H rows each; gate, up, down; two RMSNorm gains), the final norm, and an
+    output layer unless tied to the embeddings."""
+    kv = K * (C // H)
+    block = 2 * C * C + 2 * kv * C + 3 * C * F + 2 * C
+    return V * C + L * block + C + (0 if tied else V * C)
+
+
+SMOLLM2 = (49152, 576, 1536, 30, 9, 3, True)  # SmolLM2-135M's configuration
+
+
+def check_llama_param_count(count) -> None:
+    """``llama_param_count(vocab_size, hidden_size, intermediate_size, num_layers, num_heads,
+    num_kv_heads, tie_embeddings)``, compared with the formula (which tests/test_exercises_ch12
+    checks against ``LlamaForCausalLM``)."""
+
+    def smollm2(f):
+        V, C, F, L, H, K, tied = SMOLLM2
+        got, want = f(*SMOLLM2), llama_param_count(*SMOLLM2)
+        block = llama_param_count(V, C, F, L, H, K, True) - V * C - C
+        slips = {
+            llama_param_count(V, C, F, L, H, H, tied): "that counts k_proj and v_proj as "
+            "hidden_size x hidden_size: with grouped-query attention they have only "
+            "num_kv_heads x head_dim rows (head_dim = hidden_size / num_heads)",
+            want + V * C: "with tie_embeddings the output layer reuses the embedding matrix: "
+            "it adds no parameters",
+            want - L * C * F: "SwiGLU has three matrices (gate, up and down), not two",
+            want - L * 2 * C - C: "count the RMSNorm gains: two per block and a final one, "
+            "hidden_size each",
+            want - C: "count the final RMSNorm after the last block",
+            want - V * C: "count the token embedding table, vocab_size x hidden_size",
+            block: "that is the blocks alone",
+        }
+        if got in slips:
+            raise ExerciseError(slips[got])
+        expect(got == want, f"SmolLM2-135M has {want:,} parameters, got {got!r}")
+
+    def untied_and_grouped(f):
+        for config in [(1000, 64, 176, 3, 8, 2, False), (50, 32, 96, 2, 4, 4, True)]:
+            got, want = f(*config), llama_param_count(*config)
+            expect(got == want, f"for the configuration {config}: {want:,}, got {got!r}")
+
+    def integer(f):
+        got = f(*SMOLLM2)
+        expect(type(got) is int, f"return an int (a count), got {type(got).__name__}")
+
+    return run_checks(
+        "Exercise: a Llama's parameters", count, [smollm2, untied_and_grouped, integer]
+    )
