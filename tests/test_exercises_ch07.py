@@ -1,14 +1,18 @@
 """The chapter 7 exercise checks: model answers pass, plausible wrong answers get a hint."""
 
+import math
+
 import pytest
 import torch
 
 from llmcourse.encoder_decoder import CrossAttentionBlock
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch07 import (
+    buggy_attention,
     check_attention_mask,
     check_block_params,
     check_changed_positions,
+    check_fixed_attention,
     check_mean_pool,
 )
 
@@ -106,6 +110,7 @@ def test_not_yet_answered():
         check_attention_mask,
         check_mean_pool,
         check_changed_positions,
+        check_fixed_attention,
     ):
         with pytest.raises(NotYetAnswered):
             check(None)
@@ -157,3 +162,51 @@ def test_changed_positions_passes(right, capsys):
 def test_changed_positions_wrong(wrong, hint):
     with pytest.raises(ExerciseError, match=hint):
         check_changed_positions(wrong)
+
+
+def fixed_attention(x, W_qkv, W_out):
+    T, C = x.shape[-2:]
+    q, k, v = (x @ W_qkv).split(C, dim=-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(C)
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    scores = scores.masked_fill(future, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v @ W_out
+
+
+def fixed_attention_sdpa(x, W_qkv, W_out):
+    # a second right answer: PyTorch's fused attention, in float64
+    C = x.shape[-1]
+    q, k, v = (x.double() @ W_qkv.double()).split(C, dim=-1)
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return out @ W_out.double()
+
+
+@pytest.mark.parametrize("right", [fixed_attention, fixed_attention_sdpa])
+def test_fixed_attention_passes(right, capsys):
+    check_fixed_attention(right)  # raises if the answer is rejected
+    assert "all 2 checks passed" in capsys.readouterr().out
+
+
+def _variant(mask, dim=-1, scale=True):
+    def attention(x, W_qkv, W_out):
+        T, C = x.shape[-2:]
+        q, k, v = (x @ W_qkv).split(C, dim=-1)
+        scores = q @ k.transpose(-2, -1) / (math.sqrt(C) if scale else 1.0)
+        scores = scores.masked_fill(mask(T), float("-inf"))
+        return torch.softmax(scores, dim=dim) @ v @ W_out
+
+    return attention
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (buggy_attention, "future still leaks"),  # the bug, unfixed
+        (_variant(lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1)), "future still leaks"),
+        (_variant(lambda T: torch.ones(T, T, dtype=torch.bool).triu()), "NaN"),
+        (_variant(lambda T: torch.ones(T, T, dtype=torch.bool).triu(1), scale=False), "differ"),
+    ],
+)
+def test_fixed_attention_wrong(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_fixed_attention(wrong)

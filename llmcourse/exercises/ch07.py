@@ -4,9 +4,12 @@ check_block_params(block_params)        parameters of one GPT-2 block, by formul
 check_attention_mask(attention_mask)    causal (decoder) vs bidirectional (encoder) + padding
 check_mean_pool(mean_pool)              sentence embedding: mean over real tokens only
 check_changed_positions(changed_positions)  which outputs of a cross-attention block an edit reaches
+check_fixed_attention(fixed_attention)  the bug in buggy_attention, a causal head that leaks
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -17,6 +20,8 @@ __all__ = [
     "check_attention_mask",
     "check_mean_pool",
     "check_changed_positions",
+    "buggy_attention",
+    "check_fixed_attention",
 ]
 
 
@@ -202,3 +207,79 @@ def check_changed_positions(changed_positions) -> None:
         changed_positions,
         [source_edits, target_edits],
     )
+
+
+def buggy_attention(x, W_qkv, W_out):
+    """One causal attention head, x: (..., T, C) -> (..., T, C), with one bug to find."""
+    T, C = x.shape[-2:]
+    q, k, v = (x @ W_qkv).split(C, dim=-1)  # (..., T, 3C) -> three (..., T, C)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(C)  # (..., T, T)
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)  # key j > query i
+    scores = scores.masked_fill(future, float("-inf"))
+    weights = torch.softmax(scores, dim=-2)
+    return weights @ v @ W_out
+
+
+def _causal_head(x, W_qkv, W_out):
+    x, W_qkv, W_out = x.double(), W_qkv.double(), W_out.double()
+    T, C = x.shape[-2:]
+    q, k, v = (x @ W_qkv).split(C, dim=-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(C)
+    scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v @ W_out
+
+
+def check_fixed_attention(fixed_attention) -> None:
+    """``fixed_attention(x, W_qkv, W_out)``: ``buggy_attention`` with its bug fixed, a causal
+    head whose output at position i depends on tokens 0..i only."""
+    gen = torch.Generator().manual_seed(7)
+    T, C = 6, 4
+    x = torch.randn(2, T, C, generator=gen, dtype=torch.float64)
+    W_qkv = torch.randn(C, 3 * C, generator=gen, dtype=torch.float64) * 0.7
+    W_out = torch.randn(C, C, generator=gen, dtype=torch.float64)
+
+    def output(f, x):
+        got = f(x, W_qkv, W_out)
+        expect(
+            isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(x.shape),
+            f"return a tensor of x's shape {tuple(x.shape)}",
+        )
+        expect(
+            not bool(torch.isnan(got).any()),
+            "the output has NaN: a row of scores is all -inf. Mask only the future keys "
+            "(j > i, triu(1)), never the diagonal: every token may attend to itself",
+        )
+        return got.double()
+
+    def causal(f):
+        before = output(f, x)
+        for j in (2, 4):
+            edited = x.clone()
+            edited[:, j] += torch.randn(C, generator=gen, dtype=x.dtype)
+            after = output(f, edited)
+            leaked = (after[:, :j] - before[:, :j]).abs().max().item()
+            expect(
+                leaked < 1e-6,
+                f"editing token {j} changed the outputs at positions before it (by up to "
+                f"{leaked:.2g}): the future still leaks. Either future keys are not all masked "
+                "(key j > query i gets -inf: triu(1)), or the softmax normalizes over the "
+                "wrong dimension (each query's row of weights over the keys must sum to 1)",
+            )
+
+    def values(f):
+        got = output(f, x)
+        want = _causal_head(x, W_qkv, W_out)
+        expect(
+            torch.allclose(got, want, atol=1e-5, rtol=1e-4),
+            "causal now, but the values differ from a correct head: keep everything else "
+            "of buggy_attention (the split into q, k, v, the scale sqrt(C), W_out) and fix "
+            "only the bug",
+        )
+        x32 = x.float()
+        got32 = f(x32, W_qkv.float(), W_out.float())
+        expect(
+            torch.allclose(torch.as_tensor(got32).double(), want, atol=1e-4, rtol=1e-3),
+            "the head must work in float32 too",
+        )
+
+    return run_checks("Exercise: a causal head that leaks", fixed_attention, [causal, values])
