@@ -159,3 +159,147 @@ def test_sequence_log_prob_not_answered():
         check_sequence_log_prob(todo)
     with pytest.raises(NotYetAnswered):
         check_sequence_log_prob(None)
+
+
+# --- the repetition penalty -----------------------------------------------------------------
+
+
+def repetition_penalty(logits, input_ids, penalty):
+    seen = logits.gather(1, input_ids)  # (B, T): each seen token's logit
+    seen = torch.where(seen < 0, seen * penalty, seen / penalty)
+    return logits.scatter(1, input_ids, seen)
+
+
+def repetition_penalty_by_mask(logits, input_ids, penalty):
+    """A second correct answer: a mask of seen tokens, row by row, in float64."""
+    out = logits.double().clone()
+    for row, ids in zip(out, input_ids):
+        mask = torch.zeros_like(row, dtype=torch.bool)
+        mask[ids] = True
+        row[mask] = torch.where(row[mask] > 0, row[mask] / penalty, row[mask] * penalty)
+    return out.to(logits.dtype)
+
+
+@pytest.mark.parametrize("answer", [repetition_penalty, repetition_penalty_by_mask])
+def test_repetition_penalty_passes(answer, capsys):
+    from llmcourse.exercises.ch09 import check_repetition_penalty
+
+    check_repetition_penalty(answer)  # raises if the answer is rejected
+    assert "all 3 checks passed" in capsys.readouterr().out
+
+
+def _per_occurrence(z, ids, p):
+    out = z.clone()
+    for b in range(ids.shape[0]):
+        for t in ids[b].tolist():
+            out[b, t] = out[b, t] / p if out[b, t] > 0 else out[b, t] * p
+    return out
+
+
+def _in_place(z, ids, p):
+    seen = z.gather(1, ids)
+    z.scatter_(1, ids, torch.where(seen < 0, seen * p, seen / p))
+    return z
+
+
+@pytest.mark.parametrize(
+    "wrong,hint",
+    [
+        (_per_occurrence, "penalised once"),
+        (lambda z, ids, p: z.scatter(1, ids, z.gather(1, ids) / p), "MULTIPLIED"),
+        (lambda z, ids, p: torch.where(z < 0, z * p, z / p), "unseen tokens keep"),
+        (lambda z, ids, p: repetition_penalty(z, ids[:1].expand_as(ids), p), "its own input_ids"),
+        (_in_place, "unchanged"),
+        (lambda z, ids, p: repetition_penalty(z, ids, p).tolist(), "return a tensor"),
+    ],
+)
+def test_repetition_penalty_wrong(wrong, hint):
+    from llmcourse.exercises.ch09 import check_repetition_penalty
+
+    with pytest.raises(ExerciseError, match=hint):
+        check_repetition_penalty(wrong)
+
+
+# --- one cached attention step --------------------------------------------------------------
+
+
+def cached_attention_step(q, k, v, K_cache, V_cache):
+    K_cache = torch.cat([K_cache, k], dim=2)  # (B, H, T, d) -> (B, H, T + 1, d)
+    V_cache = torch.cat([V_cache, v], dim=2)
+    scores = q @ K_cache.transpose(-2, -1) / q.shape[-1] ** 0.5  # (B, H, 1, T + 1)
+    return scores.softmax(dim=-1) @ V_cache, K_cache, V_cache
+
+
+def cached_attention_step_sdpa(q, k, v, K_cache, V_cache):
+    """A second correct answer: PyTorch's attention in float64, no mask."""
+    K2, V2 = torch.cat((K_cache, k), -2), torch.cat((V_cache, v), -2)
+    out = torch.nn.functional.scaled_dot_product_attention(q.double(), K2.double(), V2.double())
+    return out, K2, V2
+
+
+@pytest.mark.parametrize("answer", [cached_attention_step, cached_attention_step_sdpa])
+def test_cached_attention_step_passes(answer, capsys):
+    from llmcourse.exercises.ch09 import check_cached_attention_step
+
+    check_cached_attention_step(answer)  # raises if the answer is rejected
+    assert "all 3 checks passed" in capsys.readouterr().out
+
+
+def _attend_before_append(q, k, v, K, V):
+    if K.shape[2] == 0:
+        return cached_attention_step(q, k, v, K, V)
+    out = (q @ K.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-1) @ V
+    return out, torch.cat([K, k], 2), torch.cat([V, v], 2)
+
+
+def _first_mask_row(q, k, v, K, V):
+    K2, V2 = torch.cat([K, k], 2), torch.cat([V, v], 2)
+    n = K2.shape[2]
+    mask = torch.ones(n, n, dtype=torch.bool).tril()[:1]  # the first row, not the last
+    scores = (q @ K2.transpose(-2, -1) / q.shape[-1] ** 0.5).masked_fill(~mask, float("-inf"))
+    return scores.softmax(-1) @ V2, K2, V2
+
+
+@pytest.mark.parametrize(
+    "wrong,hint",
+    [
+        (_attend_before_append, "BEFORE attending"),
+        (_first_mask_row, "FIRST row"),
+        (
+            lambda q, k, v, K, V: (
+                (q @ torch.cat([K, k], 2).transpose(-2, -1)).softmax(-1) @ torch.cat([V, v], 2),
+                torch.cat([K, k], 2),
+                torch.cat([V, v], 2),
+            ),
+            "1/sqrt\\(d\\)",
+        ),
+        (
+            lambda q, k, v, K, V: (
+                cached_attention_step(q, k, v, K, V)[:2] + (torch.cat([V, k], 2),)
+            ),
+            "at the END",
+        ),
+        (
+            lambda q, k, v, K, V: (
+                cached_attention_step(q, k, v, K, V)[0],
+                torch.cat([k, K], 2),
+                torch.cat([v, V], 2),
+            ),
+            "at the END",
+        ),
+        (lambda q, k, v, K, V: cached_attention_step(q, k, v, K, V)[0], "three things"),
+    ],
+)
+def test_cached_attention_step_wrong(wrong, hint):
+    from llmcourse.exercises.ch09 import check_cached_attention_step
+
+    with pytest.raises(ExerciseError, match=hint):
+        check_cached_attention_step(wrong)
+
+
+@pytest.mark.parametrize("name", ["check_repetition_penalty", "check_cached_attention_step"])
+def test_new_checks_not_answered(name):
+    from llmcourse.exercises import ch09
+
+    with pytest.raises(NotYetAnswered):
+        getattr(ch09, name)(None)

@@ -4,6 +4,8 @@ check_temperature(temperature_probs)    softmax(logits / T)
 check_top_k(top_k_probs)                keep the k most likely tokens, renormalise
 check_top_p(top_p_probs)                nucleus: smallest top set with mass >= p, renormalise
 check_sequence_log_prob(sequence_log_prob)  log p(new tokens | prompt) from the logits
+check_repetition_penalty(repetition_penalty)  Hugging Face's repetition penalty, batched
+check_cached_attention_step(cached_attention_step)  attention for the newest token, cached
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ import torch
 
 from llmcourse.exercises import expect, run_checks
 
-__all__ = ["check_temperature", "check_top_k", "check_top_p", "check_sequence_log_prob"]
+__all__ = [
+    "check_temperature",
+    "check_top_k",
+    "check_top_p",
+    "check_sequence_log_prob",
+    "check_repetition_penalty",
+    "check_cached_attention_step",
+]
 
 _PROBS = torch.tensor([0.05, 0.30, 0.10, 0.40, 0.15], dtype=torch.float64)
 
@@ -199,4 +208,170 @@ def check_sequence_log_prob(sequence_log_prob) -> None:
         "Exercise: sequence log-probability",
         sequence_log_prob,
         [is_a_log_prob, aligned, prompt_lengths],
+    )
+
+
+def _hf_repetition_penalty(logits, input_ids, penalty):
+    """Hugging Face's RepetitionPenaltyLogitsProcessor: the reference."""
+    from transformers import RepetitionPenaltyLogitsProcessor
+
+    return RepetitionPenaltyLogitsProcessor(penalty)(input_ids, logits.clone())
+
+
+def check_repetition_penalty(repetition_penalty) -> None:
+    """``repetition_penalty(logits, input_ids, penalty)``: HF's processor, batched."""
+    logits = torch.tensor(
+        [[2.0, -1.0, 0.5, 3.0, 0.0, -2.5], [1.0, 4.0, -0.5, -3.0, 2.0, 0.0]],
+        dtype=torch.float64,
+    )
+    ids = torch.tensor([[0, 1, 1, 4], [3, 3, 5, 1]])  # repeats, a zero logit, two rows
+
+    def compare(f, z, i, penalty):
+        before = z.clone()
+        got = f(z, i, penalty)
+        expect(isinstance(got, torch.Tensor), f"return a tensor, got {type(got).__name__}")
+        expect(
+            tuple(got.shape) == tuple(z.shape),
+            f"return logits of the same shape {tuple(z.shape)}, got {tuple(got.shape)}",
+        )
+        expect(
+            torch.equal(z, before),
+            "leave the logits passed in unchanged: work on a copy (logits.clone()) or build "
+            "a new tensor, as Hugging Face's processor does",
+        )
+        return got.double(), _hf_repetition_penalty(z.double(), i, penalty)
+
+    def seen_once(f):
+        got, want = compare(f, logits, ids, 2.0)
+        expect(
+            got[0, 1] != -4.0,
+            "token 1 occurs twice in row 0 but is penalised once: a token is either seen or "
+            "not, however often it occurs (use scatter or gather, not a loop that "
+            "penalises per occurrence)",
+        )
+        expect(
+            got[0, 1] != -0.5,
+            "a negative logit is MULTIPLIED by the penalty (-1 -> -2): dividing it would "
+            "raise it, making a seen token more likely",
+        )
+        expect(
+            got[0, 2] == 0.5 and got[0, 3] == 3.0,
+            "only tokens already in input_ids are penalised: unseen tokens keep their logits",
+        )
+        expect(
+            torch.allclose(got[0], want[0]),
+            f"row 0 should be {want[0].tolist()}, got {got[0].tolist()}",
+        )
+
+    def per_row(f):
+        got, want = compare(f, logits, ids, 2.0)
+        expect(
+            torch.allclose(got[1], want[1]),
+            f"each row uses its own input_ids: row 1 should be {want[1].tolist()}, got "
+            f"{got[1].tolist()}",
+        )
+
+    def other_penalty(f):
+        z = torch.randn(3, 40, dtype=torch.float32, generator=torch.Generator().manual_seed(1))
+        i = torch.randint(0, 40, (3, 12), generator=torch.Generator().manual_seed(2))
+        got, want = compare(f, z, i, 1.3)
+        expect(
+            got.shape == want.shape and torch.allclose(got, want, atol=1e-6),
+            "float32, penalty 1.3: your logits differ from Hugging Face's processor",
+        )
+        got, want = compare(f, z, i, 1.0)
+        expect(torch.allclose(got, z.double()), "a penalty of 1.0 changes nothing")
+
+    return run_checks(
+        "Exercise: the repetition penalty",
+        repetition_penalty,
+        [seen_once, per_row, other_penalty],
+    )
+
+
+def _attend(q, K, V):
+    """softmax(q K^T / sqrt(d)) V, in float64."""
+    scores = q.double() @ K.double().transpose(-2, -1) / K.shape[-1] ** 0.5
+    return scores.softmax(dim=-1) @ V.double()
+
+
+def check_cached_attention_step(cached_attention_step) -> None:
+    """``cached_attention_step(q, k, v, K_cache, V_cache) -> (out, K_cache, V_cache)``."""
+    g = torch.Generator().manual_seed(0)
+    B, H, T, d = 2, 3, 5, 4
+    Q, K, V = (torch.randn(B, H, T + 1, d, generator=g) for _ in range(3))
+    causal = torch.ones(T + 1, T + 1, dtype=torch.bool).tril()
+    scores = Q.double() @ K.double().transpose(-2, -1) / d**0.5
+    full = scores.masked_fill(~causal, float("-inf")).softmax(-1) @ V.double()
+
+    def step(f, t):
+        """Step t: the cache holds positions 0..t-1, the new token is position t."""
+        got = f(
+            Q[:, :, t : t + 1], K[:, :, t : t + 1], V[:, :, t : t + 1], K[:, :, :t], V[:, :, :t]
+        )
+        expect(
+            isinstance(got, tuple) and len(got) == 3,
+            "return three things: (out, K_cache, V_cache), the caches with the new key and "
+            "value appended",
+        )
+        return got
+
+    def caches(f):
+        _, K2, V2 = step(f, T)
+        expect(
+            tuple(K2.shape) == (B, H, T + 1, d),
+            f"append the new key along the positions (dim=2): the cache grows from "
+            f"{(B, H, T, d)} to {(B, H, T + 1, d)}, got {tuple(K2.shape)}",
+        )
+        expect(
+            torch.equal(K2, K) and torch.equal(V2, V[:, :, : T + 1]),
+            "the new cache is the old one with the new key (value) appended at the END, "
+            "keys in K_cache and values in V_cache",
+        )
+
+    def output(f):
+        out, _, _ = step(f, T)
+        expect(
+            tuple(out.shape) == (B, H, 1, d),
+            f"the output is the new token's only: shape {(B, H, 1, d)}, got {tuple(out.shape)}",
+        )
+        out = out.double()
+        expect(
+            not torch.allclose(out, _attend(Q[:, :, T:], K[:, :, :T], V[:, :, :T]), atol=1e-5),
+            "the new token attends to itself too: append its key and value to the cache "
+            "BEFORE attending",
+        )
+        expect(
+            not torch.allclose(out, V[:, :, :1].double(), atol=1e-5),
+            "no causal mask here: the newest token may see every cached position. A mask "
+            "row taken from tril() (the FIRST row) lets it see only position 0",
+        )
+        expect(
+            not torch.allclose(
+                out,
+                (Q[:, :, T:].double() @ K.double().transpose(-2, -1)).softmax(-1) @ V.double(),
+                atol=1e-5,
+            ),
+            "scale the scores by 1/sqrt(d), d the size of one head's key",
+        )
+        expect(
+            torch.allclose(out, full[:, :, T:], atol=1e-5),
+            "the output should equal the last row of full causal attention over all positions",
+        )
+
+    def empty_cache(f):
+        out, K1, _ = step(f, 0)
+        expect(
+            tuple(K1.shape) == (B, H, 1, d),
+            "an empty cache (0 positions) works too: after the first step it holds one",
+        )
+        expect(
+            torch.allclose(out.double(), V[:, :, :1].double(), atol=1e-6),
+            "the first token attends only to itself: its output is its own value",
+        )
+
+    return run_checks(
+        "Exercise: one cached attention step",
+        cached_attention_step,
+        [caches, output, empty_cache],
     )
