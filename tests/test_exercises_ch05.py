@@ -10,6 +10,7 @@ from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch05 import (
     check_pe_vector,
     check_rope_complex,
+    check_rope_score_curve,
     check_shuffle_gap_with_positions,
     check_wavelength,
 )
@@ -263,3 +264,61 @@ def test_ch05_checks_reject_the_chapters_own_functions():
         check_pe_vector(sinusoidal)
     with pytest.raises(ExerciseError):
         check_shuffle_gap_with_positions(offset_rotation)
+
+
+# ---- RoPE scores over distance ----------------------------------------------------------------
+
+
+def rope_score_curve(q, k, max_distance, start=100):
+    d = torch.arange(max_distance + 1)
+    cos, sin = rotary_cos_sin(start + d, q.shape[-1])  # (max_distance + 1, D)
+    queries = apply_rotary(q.expand(len(d), -1), cos, sin)
+    cos0, sin0 = rotary_cos_sin(torch.tensor([start]), q.shape[-1])
+    return queries @ apply_rotary(k[None], cos0, sin0)[0]
+
+
+def rope_score_curve_loop(q, k, max_distance, start=100):
+    # float64, one distance at a time, the pairs turned by hand, a list returned
+    D = q.shape[-1]
+    theta = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)
+
+    def turn(x, pos):
+        a, b = x[: D // 2].double(), x[D // 2 :].double()
+        c, s = (pos * theta).cos(), (pos * theta).sin()
+        return torch.cat([a * c - b * s, a * s + b * c])
+
+    key = turn(k, start)
+    return [float(turn(q, start + d) @ key) for d in range(max_distance + 1)]
+
+
+@pytest.mark.parametrize("answer", [rope_score_curve, rope_score_curve_loop])
+def test_rope_score_curve_right(answer, capsys):
+    check_rope_score_curve(answer)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def test_rope_score_curve_query_before_the_key():
+    def reversed_(q, k, max_distance, start=100):
+        return rope_score_curve(k, q, max_distance, start)  # key d positions after the query
+
+    with pytest.raises(ExerciseError, match="the query stands d positions"):
+        check_rope_score_curve(reversed_)
+
+
+def test_rope_score_curve_key_not_turned_or_no_distance():
+    def query_only(q, k, max_distance, start=100):
+        d = torch.arange(max_distance + 1)
+        cos, sin = rotary_cos_sin(start + d, q.shape[-1])
+        return apply_rotary(q.expand(len(d), -1), cos, sin) @ k
+
+    def same_position(q, k, max_distance, start=100):
+        return torch.full((max_distance + 1,), float(q @ k))
+
+    with pytest.raises(ExerciseError, match="rotate the key too"):
+        check_rope_score_curve(query_only)
+    with pytest.raises(ExerciseError, match="do not change with distance"):
+        check_rope_score_curve(same_position)
+    with pytest.raises(ExerciseError, match="return 6 scores"):
+        check_rope_score_curve(lambda q, k, m, start=100: rope_score_curve(q, k, m - 1, start))
+    with pytest.raises(NotYetAnswered):
+        check_rope_score_curve(None)

@@ -4,6 +4,7 @@ check_shuffle_gap_with_positions(f)     shuffling tokens that carry positions: t
 check_pe_vector(pe_vector)              the sinusoidal encoding of one position
 check_wavelength(wavelength)            how many positions before pair i repeats
 check_rope_complex(rope_complex)        RoPE on one vector, as a complex multiplication
+check_rope_score_curve(f)               RoPE scores of one query and key against distance
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "check_pe_vector",
     "check_wavelength",
     "check_rope_complex",
+    "check_rope_score_curve",
 ]
 
 
@@ -312,4 +314,108 @@ def check_shuffle_gap_with_positions(shuffle_gap_with_positions) -> None:
         "Exercise: shuffling tokens that carry positions",
         shuffle_gap_with_positions,
         [small, other_sizes, float64],
+    )
+
+
+def _score_curve(q, k, max_distance, start, layout="half", query_only=False, reverse=False):
+    """Scores of q at start + d (start - d with ``reverse``) with k at start, in float64; the
+    usual slips as options."""
+    D = q.shape[-1]
+    theta = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)
+
+    def turn(x, pos):
+        x = x.double()
+        angle = pos * theta
+        if layout == "half":
+            a, b = x[: D // 2], x[D // 2 :]
+            c, s = angle.cos(), angle.sin()
+            return torch.cat([a * c - b * s, a * s + b * c])
+        a, b = x[0::2], x[1::2]
+        c, s = angle.cos(), angle.sin()
+        return torch.stack([a * c - b * s, a * s + b * c], -1).reshape(D)
+
+    key = k.double() if query_only else turn(k, start)
+    sign = -1 if reverse else 1
+    return torch.stack([turn(q, start + sign * d) @ key for d in range(max_distance + 1)])
+
+
+def check_rope_score_curve(rope_score_curve) -> None:
+    """``rope_score_curve(q, k, max_distance, start=100)``: entry d is RoPE(q, start + d) .
+    RoPE(k, start), Hugging Face's layout, base 10000."""
+    gen = torch.Generator().manual_seed(5)
+    q, k = torch.randn(16, generator=gen), torch.randn(16, generator=gen)
+
+    def curve(f, q, k, max_distance, **kwargs):
+        got = f(q.clone(), k.clone(), max_distance, **kwargs)
+        try:
+            got = torch.as_tensor(got, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            raise ExerciseError(
+                f"return a tensor of {max_distance + 1} scores, got {type(got).__name__}"
+            ) from None
+        expect(
+            tuple(got.shape) == (max_distance + 1,),
+            f"with max_distance = {max_distance} return {max_distance + 1} scores (distances "
+            f"0 to {max_distance}), got shape {tuple(got.shape)}",
+        )
+        return got
+
+    def near(got, want, q, k):
+        return bool(torch.allclose(got, want, rtol=0, atol=1e-4 * float(q.norm() * k.norm())))
+
+    def compare(got, q, k, max_distance, start):
+        want = _score_curve(q, k, max_distance, start)
+        if near(got, want, q, k):
+            return
+        for slip, hint in (
+            (
+                {"reverse": True},
+                "the query stands d positions *after* the key: query at start + d, key at "
+                "start (not the query at start - d)",
+            ),
+            (
+                {"query_only": True},
+                "rotate the key too, by its own position start: RoPE turns queries and keys",
+            ),
+            (
+                {"layout": "pairs"},
+                "pair dimension j with j + D/2 (Hugging Face's layout), not neighbours 2j "
+                "and 2j + 1",
+            ),
+        ):
+            if near(got, _score_curve(q, k, max_distance, start, **slip), q, k):
+                raise ExerciseError(hint)
+        if near(got, torch.full_like(want, float(q.double() @ k.double())), q, k):
+            raise ExerciseError(
+                "the scores do not change with distance: the query must be turned by its own "
+                "position start + d and the key by start"
+            )
+        raise ExerciseError(
+            "entry d should be RoPE(q, start + d) . RoPE(k, start), with theta_j = "
+            "10000 ** (-2j / D)"
+        )
+
+    def distance_zero(f):
+        got = curve(f, q, k, 5)
+        if not math.isclose(float(got[0]), float(q @ k), rel_tol=1e-4, abs_tol=1e-4):
+            compare(got, q, k, 5, 100)  # names the slip, if it is a usual one
+        expect(
+            math.isclose(float(got[0]), float(q @ k), rel_tol=1e-4, abs_tol=1e-4),
+            "at distance 0 both are turned by the same angle, so the score is q . k",
+        )
+
+    def values(f):
+        compare(curve(f, q, k, 30), q, k, 30, 100)
+
+    def other_start(f):
+        compare(curve(f, q, k, 12, start=7), q, k, 12, 7)
+
+    def float64(f):
+        q64, k64 = torch.randn(8, generator=gen).double(), torch.randn(8, generator=gen).double()
+        compare(curve(f, q64, k64, 50), q64, k64, 50, 100)
+
+    return run_checks(
+        "Exercise: RoPE scores over distance",
+        rope_score_curve,
+        [distance_zero, values, other_start, float64],
     )

@@ -282,6 +282,28 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
             "    return (run(X[perm] + pe) - run(X + pe)).abs().max().item()\n",
         ],
     ),
+    "ex-ch05-rope-distance": (
+        [
+            "def {name}(q, k, max_distance, start=100):\n    D = q.shape[-1]\n"
+            "    t = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)\n"
+            "    def turn(x, p):\n        a, b = x[: D // 2].double(), x[D // 2 :].double()\n"
+            "        c, s = (p * t).cos(), (p * t).sin()\n"
+            "        return torch.cat([a * c - b * s, a * s + b * c])\n"
+            "    key = turn(k, start)\n"
+            "    return torch.stack([turn(q, start + d) @ key for d in range(max_distance + 1)])\n",
+        ],
+        [
+            "def {name}(q, k, max_distance, start=100):\n"
+            "    return torch.full((max_distance + 1,), float(q @ k))\n",
+            "def {name}(q, k, max_distance, start=100):\n    D = q.shape[-1]\n"
+            "    t = 10000.0 ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)\n"
+            "    def turn(x, p):\n        a, b = x[: D // 2].double(), x[D // 2 :].double()\n"
+            "        c, s = (p * t).cos(), (p * t).sin()\n"
+            "        return torch.cat([a * c - b * s, a * s + b * c])\n"
+            "    key = turn(k, start)\n"
+            "    return torch.stack([turn(q, start - d) @ key for d in range(max_distance + 1)])\n",
+        ],
+    ),
     "ex-ch05-rope-complex": (
         [
             "def {name}(x, pos):\n    D = x.shape[-1]\n"
