@@ -37,11 +37,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from llmcourse.attention import causal_mask, scaled_dot_product_attention
+from llmcourse.attention import causal_mask, softmax
 from llmcourse.checkpoints import copy_weights
 from llmcourse.kvcache import KVCache, check_decoder_input
 from llmcourse.multihead import merge_heads, split_heads
-from llmcourse.positional import RotaryEmbedding, apply_rotary
+from llmcourse.positional import RotaryEmbedding, rotate_half
 from llmcourse.validation import positive_int
 
 __all__ = [
@@ -259,17 +259,26 @@ class GroupedQueryAttention(nn.Module):
                 f"expected x of shape (batch, seq, hidden_size="
                 f"{self.q_proj.in_features}), got {shape}"
             )
+        if cos.shape != sin.shape or cos.shape[-2:] != (x.shape[1], self.head_dim):
+            raise ValueError(
+                f"expected cos and sin of shape (seq, head_dim) = {(x.shape[1], self.head_dim)}"
+                f", got {tuple(cos.shape)} and {tuple(sin.shape)}"
+            )
         q = split_heads(self.q_proj(x), self.num_heads)  # (B, T, H*D) -> (B, H, T, D)
         k = split_heads(self.k_proj(x), self.num_kv_heads)  # (B, T, K*D) -> (B, K, T, D)
         v = split_heads(self.v_proj(x), self.num_kv_heads)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin  # RoPE
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, K, S, D), S = cached + T
         n_rep = self.num_heads // self.num_kv_heads
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, K, S, D) -> (B, H, S, D)
-        T, S = q.shape[2], k.shape[2]  # one new query (a cached step) may see every key
-        mask = None if T == 1 else causal_mask(T, S, past=S - T, device=x.device)
-        context = scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, D)
+        # softmax(q k^T / sqrt(D) + causal mask) v, chapter 4's equation, softmax in float32
+        scores = q @ k.transpose(-2, -1) * self.head_dim**-0.5  # (B, H, T, S)
+        T, S = scores.shape[-2:]  # one new query (a cached step) may see every key: no mask
+        if T > 1:
+            mask = causal_mask(T, S, past=S - T, device=x.device)
+            scores = scores.masked_fill(~mask, float("-inf"))
+        context = softmax(scores.float()).to(v.dtype) @ v  # (B, H, T, S) @ (B, H, S, D)
         return self.o_proj(merge_heads(context))  # (B, T, H*D) -> (B, T, C)
 
     def extra_repr(self) -> str:
@@ -312,8 +321,8 @@ class LlamaModel(nn.Module):
     def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None) -> Tensor:
         start = len(kv_cache) if kv_cache is not None else 0  # positions already cached
         positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
-        cos, sin = self.rotary_emb(positions)  # (T, D) each, shared by every layer and head
         x = self.embed_tokens(input_ids)  # (B, T) -> (B, T, C)
+        cos, sin = (t.to(x.dtype) for t in self.rotary_emb(positions))  # (T, D), every layer
         for layer in self.layers:
             x = layer(x, cos, sin, kv_cache)
         return self.norm(x)

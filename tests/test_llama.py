@@ -279,8 +279,26 @@ def test_pieces_reject_bad_input():
     cos, sin = rotary_cos_sin(torch.arange(3), 2)
     with pytest.raises(ValueError, match=r"expected x of shape \(batch, seq, hidden_size=8\)"):
         attn(torch.randn(3, 8), cos, sin)
+    with pytest.raises(ValueError, match=r"expected cos and sin of shape \(seq, head_dim\)"):
+        attn(torch.randn(1, 2, 8), cos, sin)
     with pytest.raises(ValueError, match="eps must be > 0"):
         RMSNorm(4, eps=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_model_runs_in_its_own_dtype(dtype):
+    # RoPE's angles are computed in float32 and cast to the model's dtype, as in transformers;
+    # the cache, the attention and the logits stay in that dtype.
+    model, _ = twin_models(LlamaConfig.tiny())
+    ids = torch.randint(0, 97, (2, 5))
+    with torch.no_grad():
+        want = model(ids).double()
+        model.to(dtype)
+        cache = model.new_kv_cache()
+        logits = torch.cat([model(ids[:, :4], cache), model(ids[:, 4:], cache)], dim=1)
+    assert logits.dtype == dtype and cache.keys[0].dtype == dtype
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float64 else dict(atol=0.1, rtol=0.1)
+    assert_close(logits.double(), want, **tol)
 
 
 def test_loading_checks_every_key_and_shape():
