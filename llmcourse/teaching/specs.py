@@ -946,29 +946,6 @@ _add(
 )
 
 
-def _rope_score_curve(q, k, max_distance, start=100):
-    """Entry d: RoPE(q, start + d) . RoPE(k, start), in float64."""
-    key = _rope(k, start)
-    return np.array([float(_rope(q, start + d) @ key) for d in range(max_distance + 1)])
-
-
-def _rope_distance_case(rng, dt) -> Case:
-    D = _dims(rng, 2, 24, even=True)
-    q, k = _t(rng, D, dtype=dt), _t(rng, D, dtype=dt)
-    return Case((q, k, int(rng.integers(3, 60))), {"start": int(rng.integers(0, 300))})
-
-
-_add(
-    Spec(
-        "ex-ch05-rope-distance",
-        lambda rng: _tensor_cases(rng, _rope_distance_case),
-        _rope_score_curve,
-        close(atol=1e-4),
-        chapter={"rope_score"},
-    )
-)
-
-
 def _positions_shuffle_gap(X, W_query, W_key, W_value, perm):
     """Unmasked self-attention of X[perm] + PE against that of X + PE shuffled, in float64."""
     T, d_model = X.shape
