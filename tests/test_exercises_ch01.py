@@ -10,6 +10,7 @@ from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch01 import (
     check_add_k_bigram,
     check_count_gradient,
+    check_kneser_ney,
     check_ngram_table_size,
     check_perplexity,
     check_rnn_step,
@@ -17,20 +18,115 @@ from llmcourse.exercises.ch01 import (
 
 
 def test_perplexity_check():
-    check_perplexity(lambda lp: float(np.exp(-np.mean(lp))))  # raises if the answer is rejected
+    def pooled(documents):
+        tokens = np.concatenate([np.asarray(doc, dtype=float) for doc in documents])
+        return float(np.exp(-tokens.mean()))
+
+    def by_sums(documents):  # plain Python: total log-probability over total tokens
+        total = sum(sum(doc) for doc in documents)
+        return math.exp(-total / sum(len(doc) for doc in documents))
+
+    for right in (pooled, by_sums):
+        check_perplexity(right)  # raises if the answer is rejected
+
+    def mean_of_perplexities(documents):
+        return float(np.mean([np.exp(-np.mean(doc)) for doc in documents]))
+
+    def mean_of_means(documents):
+        return float(np.exp(-np.mean([np.mean(doc) for doc in documents])))
+
     wrong = [
-        (lambda lp: float(np.exp(-np.sum(lp))), "you summed"),
-        (lambda lp: float(np.exp(np.mean(lp))), "minus sign"),
-        (lambda lp: float(10 ** (-np.mean(lp))), "natural logs"),
-        (lambda lp: float(np.exp(-np.sum(lp) / (len(lp) - 1))), "perplexity 4"),
+        (lambda docs: float(np.exp(-sum(np.sum(d) for d in docs))), "you summed"),
+        (lambda docs: float(np.exp(np.mean(np.concatenate(docs)))), "minus sign"),
+        (lambda docs: float(10 ** (-np.mean(np.concatenate(docs)))), "natural logs"),
+        (mean_of_perplexities, "averaged the documents' perplexities"),
+        (mean_of_means, "counts as much as a 99-token one"),
+        (lambda docs: float(np.exp(-np.mean(docs[0]))), "all 100 tokens"),
         (
-            lambda lp: math.exp(-sum(lp) / len(lp)) if isinstance(lp, list) else float("nan"),
-            "NumPy array",
+            lambda docs: by_sums(docs) if isinstance(docs[0], list) else float("nan"),
+            "NumPy arrays",
         ),
     ]
     for answer, hint in wrong:
         with pytest.raises(ExerciseError, match=hint):
             check_perplexity(answer)
+
+
+def test_perplexity_check_rejects_the_chapters_function():
+    from llmcourse.ngram import perplexity  # a single sequence: the chapter's version
+
+    with pytest.raises(ExerciseError):
+        check_perplexity(perplexity)
+
+
+def kn_torch(counts, d):
+    seen = (counts > 0).to(counts.dtype)
+    p_cont = seen.sum(0) / seen.sum()
+    rows = counts.sum(1, keepdim=True)
+    safe = rows.clamp(min=1)
+    table = (counts - d).clamp(min=0) / safe + d * seen.sum(1, keepdim=True) / safe * p_cont
+    return torch.where(rows > 0, table, p_cont.expand_as(table))
+
+
+def kn_loops(counts, d):  # entry by entry, in NumPy
+    c = np.asarray(counts, dtype=float)
+    V, pairs = c.shape[0], (c > 0).sum()
+    out = np.zeros((V, V))
+    for a in range(V):
+        for b in range(V):
+            p_cont = (c[:, b] > 0).sum() / pairs
+            c_a = c[a].sum()
+            if c_a == 0:
+                out[a, b] = p_cont
+            else:
+                out[a, b] = max(c[a, b] - d, 0) / c_a + d * (c[a] > 0).sum() / c_a * p_cont
+    return out
+
+
+def test_kneser_ney_check(capsys):
+    for right in (kn_torch, kn_loops):
+        check_kneser_ney(right)  # raises if a correct answer is rejected
+    assert "all 5 checks passed" in capsys.readouterr().out
+
+    def unigram_back_off(counts, d):  # P_cont replaced by the unigram frequency
+        uni = counts.sum(0) / counts.sum()
+        rows = counts.sum(1, keepdim=True)
+        safe = rows.clamp(min=1)
+        seen = (counts > 0).to(counts.dtype)
+        table = (counts - d).clamp(min=0) / safe + d * seen.sum(1, keepdim=True) / safe * uni
+        return torch.where(rows > 0, table, uni.expand_as(table))
+
+    def no_clip(counts, d):  # unseen pairs get -d / c(a)
+        rows = counts.sum(1, keepdim=True)
+        return kn_torch(counts, d) + torch.where(
+            (counts == 0) & (rows > 0), -d / rows.clamp(min=1), torch.zeros_like(counts)
+        )
+
+    def no_back_off_weight(counts, d):  # lambda(a) forgotten: back-off added with weight 1
+        seen = (counts > 0).to(counts.dtype)
+        p_cont = seen.sum(0) / seen.sum()
+        rows = counts.sum(1, keepdim=True).clamp(min=1)
+        return (counts - d).clamp(min=0) / rows + p_cont
+
+    def divides_by_zero(counts, d):  # no special case for an empty row
+        seen = (counts > 0).to(counts.dtype)
+        p_cont = seen.sum(0) / seen.sum()
+        rows = counts.sum(1, keepdim=True)
+        return (counts - d).clamp(min=0) / rows + d * seen.sum(1, keepdim=True) / rows * p_cont
+
+    wrong = [
+        (unigram_back_off, "DIFFERENT characters"),
+        (no_clip, "max\\(c\\(ab\\) - d, 0\\)"),
+        (no_back_off_weight, "must go to the back-off"),
+        (divides_by_zero, "must not give NaN"),
+        (lambda counts, d: kn_torch(counts, 0.75), "as given"),
+        (lambda counts, d: kn_torch(counts.double(), d).float() + 1e-3, "sum to"),
+    ]
+    for answer, hint in wrong:
+        with pytest.raises(ExerciseError, match=hint):
+            check_kneser_ney(answer)
+    with pytest.raises(NotYetAnswered):
+        check_kneser_ney(None)
 
 
 def test_add_k_check():
@@ -101,7 +197,7 @@ def test_stub_and_crashing_answers():
     with pytest.raises(NotYetAnswered):
         check_perplexity(stub)
     with pytest.raises(ExerciseError, match="raised ZeroDivisionError"):
-        check_perplexity(lambda lp: 1 / 0)
+        check_perplexity(lambda documents: 1 / 0)
 
 
 def test_count_gradient_check():

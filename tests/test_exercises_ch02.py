@@ -9,18 +9,22 @@ from llmcourse.embedding import one_hot_embedding
 from llmcourse.exercises import ExerciseError, NotYetAnswered
 from llmcourse.exercises.ch02 import (
     check_cosine_similarity,
-    check_count_pairs,
+    check_decode_tokens,
+    check_embedding_grad,
     check_merge_pair,
-    check_one_hot_embedding,
+    check_next_merge,
     check_split_special,
+    check_tokens_per_merges,
     check_wordpiece,
 )
-from llmcourse.tokenization import merge_pair
+from llmcourse.tokenization import bytes_to_unicode, merge_pair
 
 CHECKS = [
-    check_count_pairs,
+    check_next_merge,
     check_merge_pair,
-    check_one_hot_embedding,
+    check_embedding_grad,
+    check_decode_tokens,
+    check_tokens_per_merges,
     check_cosine_similarity,
     check_split_special,
     check_wordpiece,
@@ -33,49 +37,73 @@ def test_none_is_not_yet_answered(check):
         check(None)
 
 
-# --- count pairs ----------------------------------------------------------------------
+# --- next merge -----------------------------------------------------------------------
 
 
-def count_pairs(word_counts):
+def next_merge(word_counts, rank):
+    counts = Counter()
+    for word, n in word_counts.items():
+        for pair in zip(word, word[1:]):
+            counts[pair] += n
+    top = max(counts.values())
+    return min((p for p, c in counts.items() if c == top), key=lambda p: (rank[p[0]], rank[p[1]]))
+
+
+def next_merge_sorted(word_counts, rank):  # a second correct answer: one sort
+    counts = {}
+    for word, n in word_counts.items():
+        for i in range(len(word) - 1):
+            counts[word[i], word[i + 1]] = counts.get((word[i], word[i + 1]), 0) + n
+    return sorted(counts, key=lambda p: (-counts[p], rank[p[0]], rank[p[1]]))[0]
+
+
+@pytest.mark.parametrize("answer", [next_merge, next_merge_sorted])
+def test_next_merge(answer, capsys):
+    check_next_merge(answer)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def test_next_merge_rejects_the_chapters_count_pairs():
+    with pytest.raises(ExerciseError, match="return one pair"):
+        check_next_merge(lambda word_counts, rank: Counter(word_counts))
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (  # each word counted once
+            lambda wc, rank: next_merge(dict.fromkeys(wc, 1), rank),
+            "weight each word's pairs",
+        ),
+        (  # Counter.most_common: the first pair found among the tied ones
+            lambda wc, rank: Counter({p: c for p, c in _counts(wc).items()}).most_common(1)[0][0],
+            "smallest",
+        ),
+        (  # ties broken alphabetically
+            lambda wc, rank: min(
+                (p for p, c in _counts(wc).items() if c == max(_counts(wc).values())),
+            ),
+            "not by the symbols' alphabetical order",
+        ),
+        (  # pairs counted across word boundaries
+            lambda wc, rank: next_merge(
+                {tuple(s for w, n in wc.items() for _ in range(n) for s in w): 1}, rank
+            ),
+            "never cross",
+        ),
+    ],
+)
+def test_next_merge_slips_are_rejected(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_next_merge(wrong)
+
+
+def _counts(word_counts):
     counts = Counter()
     for word, n in word_counts.items():
         for pair in zip(word, word[1:]):
             counts[pair] += n
     return counts
-
-
-def test_count_pairs(capsys):
-    check_count_pairs(count_pairs)  # raises if the answer is rejected
-    assert "all 3 checks passed" in capsys.readouterr().out
-
-
-def test_count_pairs_ignoring_word_frequency_is_rejected():
-    def unweighted(word_counts):
-        return Counter(p for word in word_counts for p in zip(word, word[1:]))
-
-    with pytest.raises(ExerciseError, match="Weight each word's pairs"):
-        check_count_pairs(unweighted)
-
-
-def test_count_pairs_distinct_per_word_is_rejected():
-    def distinct(word_counts):
-        counts = Counter()
-        for word, n in word_counts.items():
-            for pair in set(zip(word, word[1:])):
-                counts[pair] += n
-        return counts
-
-    with pytest.raises(ExerciseError, match="count it twice"):
-        check_count_pairs(distinct)
-
-
-def test_count_pairs_across_words_is_rejected():
-    def across(word_counts):
-        flat = [s for word, n in word_counts.items() for _ in range(n) for s in word]
-        return Counter(zip(flat, flat[1:]))
-
-    with pytest.raises(ExerciseError, match="never across two words"):
-        check_count_pairs(across)
 
 
 # --- merge a pair ---------------------------------------------------------------------
@@ -127,36 +155,176 @@ def test_merge_overlapping_is_rejected():
         check_merge_pair(overlapping)
 
 
-# --- one-hot embedding ----------------------------------------------------------------
+# --- embedding gradient ---------------------------------------------------------------
 
 
-def test_one_hot_embedding(capsys):
-    check_one_hot_embedding(one_hot_embedding)  # raises if the answer is rejected
-    assert "all 3 checks passed" in capsys.readouterr().out
+def grad_index_add(ids, grad_output, num_embeddings):
+    D = grad_output.shape[-1]
+    out = torch.zeros(num_embeddings, D, dtype=grad_output.dtype)
+    return out.index_add_(0, ids.reshape(-1), grad_output.reshape(-1, D))
 
 
-def test_one_hot_without_matmul_is_rejected():
-    def only_one_hot(ids, weight):
-        return torch.nn.functional.one_hot(ids, weight.shape[0]).float()
-
-    with pytest.raises(ExerciseError, match=r"got \(3, 7\)"):
-        check_one_hot_embedding(only_one_hot)
+def grad_one_hot(ids, grad_output, num_embeddings):  # one_hot(ids)^T @ grad_output
+    one_hot = torch.nn.functional.one_hot(ids.reshape(-1), num_embeddings).to(grad_output.dtype)
+    return one_hot.T @ grad_output.reshape(-1, grad_output.shape[-1])
 
 
-def test_one_hot_with_transposed_weight_is_rejected():
-    def transposed(ids, weight):
-        return torch.nn.functional.one_hot(ids, weight.shape[1]).float() @ weight.T
-
-    with pytest.raises(ExerciseError, match="your answer raised"):
-        check_one_hot_embedding(transposed)
+@pytest.mark.parametrize("answer", [grad_index_add, grad_one_hot])
+def test_embedding_grad(answer, capsys):
+    check_embedding_grad(answer)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
 
 
-def test_one_hot_on_first_dimension_is_rejected():
-    def flat_only(ids, weight):
-        return torch.nn.functional.one_hot(ids.flatten(), weight.shape[0]).float() @ weight
+def test_embedding_grad_rejects_the_chapters_one_hot_embedding():
+    with pytest.raises(ExerciseError):
+        check_embedding_grad(lambda ids, g, V: one_hot_embedding(ids, g))
 
-    with pytest.raises(ExerciseError, match=r"\(2, 2, D\)"):
-        check_one_hot_embedding(flat_only)
+
+def grad_assigned(ids, grad_output, num_embeddings):  # repeated ids overwrite each other
+    out = torch.zeros(num_embeddings, grad_output.shape[-1], dtype=grad_output.dtype)
+    out[ids.reshape(-1)] = grad_output.reshape(-1, grad_output.shape[-1])
+    return out
+
+
+def grad_averaged(ids, grad_output, num_embeddings):
+    uses = torch.bincount(ids.reshape(-1), minlength=num_embeddings).clamp(min=1)
+    return grad_index_add(ids, grad_output, num_embeddings) / uses[:, None].to(grad_output.dtype)
+
+
+def grad_only_used_rows(ids, grad_output, num_embeddings):  # sized by the largest id
+    return grad_index_add(ids, grad_output, int(ids.max()) + 1)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (grad_assigned, "indexed assignment keeps only one"),
+        (grad_averaged, "do not average"),
+        (grad_only_used_rows, "one row per vocabulary entry"),
+        (lambda ids, g, V: grad_index_add(ids, g, V).T, "shape"),
+    ],
+)
+def test_embedding_grad_slips_are_rejected(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_embedding_grad(wrong)
+
+
+# --- decode tokens --------------------------------------------------------------------------
+
+
+def decode_bytes(tokens):
+    back = {c: b for b, c in bytes_to_unicode().items()}
+    return bytes(back[c] for token in tokens for c in token).decode("utf-8")
+
+
+def decode_bytearray(tokens):  # a second correct answer: a bytearray, errors="strict"
+    back = {c: b for b, c in bytes_to_unicode().items()}
+    data = bytearray()
+    for token in tokens:
+        data.extend(back[c] for c in token)
+    return data.decode("utf-8", errors="strict")
+
+
+@pytest.mark.parametrize("answer", [decode_bytes, decode_bytearray])
+def test_decode_tokens(answer, capsys):
+    check_decode_tokens(answer)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def decode_per_token(tokens):  # decodes each token on its own
+    back = {c: b for b, c in bytes_to_unicode().items()}
+    return "".join(bytes(back[c] for c in t).decode("utf-8", errors="replace") for t in tokens)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda tokens: "".join(tokens), "map them back to bytes"),
+        (
+            lambda tokens: "".join(tokens).replace("Ġ", " ").replace("Ċ", "\n"),
+            "every one of the 256 byte characters",
+        ),
+        (decode_per_token, "decode UTF-8 once"),
+    ],
+)
+def test_decode_tokens_slips_are_rejected(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_decode_tokens(wrong)
+
+
+# --- tokens per merges ----------------------------------------------------------------------
+
+
+def tokens_replay(word, merges, sizes):  # each merge in order, over the whole word
+    table = bytes_to_unicode()
+    out = []
+    for m in sizes:
+        symbols = [table[b] for b in word.encode("utf-8")]
+        for pair in merges[:m]:
+            symbols = merge_pair(symbols, tuple(pair))
+        out.append(len(symbols))
+    return out
+
+
+def tokens_by_rank(word, merges, sizes):  # the chapter's loop: the earliest merge first
+    table = bytes_to_unicode()
+    out = []
+    for m in sizes:
+        ranks = {tuple(p): r for r, p in enumerate(merges[:m])}
+        symbols = [table[b] for b in word.encode("utf-8")]
+        while True:
+            found = [p for p in zip(symbols, symbols[1:]) if p in ranks]
+            if not found:
+                break
+            symbols = merge_pair(symbols, min(found, key=ranks.get))
+        out.append(len(symbols))
+    return out
+
+
+@pytest.mark.parametrize("answer", [tokens_replay, tokens_by_rank])
+def test_tokens_per_merges(answer, capsys):
+    check_tokens_per_merges(answer)  # raises if the answer is rejected
+    assert "all 4 checks passed" in capsys.readouterr().out
+
+
+def tokens_from_characters(word, merges, sizes):
+    out = []
+    for m in sizes:
+        symbols = ["Ġ" if c == " " else c for c in word]
+        for pair in merges[:m]:
+            symbols = merge_pair(symbols, tuple(pair))
+        out.append(len(symbols))
+    return out
+
+
+def tokens_longest_match(word, merges, sizes):  # WordPiece-style greedy, not BPE
+    table = bytes_to_unicode()
+    out = []
+    for m in sizes:
+        vocab = {a + b for a, b in merges[:m]}
+        text, n, i = "".join(table[b] for b in word.encode("utf-8")), 0, 0
+        while i < len(text):
+            j = max((k for k in range(i + 1, len(text) + 1) if text[i:k] in vocab), default=i + 1)
+            n, i = n + 1, j
+        out.append(n)
+    return out
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (tokens_from_characters, "starts from bytes"),
+        (tokens_longest_match, "not the longest vocabulary"),
+        (
+            lambda w, merges, sizes: tokens_replay(w, merges, [m + 1 for m in sizes]),
+            "merges\\[:m\\]",
+        ),
+        (lambda w, merges, sizes: tokens_replay(w, merges, sizes[:1]), "one count per size"),
+    ],
+)
+def test_tokens_per_merges_slips_are_rejected(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_tokens_per_merges(wrong)
 
 
 # --- cosine similarity ----------------------------------------------------------------

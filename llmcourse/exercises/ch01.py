@@ -1,6 +1,7 @@
 """Checks for the exercises of chapter 1, the rise of language models.
 
-check_perplexity(perplexity)                  exp of the mean negative log-probability
+check_perplexity(corpus_perplexity)           the perplexity of documents pooled
+check_kneser_ney(kneser_ney_bigram)           an interpolated Kneser-Ney bigram table
 check_add_k_bigram(add_k_bigram)              an add-k smoothed bigram probability
 check_ngram_table_size(ngram_table_size)      how big an n-gram table can get
 check_rnn_step(rnn_step)                      one step of an Elman RNN
@@ -22,14 +23,22 @@ __all__ = [
     "check_ngram_table_size",
     "check_rnn_step",
     "check_count_gradient",
+    "check_kneser_ney",
 ]
 
 
-def check_perplexity(perplexity) -> None:
-    """``perplexity(log_probs)``: natural-log probabilities of each token -> perplexity."""
+def _pooled_perplexity(documents) -> float:
+    """exp of the mean negative log-probability over every token of every document."""
+    tokens = np.concatenate([np.asarray(doc, dtype=float).ravel() for doc in documents])
+    return float(np.exp(-tokens.mean()))
+
+
+def check_perplexity(corpus_perplexity) -> None:
+    """``corpus_perplexity(documents)``: natural-log probabilities, one sequence per
+    document (of different lengths) -> the perplexity of the whole corpus."""
 
     def uniform(f):
-        got = f([math.log(1 / 4)] * 3)  # three tokens, each given probability 1/4
+        got = f([[math.log(1 / 4)] * 3])  # one document: three tokens, each given 1/4
         value = float(got)
         expect(
             not math.isclose(value, 4.0**3),
@@ -46,17 +55,48 @@ def check_perplexity(perplexity) -> None:
         )
         expect_close(got, 4.0, "a model that gives every token probability 1/4 has perplexity 4")
 
-    def unequal(f):
+    # the prompt's example: one token at 1/100, then a document of 99 tokens at 1/2
+    short, long = [math.log(1 / 100)], [math.log(1 / 2)] * 99
+
+    def pooled(f):
+        value = float(f([short, long]))
+        expect(
+            not math.isclose(value, (100 + 2) / 2),
+            "you averaged the documents' perplexities (51): the corpus's perplexity pools "
+            "every token, so the one-token document weighs 1 token in 100",
+        )
+        expect(
+            not math.isclose(value, math.exp((math.log(100) + math.log(2)) / 2)),
+            "you averaged each document's mean log-probability, so a one-token document "
+            "counts as much as a 99-token one: average over all the tokens of the corpus",
+        )
         expect_close(
-            f([math.log(0.5), math.log(0.25)]),
-            math.sqrt(8),
-            "perplexity is exp of the MEAN negative log-probability",
+            value,
+            _pooled_perplexity([short, long]),
+            "exp of minus the mean log-probability over all 100 tokens: "
+            "100 ** (1 / 100) * 2 ** (99 / 100), about 2.08",
+        )
+
+    def order_free(f):
+        expect_close(
+            f([long, short]),
+            _pooled_perplexity([short, long]),
+            "the order of the documents must not matter",
         )
 
     def arrays(f):
-        expect_close(f(np.log(np.array([0.2, 0.2]))), 5.0, "it should accept a NumPy array")
+        documents = [np.log(np.array([0.2, 0.2])), np.log(np.array([0.5, 0.1, 0.25]))]
+        expect_close(
+            f(documents),
+            _pooled_perplexity(documents),
+            "it should accept NumPy arrays of different lengths",
+        )
 
-    return run_checks("Exercise: perplexity", perplexity, [uniform, unequal, arrays])
+    return run_checks(
+        "Exercise: corpus perplexity",
+        corpus_perplexity,
+        [uniform, pooled, order_free, arrays],
+    )
 
 
 def _reference_add_k_bigram(text: str, prev: str, nxt: str, k: float) -> float:
@@ -271,4 +311,90 @@ def check_count_gradient(count_gradient) -> None:
         "Exercise: bigram gradient from counts",
         count_gradient,
         [finite, direction, scale, values, float32, at_zero],
+    )
+
+
+def _reference_kneser_ney(counts, d: float) -> np.ndarray:
+    """Interpolated Kneser-Ney bigram: P(b | a) = max(c(ab) - d, 0) / c(a)
+    + d N1+(a .) / c(a) * P_cont(b), with P_cont(b) = N1+(. b) / N1+(. .); a context
+    never seen gets P_cont (Chen and Goodman, 1999, section 3.5)."""
+    c = np.asarray(counts, dtype=float)
+    seen = c > 0
+    p_cont = seen.sum(axis=0) / seen.sum()
+    row = c.sum(axis=1, keepdims=True)
+    safe = np.where(row > 0, row, 1.0)
+    lam = d * seen.sum(axis=1, keepdims=True) / safe
+    return np.where(row > 0, np.maximum(c - d, 0) / safe + lam * p_cont, p_cont)
+
+
+def check_kneser_ney(kneser_ney_bigram) -> None:
+    """``kneser_ney_bigram(counts, d)``: a V x V table of pair counts -> the interpolated
+    Kneser-Ney bigram table P(b | a), V x V."""
+    gen = torch.Generator().manual_seed(3)
+    counts = torch.randint(0, 4, (6, 6), generator=gen).double()
+    counts[:, 5] = 0
+    counts[0, 5] = 30  # b = 5 is frequent, but only ever after a = 0
+    counts[4] = 0  # a character that starts no pair
+    want = _reference_kneser_ney(counts, 0.75)
+
+    def as_array(got):
+        if isinstance(got, torch.Tensor):
+            got = got.detach().cpu().double().numpy()
+        got = np.asarray(got, dtype=float)
+        expect(
+            got.shape == (6, 6),
+            f"return a V x V table like counts: expected shape (6, 6), got {got.shape}",
+        )
+        return got
+
+    def no_nan(f):
+        got = as_array(f(counts.clone(), 0.75))
+        expect(
+            bool(np.isfinite(got[4]).all()),
+            "a character that starts no pair (c(a) = 0) must not give NaN: its row is "
+            "the continuation distribution P_cont alone",
+        )
+        expect(
+            bool((got >= 0).all()),
+            "a negative probability: discount with max(c(ab) - d, 0), so unseen pairs "
+            "get only the back-off share",
+        )
+
+    def sums_to_one(f):
+        got = as_array(f(counts.clone(), 0.75))
+        expect(
+            np.allclose(got.sum(axis=1), 1.0, atol=1e-9),
+            f"rows sum to {np.round(got.sum(axis=1), 4).tolist()}, not 1: the discounted "
+            "mass d N1+(a .) / c(a) (d times the number of different characters seen after "
+            "a) must go to the back-off distribution",
+        )
+
+    def continuation(f):
+        got = as_array(f(counts.clone(), 0.75))
+        unigram = counts.sum(0) / counts.sum()
+        expect(
+            not np.isclose(got[4, 5], float(unigram[5])),
+            "P_cont(b) is not how often b occurs but how many DIFFERENT characters it "
+            "follows, over the number of different pairs: N1+(. b) / N1+(. .)",
+        )
+        expect(
+            np.allclose(got, want, atol=1e-9),
+            "P(b | a) = max(c(ab) - d, 0) / c(a) + d N1+(a .) / c(a) * N1+(. b) / N1+(. .)",
+        )
+
+    def other_d(f):
+        got = as_array(f(counts.clone(), 0.3))
+        expect(
+            np.allclose(got, _reference_kneser_ney(counts, 0.3), atol=1e-9),
+            "use the discount d as given (here 0.3), not a fixed 0.75",
+        )
+
+    def dtypes(f):
+        got32 = as_array(f(counts.float(), 0.75))
+        expect(np.allclose(got32, want, atol=1e-5), "it should also work on float32 counts")
+
+    return run_checks(
+        "Exercise: Kneser-Ney bigram",
+        kneser_ney_bigram,
+        [no_nan, sums_to_one, continuation, other_d, dtypes],
     )
