@@ -34,6 +34,90 @@ from llmcourse.teaching.student_edition import student_notebook
 
 # label -> (correct variants, wrong variants); {name} is the answer's name from the layout.
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
+    "ex-ch01-perplexity": (
+        [
+            "def {name}(documents):\n    total = sum(float(x) for d in documents for x in d)\n"
+            "    return float(np.exp(-total / sum(len(d) for d in documents)))\n",
+        ],
+        [
+            "def {name}(documents):\n"
+            "    return float(np.mean([np.exp(-np.mean(d)) for d in documents]))\n",
+            "def {name}(documents):\n"
+            "    return float(np.exp(-np.mean([np.mean(d) for d in documents])))\n",
+        ],
+    ),
+    "ex-ch01-kneser-ney": (
+        [
+            "def {name}(counts, d):\n    c = counts.float()\n    seen = (c > 0).float()\n"
+            "    p = seen.sum(0) / seen.sum()\n    r = c.sum(1, keepdim=True)\n"
+            "    t = (c - d).clamp(min=0) / r.clamp(min=1)"
+            " + d * seen.sum(1, keepdim=True) / r.clamp(min=1) * p\n"
+            "    return torch.where(r > 0, t, p.expand_as(t))\n",
+        ],
+        [
+            "def {name}(counts, d):\n    seen = (counts > 0).to(counts.dtype)\n"
+            "    p = counts.sum(0) / counts.sum()\n    r = counts.sum(1, keepdim=True)\n"
+            "    t = (counts - d).clamp(min=0) / r.clamp(min=1)"
+            " + d * seen.sum(1, keepdim=True) / r.clamp(min=1) * p\n"
+            "    return torch.where(r > 0, t, p.expand_as(t))\n",
+            "def {name}(counts, d):\n    seen = (counts > 0).to(counts.dtype)\n"
+            "    p = seen.sum(0) / seen.sum()\n    r = counts.sum(1, keepdim=True).clamp(min=1)\n"
+            "    return (counts - d) / r + d * seen.sum(1, keepdim=True) / r * p\n",
+        ],
+    ),
+    "ex-ch02-count-pairs": (
+        [
+            "def {name}(word_counts, rank):\n    c = {}\n    for w, n in word_counts.items():\n"
+            "        for i in range(len(w) - 1):\n"
+            "            c[w[i], w[i + 1]] = c.get((w[i], w[i + 1]), 0) + n\n"
+            "    return sorted(c, key=lambda p: (-c[p], rank[p[0]], rank[p[1]]))[0]\n",
+        ],
+        [
+            "def {name}(word_counts, rank):\n    c = dict()\n    for w in word_counts:\n"
+            "        for p in zip(w, w[1:]):\n            c[p] = c.get(p, 0) + 1\n"
+            "    return min(c, key=lambda p: (-c[p], rank[p[0]], rank[p[1]]))\n",
+            "def {name}(word_counts, rank):\n    c = dict()\n    for w, n in word_counts.items():\n"
+            "        for p in zip(w, w[1:]):\n            c[p] = c.get(p, 0) + n\n"
+            "    return max(c, key=lambda p: (c[p], rank[p[0]], rank[p[1]]))\n",
+        ],
+    ),
+    "ex-ch02-one-hot": (
+        [
+            "def {name}(ids, grad_output, num_embeddings):\n    D = grad_output.shape[-1]\n"
+            "    out = torch.zeros(num_embeddings, D, dtype=grad_output.dtype)\n"
+            "    return out.index_add_(0, ids.reshape(-1), grad_output.reshape(-1, D))\n",
+        ],
+        [
+            "def {name}(ids, grad_output, num_embeddings):\n    D = grad_output.shape[-1]\n"
+            "    out = torch.zeros(num_embeddings, D, dtype=grad_output.dtype)\n"
+            "    out[ids.reshape(-1)] = grad_output.reshape(-1, D)\n    return out\n",
+            "def {name}(ids, grad_output, num_embeddings):\n    D = grad_output.shape[-1]\n"
+            "    out = torch.zeros(int(ids.max()) + 1, D, dtype=grad_output.dtype)\n"
+            "    return out.index_add_(0, ids.reshape(-1), grad_output.reshape(-1, D))\n",
+        ],
+    ),
+    "ex-ch02-decode": (
+        [],  # the book's own solution (bytes_to_unicode comes from the chapter)
+        [
+            "def {name}(tokens):\n"
+            "    return ''.join(tokens).replace('Ġ', ' ').replace('Ċ', '\\n')\n",
+            "def {name}(tokens):\n    back = dict((c, b) for b, c in bytes_to_unicode().items())\n"
+            "    return ''.join(bytes(back[c] for c in t).decode(errors='replace') "
+            "for t in tokens)\n",
+        ],
+    ),
+    "ex-ch02-unseen-word": (
+        [],  # the book's own solution (bytes_to_unicode comes from the chapter)
+        [
+            "def {name}(word, merges, sizes):\n    out = []\n    for m in sizes:\n"
+            "        s = list(word)\n        for a, b in merges[:m]:\n            i = 0\n"
+            "            while i < len(s) - 1:\n                if (s[i], s[i + 1]) == (a, b):\n"
+            "                    s[i : i + 2] = [a + b]\n                i += 1\n"
+            "        out.append(len(s))\n    return out\n",
+            "def {name}(word, merges, sizes):\n"
+            "    return [len(word.encode()) - m for m in sizes]\n",
+        ],
+    ),
     "ex-ch03-softmax": (
         [
             "def {name}(x):\n    z = x - x.max(dim=-1, keepdim=True).values\n"
