@@ -5,7 +5,13 @@ import math
 import pytest
 
 from llmcourse.exercises import ExerciseError, NotYetAnswered
-from llmcourse.exercises.ch11 import check_chinchilla, check_gpt2_param_count, check_params_for_loss
+from llmcourse.exercises.ch11 import (
+    check_budget_for_ratio,
+    check_chinchilla,
+    check_gpt2_param_count,
+    check_params_for_loss,
+    check_samples_needed,
+)
 
 # --- GPT-2's parameter count ----------------------------------------------------------------
 
@@ -124,3 +130,128 @@ def test_chinchilla_wrong_answers(wrong, hint):
 def test_chinchilla_not_answered():
     with pytest.raises(NotYetAnswered):
         check_chinchilla(None)
+
+
+# --- samples for a tight interval -----------------------------------------------------------
+
+
+def wilson(k, n, z=1.96):
+    rate = k / n
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def samples_needed(rate, half_width):
+    n = 1
+    while True:
+        lower, upper = wilson(rate * n, n)
+        if (upper - lower) / 2 <= half_width:
+            return n
+        n += 1
+
+
+def samples_needed_closed_form(rate, half_width, z=1.96):
+    """Another right answer: solve the half-width's quadratic in n, in float64 with numpy."""
+    import numpy as np
+
+    h, q = np.float64(half_width), np.float64(rate * (1 - rate))
+    # h (n + z^2) = z sqrt(q n + z^2 / 4)  ->  h^2 n^2 + (2 h^2 z^2 - z^2 q) n + ... = 0
+    a, b, c = h * h, 2 * h * h * z * z - z * z * q, h * h * z**4 - z**4 / 4
+    n = (-b + np.sqrt(b * b - 4 * a * c)) / (2 * a)
+    return int(max(1, math.ceil(n - 1e-9)))
+
+
+@pytest.mark.parametrize("answer", [samples_needed, samples_needed_closed_form])
+def test_samples_needed_passes(answer, capsys):
+    check_samples_needed(answer)  # raises if the answer is rejected
+    assert "all 2 checks passed" in capsys.readouterr().out
+
+
+def wald_samples(rate, half_width):
+    return math.ceil(1.96**2 * rate * (1 - rate) / half_width**2)
+
+
+def full_width_samples(rate, half_width):
+    n = 1
+    while wilson(rate * n, n)[1] - wilson(rate * n, n)[0] > half_width:
+        n += 1
+    return n
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (wald_samples, "Wald"),
+        (full_width_samples, "whole width"),
+        (lambda rate, h: samples_needed(rate, h) - 1, "smallest n"),
+        (lambda rate, h: samples_needed(rate, h) + 3, "fewest samples are"),
+        (lambda rate, h: samples_needed(rate, h) + 0.5, "whole number"),
+        (lambda rate, h: "many", "whole number"),
+    ],
+)
+def test_samples_needed_wrong_answers(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_samples_needed(wrong)
+
+
+def test_samples_needed_not_answered():
+    with pytest.raises(NotYetAnswered):
+        check_samples_needed(None)
+
+
+# --- where approach 3 says 20 ---------------------------------------------------------------
+
+E, A, B, ALPHA, BETA = 1.69, 406.4, 410.7, 0.34, 0.28
+
+
+def budget_for_ratio(tokens_per_param):
+    g = (ALPHA * A / (BETA * B)) ** (1 / (ALPHA + BETA))
+    return 6 * (tokens_per_param * g**2) ** ((ALPHA + BETA) / (ALPHA - BETA))
+
+
+def budget_by_bisection(tokens_per_param):
+    """Another right answer: bisect log C until the optimum's D / N is the ratio."""
+
+    def ratio(log_c):
+        g = (ALPHA * A / (BETA * B)) ** (1 / (ALPHA + BETA))
+        c6 = math.exp(log_c) / 6
+        return c6 ** (ALPHA / (ALPHA + BETA)) / g / (g * c6 ** (BETA / (ALPHA + BETA)))
+
+    lo, hi = math.log(1e10), math.log(1e40)
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ratio(mid) < tokens_per_param else (lo, mid)
+    return math.exp((lo + hi) / 2)
+
+
+@pytest.mark.parametrize("answer", [budget_for_ratio, budget_by_bisection])
+def test_budget_for_ratio_passes(answer, capsys):
+    check_budget_for_ratio(answer)  # raises if the answer is rejected
+    assert "all 2 checks passed" in capsys.readouterr().out
+
+
+def _budget_g(tokens_per_param, g_power):
+    g = (ALPHA * A / (BETA * B)) ** (1 / (ALPHA + BETA))
+    return 6 * (tokens_per_param * g**g_power) ** ((ALPHA + BETA) / (ALPHA - BETA))
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda r: budget_for_ratio(r) / 6, "C / 6"),
+        (lambda r: _budget_g(r, 0), "left out part of G"),
+        (lambda r: _budget_g(r, 1), "left out part of G"),
+        (lambda r: 6 * r ** ((ALPHA - BETA) / (ALPHA + BETA)), "D / N ="),
+        (lambda r: -budget_for_ratio(r), "positive"),
+        (lambda r: "lots", "number of FLOPs"),
+    ],
+)
+def test_budget_for_ratio_wrong_answers(wrong, hint):
+    with pytest.raises(ExerciseError, match=hint):
+        check_budget_for_ratio(wrong)
+
+
+def test_budget_for_ratio_not_answered():
+    with pytest.raises(NotYetAnswered):
+        check_budget_for_ratio(None)

@@ -3,6 +3,8 @@
 check_gpt2_param_count(gpt2_params)    GPT-2's parameter count from its configuration
 check_params_for_loss(params_for_loss) inverting a power law: the size for a target loss
 check_chinchilla(chinchilla)           the compute-optimal model size and token count
+check_samples_needed(samples_needed)   how many samples pin a pass rate to a given precision
+check_budget_for_ratio(budget_for_ratio) the budget at which approach 3 wants a given D / N
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 
 from llmcourse.exercises import ExerciseError, expect, expect_close, run_checks
 from llmcourse.scaling import (
+    CHINCHILLA_FIT,
     KAPLAN_ALPHA_N,
     KAPLAN_N_C,
     PowerLaw,
@@ -18,7 +21,15 @@ from llmcourse.scaling import (
     gpt2_param_count,
 )
 
-__all__ = ["check_gpt2_param_count", "check_params_for_loss", "check_chinchilla"]
+__all__ = [
+    "check_gpt2_param_count",
+    "check_params_for_loss",
+    "check_chinchilla",
+    "check_samples_needed",
+    "check_budget_for_ratio",
+]
+
+Z95 = 1.96  # the normal quantile of a two-sided 95 % interval
 
 
 def _isclose(got, want: float, rel: float = 1e-6) -> bool:
@@ -157,3 +168,115 @@ def check_chinchilla(chinchilla) -> None:
         )
 
     return run_checks("Exercise: Chinchilla-optimal size", chinchilla, [pair, values, scaling])
+
+
+def _wilson_half_width(rate: float, n: int, z: float = Z95) -> float:
+    """Half the width of the Wilson interval around an observed pass rate over n samples."""
+    return z / (1 + z * z / n) * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+
+
+def _samples_needed(rate: float, half_width: float, width=_wilson_half_width) -> int:
+    n = 1
+    while width(rate, n) > half_width:
+        n += 1
+    return n
+
+
+def check_samples_needed(samples_needed) -> None:
+    """``samples_needed(rate, half_width)``: the fewest samples whose Wilson 95 % interval around
+    an observed pass rate ``rate`` is at most ``half_width`` either side."""
+    cases = [(0.5, 0.1), (0.5, 0.05), (0.1, 0.05), (0.0, 0.1), (0.9, 0.15)]
+
+    def got_int(f, rate, h):
+        got = f(rate, h)
+        try:
+            value = int(got)
+        except (TypeError, ValueError):
+            raise ExerciseError(f"return a whole number of samples, got {got!r}") from None
+        expect(value == got, f"return a whole number of samples, got {got!r}")
+        return value
+
+    def wald(f):
+        for rate, h in [(0.5, 0.1), (0.0, 0.1)]:  # Wald: 97 and 0; Wilson: 93 and 16
+            got, want = got_int(f, rate, h), _samples_needed(rate, h)
+            wald_n = math.ceil(Z95**2 * rate * (1 - rate) / h**2)
+            expect(
+                not (got == wald_n and got != want),
+                f"for rate {rate} and half-width {h} you gave {got}, the normal-approximation "
+                "(Wald) answer z^2 p(1 - p) / h^2; use the Wilson interval's half-width",
+            )
+
+    def values(f):
+        for rate, h in cases:
+            got, want = got_int(f, rate, h), _samples_needed(rate, h)
+            full = _samples_needed(rate, h, lambda r, n: 2 * _wilson_half_width(r, n))
+            expect(
+                not (got == full and got != want),
+                f"for rate {rate} and half-width {h} you gave {got}: that makes the whole "
+                "width (upper minus lower) at most h; half_width is the distance either side",
+            )
+            expect(
+                got != want - 1,
+                f"for rate {rate} and half-width {h}, {got} samples still give a half-width of "
+                f"{_wilson_half_width(rate, got):.4f} > {h}: return the smallest n that is "
+                "precise enough, not the last one that is not",
+            )
+            expect(
+                got == want,
+                f"for rate {rate} and half-width {h} the fewest samples are {want}, got {got}",
+            )
+
+    return run_checks("Exercise: samples for a tight interval", samples_needed, [wald, values])
+
+
+def _g() -> float:
+    fit = CHINCHILLA_FIT
+    return (fit.alpha * fit.A / (fit.beta * fit.B)) ** (1 / (fit.alpha + fit.beta))
+
+
+def _budget_for_ratio(tokens_per_param: float, g_squared: float | None = None) -> float:
+    fit = CHINCHILLA_FIT
+    g_squared = _g() ** 2 if g_squared is None else g_squared
+    # D / N = (C/6)^((alpha - beta) / (alpha + beta)) / G^2, solved for C
+    return 6 * (tokens_per_param * g_squared) ** ((fit.alpha + fit.beta) / (fit.alpha - fit.beta))
+
+
+def check_budget_for_ratio(budget_for_ratio) -> None:
+    """``budget_for_ratio(tokens_per_param)``: the compute C (FLOPs) at which approach 3's
+    compute-optimal model sees ``tokens_per_param`` tokens per parameter."""
+
+    def round_trip(f):
+        for ratio in (20.0, 50.0, 93.0):
+            got = f(ratio)
+            try:
+                budget = float(got)
+            except (TypeError, ValueError):
+                raise ExerciseError(f"return a number of FLOPs, got {got!r}") from None
+            expect(budget > 0 and math.isfinite(budget), f"a budget is positive, got {got!r}")
+            want = _budget_for_ratio(ratio)
+            expect(
+                not math.isclose(budget, want / 6, rel_tol=1e-3),
+                "that is C / 6, not C: the closed form is in C / 6, so multiply back by 6",
+            )
+            for slip in (1.0, _g()):  # G left out, or G instead of G^2
+                expect(
+                    not math.isclose(budget, _budget_for_ratio(ratio, g_squared=slip)),
+                    "you left out part of G^2: D / N = (C/6)^((alpha - beta)/(alpha + beta))"
+                    " / G^2, with G = (alpha A / (beta B))^(1 / (alpha + beta))",
+                )
+            n, d = CHINCHILLA_FIT.optimal(budget)
+            expect_close(
+                d / n,
+                ratio,
+                f"at your budget {budget:.4g} FLOPs, approach 3's optimum has D / N = "
+                f"{d / n:.4g}, not {ratio}",
+                rel=1e-4,
+            )
+
+    def grows(f):
+        expect(
+            float(f(93.0)) > float(f(20.0)),
+            "more tokens per parameter needs a bigger budget (the ratio grows with C)",
+        )
+
+    return run_checks("Exercise: where approach 3 says 20", budget_for_ratio, [round_trip, grows])

@@ -579,10 +579,12 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "ex-ch11-samples-needed": (
         [
-            "def {name}(rate, half_width):\n    n = 1\n    while True:\n"
-            "        low, high = wilson(rate * n, n)\n"
-            "        if (high - low) / 2 <= half_width:\n            return n\n"
-            "        n += 1\n",
+            "def {name}(rate, half_width):\n    n, z = 1, 1.96\n    while True:\n"
+            "        c = (rate + z * z / (2 * n)) / (1 + z * z / n)\n"
+            "        h = z / (1 + z * z / n) * math.sqrt(rate * (1 - rate) / n"
+            " + z * z / (4 * n * n))\n"
+            "        if (min(1, c + h) - max(0, c - h)) / 2 <= half_width:\n"
+            "            return n\n        n += 1\n",
             "def {name}(rate, half_width, z=1.96):\n    n = 0\n    while True:\n"
             "        n += 1\n        a = z / (1 + z * z / n)\n"
             "        if a * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))"
@@ -591,28 +593,31 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
         [
             "def {name}(rate, half_width):\n"
             "    return math.ceil(1.96 ** 2 * rate * (1 - rate) / half_width ** 2)\n",
-            "def {name}(rate, half_width):\n    n = 1\n"
-            "    while wilson(rate * n, n)[1] - wilson(rate * n, n)[0] > half_width:\n"
-            "        n += 1\n    return n\n",
+            "def {name}(rate, half_width, z=1.96):\n    n = 0\n    while True:\n"
+            "        n += 1\n        a = z / (1 + z * z / n)\n"
+            "        if 2 * a * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))"
+            " <= half_width:\n            return n\n",
         ],
     ),
     "ex-ch11-budget-for-ratio": (
         [
-            "def {name}(tokens_per_param):\n"
-            "    g = (alpha * A / (beta * B)) ** (1 / (alpha + beta))\n"
-            "    return 6 * (tokens_per_param * g ** 2) ** ((alpha + beta) / (alpha - beta))\n",
-            "def {name}(tokens_per_param):\n    lo, hi = 30.0, 90.0\n"
-            "    for _ in range(200):\n        mid = (lo + hi) / 2\n"
-            "        n, d = compute_optimal(math.exp(mid))\n"
-            "        lo, hi = (mid, hi) if d / n < tokens_per_param else (lo, mid)\n"
+            "def {name}(tokens_per_param):\n    a, b = 0.34, 0.28\n"
+            "    g = (a * 406.4 / (b * 410.7)) ** (1 / (a + b))\n"
+            "    return 6 * (tokens_per_param * g ** 2) ** ((a + b) / (a - b))\n",
+            "def {name}(tokens_per_param):\n    a, b = 0.34, 0.28\n"
+            "    g = (a * 406.4 / (b * 410.7)) ** (1 / (a + b))\n"
+            "    lo, hi = 10.0, 100.0\n    for _ in range(200):\n"
+            "        mid = (lo + hi) / 2\n        c6 = math.exp(mid) / 6\n"
+            "        ratio = c6 ** (a / (a + b)) / g / (g * c6 ** (b / (a + b)))\n"
+            "        lo, hi = (mid, hi) if ratio < tokens_per_param else (lo, mid)\n"
             "    return math.exp((lo + hi) / 2)\n",
         ],
         [
+            "def {name}(tokens_per_param):\n    a, b = 0.34, 0.28\n"
+            "    g = (a * 406.4 / (b * 410.7)) ** (1 / (a + b))\n"
+            "    return (tokens_per_param * g ** 2) ** ((a + b) / (a - b))\n",
             "def {name}(tokens_per_param):\n"
-            "    g = (alpha * A / (beta * B)) ** (1 / (alpha + beta))\n"
-            "    return (tokens_per_param * g ** 2) ** ((alpha + beta) / (alpha - beta))\n",
-            "def {name}(tokens_per_param):\n"
-            "    return 6 * tokens_per_param ** ((alpha + beta) / (alpha - beta))\n",
+            "    return 6 * tokens_per_param ** ((0.34 + 0.28) / (0.34 - 0.28))\n",
         ],
     ),
 }
