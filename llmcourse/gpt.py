@@ -187,8 +187,8 @@ class CausalSelfAttention(nn.Module):
             mask = None if T == 1 or T == S else causal_mask(T, S, past=S - T, device=x.device)
         else:  # no query sees a pad; each sees itself (no empty row)
             causal = causal_mask(T, S, past=S - T, device=x.device)
-            itself = torch.zeros(T, S, dtype=torch.bool, device=x.device)
-            itself[torch.arange(T), torch.arange(S - T, S)] = True
+            keys = torch.arange(S, device=x.device)
+            itself = keys == keys[S - T :, None]  # (T, S): query i is key S - T + i
             mask = (causal & key_padding_mask[:, None, None, :]) | itself  # (B, 1, T, S)
         y = F.scaled_dot_product_attention(
             q,
