@@ -24,7 +24,7 @@ from llmcourse.teaching import student_edition as se
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = layout.chapters()
-SHORT = "04_multi_head_attention.ipynb"  # executed end to end: short, four exercises
+SHORT = "04_multi_head_attention.ipynb"  # executed end to end: short, a few exercises
 
 
 def read(path: Path):
@@ -101,7 +101,8 @@ def test_layout_command_writes_and_checks(tmp_path):
     assert check.returncode == 0, check.stdout
     nb = read(path)
     roles = [c.metadata.get("llmcourse", {}).get("role") for c in nb.cells]
-    assert roles.count("prompt") == roles.count("check") == 4
+    exercises = len(layout.derive_layout(read(ROOT / "book" / SHORT)))
+    assert roles.count("prompt") == roles.count("check") == exercises >= 4
     # Only metadata changed: sources and outputs are the book's.
     book = read(ROOT / "book" / SHORT)
     assert [c.source for c in nb.cells] == [c.source for c in book.cells]
