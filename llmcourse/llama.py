@@ -272,7 +272,7 @@ class GroupedQueryAttention(nn.Module):
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, K, S, D), S = cached + T
         n_rep = self.num_heads // self.num_kv_heads
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, K, S, D) -> (B, H, S, D)
-        # softmax(q k^T / sqrt(D) + causal mask) v, chapter 4's equation, softmax in float32
+        # softmax(q k^T / sqrt(D) + causal mask) v, chapter 3's equation, softmax in float32
         scores = q @ k.transpose(-2, -1) * self.head_dim**-0.5  # (B, H, T, S)
         T, S = scores.shape[-2:]  # one new query (a cached step) may see every key: no mask
         if T > 1:
