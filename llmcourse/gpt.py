@@ -47,6 +47,7 @@ from llmcourse.attention import causal_mask
 from llmcourse.checkpoints import copy_weights
 from llmcourse.kvcache import KVCache, check_decoder_input
 from llmcourse.multihead import merge_heads, split_heads
+from llmcourse.scaling import gpt2_param_count
 from llmcourse.validation import positive_int
 
 __all__ = [
@@ -139,19 +140,14 @@ class GPTConfig:
 
 
 def gpt_param_count(config: GPTConfig) -> int:
-    """The number of parameters of ``GPT(config)``, by formula (the head is tied to wte).
-
-    Per block: attention 4 C^2 (q, k, v, out) + feed-forward 8 C^2 (C -> 4C -> C) = 12 C^2
-    weights, plus 13 C biases and LayerNorm parameters (2 LayerNorms x 2 C, biases 3C + C + 4C
-    + C); without biases only the 2 LayerNorm gains, 2 C.
-    """
+    """The number of parameters of ``GPT(config)``, by formula (the head is tied to wte):
+    ``llmcourse.scaling.gpt2_param_count``, the one home of the formula (12 C^2 + 13 C per
+    block with biases, 12 C^2 + 2 C without)."""
     if not isinstance(config, GPTConfig):
         raise ValueError(f"expected a GPTConfig, got {type(config).__name__}")
-    C = config.n_embd
-    per_block = 12 * C * C + (13 * C if config.bias else 2 * C)
-    final_norm = 2 * C if config.bias else C
-    embeddings = config.vocab_size * C + config.block_size * C
-    return embeddings + config.n_layer * per_block + final_norm
+    return gpt2_param_count(
+        config.n_layer, config.n_embd, config.vocab_size, config.block_size, bias=config.bias
+    )
 
 
 class LayerNorm(norm.LayerNorm):

@@ -113,13 +113,14 @@ PUBLISHED = {
 }
 
 
-def transformer_block_params(d_model: int, d_ff: int | None = None) -> int:
-    """Weights and biases of one GPT-2/BERT block: attention, MLP and two LayerNorms."""
+def transformer_block_params(d_model: int, d_ff: int | None = None, bias: bool = True) -> int:
+    """Weights and biases of one GPT-2/BERT block: attention, MLP and two LayerNorms.
+    Without biases (``bias=False``, as nanoGPT allows) the LayerNorms keep only their gains."""
     d_model = positive_int("d_model", d_model)
     d_ff = 4 * d_model if d_ff is None else positive_int("d_ff", d_ff)
-    attention = 4 * (d_model * d_model + d_model)  # W_q, W_k, W_v, W_o and their biases
-    mlp = d_model * d_ff + d_ff + d_ff * d_model + d_model
-    norms = 2 * 2 * d_model  # two LayerNorms, each a gain and a shift
+    attention = 4 * d_model * d_model + (4 * d_model if bias else 0)  # W_q, W_k, W_v, W_o
+    mlp = 2 * d_model * d_ff + (d_ff + d_model if bias else 0)
+    norms = 2 * (2 if bias else 1) * d_model  # two LayerNorms: a gain (and a shift)
     return attention + mlp + norms
 
 
@@ -129,10 +130,12 @@ def gpt2_param_count(
     vocab_size: int = 50257,
     n_positions: int = 1024,
     d_ff: int | None = None,
+    bias: bool = True,
 ) -> int:
     """Parameters of ``GPT2LMHeadModel``: embeddings, blocks, final LayerNorm; tied lm_head.
 
     The output layer reuses the token embedding matrix (weight tying), so it adds nothing.
+    ``bias=False`` counts the bias-free variant (``llmcourse.gpt.GPTConfig(bias=False)``).
     """
     for name, value in (
         ("n_layer", n_layer),
@@ -141,8 +144,8 @@ def gpt2_param_count(
     ):
         positive_int(name, value)
     embeddings = vocab_size * d_model + n_positions * d_model  # wte + wpe
-    final_norm = 2 * d_model  # ln_f
-    return embeddings + n_layer * transformer_block_params(d_model, d_ff) + final_norm
+    final_norm = (2 if bias else 1) * d_model  # ln_f
+    return embeddings + n_layer * transformer_block_params(d_model, d_ff, bias) + final_norm
 
 
 def bert_param_count(
