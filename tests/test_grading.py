@@ -42,7 +42,7 @@ from llmcourse.teaching.specs import SPECS, Raises, expected
 from llmcourse.teaching.student_edition import build as build_student_edition
 
 ROOT = Path(__file__).resolve().parent.parent
-FULL = "04_multi_head_attention.ipynb"  # graded whole: short, four exercises
+FULL = "04_multi_head_attention.ipynb"  # graded whole: short, a few exercises
 CHAPTERS = layout.chapters()  # every chapter notebook in book/
 ENCODE, DRIVE = make_encoder(), make_driver()
 
@@ -674,7 +674,7 @@ def graded(tmp_path_factory):
     edition, graded once by the command line tool with two jobs."""
     base = tmp_path_factory.mktemp("class")
     folder = base / "submissions"
-    expected = simulate.build_class(base / "all", ["04"], tiny=True)
+    expected = simulate.build_class(base / "all", ["03"], tiny=True)
     folder.mkdir()
     for name in expected:
         if name.startswith(KEEP) and (base / "all" / name).exists():
@@ -721,7 +721,7 @@ def test_no_cheat_gets_credit_and_every_answer_gets_its_verdict(graded):
     assert results["cheat-json/03_self_attention.ipynb"]["status"] == "tampering"
     alias = results["cheat-alias/03_self_attention.ipynb"]["exercises"][1]
     assert alias["status"] == "not own work" and "another name" in alias["detail"]
-    syntax = results["syntax-04/03_self_attention.ipynb"]["exercises"][0]
+    syntax = results["syntax-03/03_self_attention.ipynb"]["exercises"][0]
     assert syntax["status"] == "syntax error" and "line 1" in syntax["detail"]
 
 
@@ -744,7 +744,10 @@ def test_a_notebook_cannot_change_another_or_the_teachers_files(graded):
 def test_the_book_scores_full_marks_and_the_student_edition_zero(graded):
     results = by_name(graded["results"])
     book = results[f"book/{FULL}"]
-    assert book["status"] == "ran" and [e["status"] for e in book["exercises"]] == ["pass"] * 4
+    exercises = len(layout.find_exercises(nbformat.read(ROOT / "book" / FULL, 4)))
+    assert (
+        book["status"] == "ran" and [e["status"] for e in book["exercises"]] == ["pass"] * exercises
+    )
     student = results[f"student-edition/{FULL}"]
     assert student["chapter"] == FULL and student["status"] == "ran"
     assert {e["status"] for e in student["exercises"]} == {"not answered"}
@@ -753,12 +756,12 @@ def test_the_book_scores_full_marks_and_the_student_edition_zero(graded):
 @needs_sandbox
 def test_broken_notebooks_keep_the_answers_before_the_break(graded):
     results = by_name(graded["results"])
-    assert results["crash-04/03_self_attention.ipynb"]["status"] == "crashed"
-    assert results["endless-04/03_self_attention.ipynb"]["status"] == "timeout"
-    assert results["loud-04/03_self_attention.ipynb"]["status"] == "output limit"
-    assert results["swallow-04/03_self_attention.ipynb"]["status"] == "timeout"
+    assert results["crash-03/03_self_attention.ipynb"]["status"] == "crashed"
+    assert results["endless-03/03_self_attention.ipynb"]["status"] == "timeout"
+    assert results["loud-03/03_self_attention.ipynb"]["status"] == "output limit"
+    assert results["swallow-03/03_self_attention.ipynb"]["status"] == "timeout"
     assert results["garbage/04_multi_head_attention.ipynb"]["status"] == "unreadable"
-    for name in ("crash-04", "endless-04", "loud-04"):
+    for name in ("crash-03", "endless-03", "loud-03"):
         rows = results[f"{name}/03_self_attention.ipynb"]["exercises"]
         assert rows[0]["status"] == "pass" and rows[1]["status"] != "pass", name
 
@@ -772,9 +775,9 @@ def test_class_csv_and_feedback(graded):
     book = next(r for r in rows if r["student"] == "book")
     # chapters 3 and 4 graded; the book's chapter 4 passes all of its exercises
     count = {p.name[:2]: len(layout.find_exercises(nbformat.read(p, 4))) for p in CHAPTERS}
-    assert book["total"] == str(count["05"])
-    assert book["out_of"] == str(count["04"] + count["05"])
-    wrong = (out / "feedback" / "wrong0-04.md").read_text()
+    assert book["total"] == str(count["04"])
+    assert book["out_of"] == str(count["03"] + count["04"])
+    wrong = (out / "feedback" / "wrong0-03.md").read_text()
     assert "ex-ch03-attention" in wrong and "Hint:" in wrong and "hidden test case" in wrong
     assert "Total:" in graded["stdout"]
 
@@ -788,7 +791,7 @@ def test_grading_again_resumes(graded, tmp_path):
     assert (out / "class.csv").read_text() == (graded["out"] / "class.csv").read_text()
     removed = sorted((out / "results").glob("correct0*.json"))[:1]
     removed[0].unlink()
-    again = run_grader(*graded["paths"], "--out", out, "--timeout", 60, "--regrade", "untouched-04")
+    again = run_grader(*graded["paths"], "--out", out, "--timeout", 60, "--regrade", "untouched-03")
     assert "grading 2 notebooks" in again.stderr
     assert statuses(out) == statuses(graded["out"])
 
@@ -796,7 +799,7 @@ def test_grading_again_resumes(graded, tmp_path):
 @needs_sandbox
 def test_an_interrupted_run_resumes_where_it_stopped(graded, tmp_path):
     folder = tmp_path / "few"
-    for name in ("correct0-04", "wrong0-04", "untouched-04", "scratch-04"):
+    for name in ("correct0-03", "wrong0-03", "untouched-03", "scratch-03"):
         shutil.copytree(graded["folder"] / name, folder / name)
     out = tmp_path / "out"
     run = subprocess.Popen(
@@ -833,7 +836,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(graded, tmp_path):
 @needs_sandbox
 def test_shards_merged_equal_one_run(graded, tmp_path):
     folder = tmp_path / "class"
-    for name in ("correct1-04", "wrong0-04", "cheat-forbidden", "untouched-04"):
+    for name in ("correct1-03", "wrong0-03", "cheat-forbidden", "untouched-03"):
         shutil.copytree(graded["folder"] / name, folder / name)
     shutil.copytree(graded["full"] / "book", folder / "book")
     seed = graded["out"] / "seed"

@@ -338,7 +338,7 @@ def test_teacher_guide_downloads_are_the_chapters(browser, server, external, tmp
 # The interactive explorers (llmcourse.explorers) on chapters 3 and 10: they answer input in
 # the offline browser, and the pages stay small.
 
-EXPLORER_PAGES = {"04_": "div.llmc-attn", "10_": "div.llmc-samp"}
+EXPLORER_PAGES = {"03_": "div.llmc-attn", "10_": "div.llmc-samp"}
 
 
 def _explorer(browser, server, external, prefix: str):
@@ -358,7 +358,7 @@ def test_attention_explorer_03_self_attention_responds_offline(browser, server, 
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select
 
-    root = _explorer(browser, server, external, "04_")
+    root = _explorer(browser, server, external, "03_")
 
     def shown():
         return [e.text for e in root.find_elements(By.CSS_SELECTOR, ".llmc-tok .llmc-w")]

@@ -1010,7 +1010,7 @@ _add(
         _newest_attention,
         close(),
         forbid={"scaled_dot_product_attention", "MultiheadAttention", "attn"},
-        chapter={"attention", "attention_np", "causal_attention_weights"},
+        chapter={"attention", "attention_np"},  # causal_attention_weights: a demo in the solution
     )
 )
 _add(
