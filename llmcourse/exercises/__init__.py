@@ -30,6 +30,17 @@ def expect(condition: bool, hint: str) -> None:
         raise ExerciseError(hint)
 
 
+def as_number(got: Any, what: str) -> float:
+    """``got`` (a number, or a one-element tensor or array) as a float, or an ExerciseError
+    asking for ``what``: "return one number (WHAT), got list"."""
+    if callable(getattr(got, "numel", None)) and got.numel() == 1:  # a one-element tensor
+        return float(got.reshape(()))
+    try:
+        return float(got)
+    except (TypeError, ValueError):
+        raise ExerciseError(f"return one number ({what}), got {type(got).__name__}") from None
+
+
 def expect_close(got: Any, want: float, hint: str, rel: float = 1e-6, abs_: float = 1e-9) -> None:
     """Fail with ``hint`` (and both numbers) unless ``got`` is a number close to ``want``."""
     try:

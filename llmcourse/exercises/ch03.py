@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from llmcourse.exercises import ExerciseError, expect, expect_close, run_checks
+from llmcourse.exercises import ExerciseError, as_number, expect, expect_close, run_checks
 
 __all__ = [
     "check_stable_softmax",
@@ -231,15 +231,7 @@ def _self_attention(X, W_query, W_key, W_value, causal):
 
 
 def _number(got):
-    """``got`` as a Python float, or an ExerciseError saying what came back."""
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        return float(got.reshape(()))
-    try:
-        return float(got)
-    except (TypeError, ValueError):
-        raise ExerciseError(
-            f"return one number (the largest absolute difference), got {type(got).__name__}"
-        ) from None
+    return as_number(got, "the largest absolute difference")
 
 
 def check_shuffle_gap(shuffle_gap) -> None:

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from llmcourse.exercises import ExerciseError, expect, run_checks
+from llmcourse.exercises import ExerciseError, as_number, expect, run_checks
 
 __all__ = [
     "check_split_heads",
@@ -288,14 +288,7 @@ def check_best_blend_accuracy(best_blend_accuracy) -> None:
     gen = torch.Generator().manual_seed(4)
 
     def number(got) -> float:
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            return float(got.reshape(()))
-        try:
-            return float(got)
-        except (TypeError, ValueError):
-            raise ExerciseError(
-                f"return one number (a fraction), got {type(got).__name__}"
-            ) from None
+        return as_number(got, "a fraction")
 
     def ask(f, values, what):
         got = number(f(values))

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from llmcourse.exercises import ExerciseError, expect, expect_close, run_checks
+from llmcourse.exercises import ExerciseError, as_number, expect, expect_close, run_checks
 from llmcourse.positional import apply_rotary, rotary_cos_sin, sinusoidal_encoding
 
 __all__ = [
@@ -263,15 +263,7 @@ def check_shuffle_gap_with_positions(shuffle_gap_with_positions) -> None:
 
     def one_case(f, X, Ws, perm):
         slips = gaps(X, Ws, perm)
-        got = f(X, *Ws, perm)
-        if isinstance(got, torch.Tensor) and got.numel() == 1:
-            got = float(got.reshape(()))
-        try:
-            got = float(got)
-        except (TypeError, ValueError):
-            raise ExerciseError(
-                f"return one number (the largest absolute difference), got {type(got).__name__}"
-            ) from None
+        got = as_number(f(X, *Ws, perm), "the largest absolute difference")
         if abs(got) <= 1e-4:
             raise ExerciseError(
                 "with positions the gap should not be zero. Add the encoding by position: "
