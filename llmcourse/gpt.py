@@ -38,14 +38,12 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from llmcourse import norm
-from llmcourse.attention import causal_mask
 from llmcourse.checkpoints import copy_weights
-from llmcourse.kvcache import KVCache, check_decoder_input
+from llmcourse.kvcache import KVCache, cached_causal_attention, decoder_inputs
 from llmcourse.multihead import merge_heads, split_heads
 from llmcourse.scaling import gpt2_param_count
 from llmcourse.validation import positive_int
@@ -176,25 +174,9 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # -> (B, h, T, d)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)  # -> (B, h, S, d), S = P + T
-        T, S = q.shape[2], k.shape[2]
-        # New query i sits at position P + i and may see keys 0..P + i: a causal mask aligned to
-        # the bottom-right. One new token (the usual cached step) may see every key: no mask.
-        if key_padding_mask is None:
-            mask = None if T == 1 or T == S else causal_mask(T, S, past=S - T, device=x.device)
-        else:  # no query sees a pad; each sees itself (no empty row)
-            causal = causal_mask(T, S, past=S - T, device=x.device)
-            keys = torch.arange(S, device=x.device)
-            itself = keys == keys[S - T :, None]  # (T, S): query i is key S - T + i
-            mask = (causal & key_padding_mask[:, None, None, :]) | itself  # (B, 1, T, S)
-        y = F.scaled_dot_product_attention(
-            q,
-            k,
-            v,
-            attn_mask=mask,
-            is_causal=(T == S and T > 1 and mask is None),
-            dropout_p=self.dropout if self.training else 0.0,
-        )
-        return self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, h, T, d) -> (B, T, C)
+        dropout = self.dropout if self.training else 0.0
+        y = cached_causal_attention(q, k, v, key_padding_mask, dropout)  # (B, h, T, d)
+        return self.resid_dropout(self.c_proj(merge_heads(y)))  # -> (B, T, C)
 
 
 class MLP(nn.Module):
@@ -288,39 +270,16 @@ class GPT(nn.Module):
         For a left-padded batch: ``attention_mask`` (B, P + T), 1 for real tokens and 0 for
         padding, over the cached and the new tokens; ``position_ids`` (B, T) the new tokens'
         positions (``llmcourse.generation.padding_positions``)."""
-        past = check_decoder_input(
-            input_ids,
-            self.config.vocab_size,
-            kv_cache,
-            self.config.n_layer,
-            logits_to_keep,
-            self.config.block_size,
-        )
-        B, T = input_ids.shape
-        if attention_mask is not None and tuple(attention_mask.shape) != (B, past + T):
-            raise ValueError(
-                f"attention_mask must have shape (batch, cached + new) = "
-                f"{(B, past + T)}, got {tuple(attention_mask.shape)}"
-            )
-        if position_ids is not None and (
-            tuple(position_ids.shape) != (B, T)
-            or not 0 <= int(position_ids.min()) <= int(position_ids.max()) < self.config.block_size
-        ):
-            raise ValueError(
-                f"position_ids must have shape (batch, seq) = {(B, T)} with values "
-                f"in 0..{self.config.block_size - 1}"
-            )
-        positions = (
-            position_ids
-            if position_ids is not None
-            else torch.arange(past, past + T, device=input_ids.device)
-        )  # (B, T) or (T,)
+        c = self.config
+        positions, padding = decoder_inputs(
+            input_ids, c.vocab_size, kv_cache, c.n_layer, logits_to_keep, c.block_size,
+            attention_mask, position_ids,
+        )  # fmt: skip
         x = self.transformer.wte(input_ids) + self.transformer.wpe(positions)  # (B, T, C)
         x = self.transformer.drop(x)
-        key_padding_mask = attention_mask.bool() if attention_mask is not None else None
         for block in self.transformer.h:
-            x = block(x, kv_cache, key_padding_mask)
-        x = self.transformer.ln_f(x)[:, -logits_to_keep:]  # (B, T or n, C); -0: keep all
+            x = block(x, kv_cache, padding)
+        x = self.transformer.ln_f(x[:, -logits_to_keep:])  # (B, T or n, C); -0: keep all
         return self.lm_head(x)  # (B, T or n, C) -> (B, T or n, V)
 
     # --- Hugging Face GPT-2 checkpoints -----------------------------------------------------

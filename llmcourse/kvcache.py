@@ -1,4 +1,5 @@
-"""A key-value cache for autoregressive generation (shared by the GPT and Llama models).
+"""A key-value cache for autoregressive generation, and the two other things the GPT and Llama
+decoders share: the checks of their forward arguments and causal attention over the cache.
 
 When a decoder generates token t, the keys and values of tokens 0..t-1 are the same as at the
 previous step: only the newest token's need computing. The cache keeps them, one pair per
@@ -11,10 +12,13 @@ d head size.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
+from torch.nn import functional as F
 
-from llmcourse.validation import non_negative_int, positive_int
+from llmcourse.attention import causal_mask
+from llmcourse.validation import non_negative_int, positive_int, shape_of, token_ids
 
-__all__ = ["KVCache", "check_decoder_input"]
+__all__ = ["KVCache", "decoder_inputs", "cached_causal_attention"]
 
 
 class KVCache:
@@ -46,29 +50,30 @@ class KVCache:
         return key, value
 
 
-def check_decoder_input(
-    input_ids: torch.Tensor,
+def decoder_inputs(
+    input_ids: Tensor,
     vocab_size: int,
     kv_cache: KVCache | None,
     num_layers: int,
     logits_to_keep: int = 0,
     max_positions: int | None = None,
-) -> int:
-    """Validate a decoder's forward arguments (GPT's and Llama's); return the number of cached
-    positions. Token ids (B, T) with B, T >= 1 in 0..vocab_size-1; a cache with one entry per
-    layer and the same batch; ``logits_to_keep`` an int >= 0; at most ``max_positions`` in all.
+    attention_mask: Tensor | None = None,
+    position_ids: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Check a decoder's forward arguments (GPT's and Llama's, which take the same ones) and
+    return what its blocks need: the new tokens' positions and the keys' padding mask.
+
+    ``input_ids`` (B, T) in 0..vocab_size-1; ``kv_cache`` a ``KVCache`` with ``num_layers``
+    layers and the same batch; ``logits_to_keep`` an int >= 0; at most ``max_positions``
+    positions in all. For a left-padded batch, ``attention_mask`` (B, P + T) is 1 at real
+    tokens and 0 at padding, over the P cached and the T new tokens, and ``position_ids``
+    (B, T) are the new tokens' positions (``llmcourse.generation.padding_positions``).
+
+    Returns ``positions``, (T,) numbered from the cache's length or ``position_ids``, and
+    ``key_padding_mask``, (B, P + T) bool, True at real tokens, or None.
     """
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or 0 in input_ids.shape:
-        shape = (
-            tuple(input_ids.shape)
-            if isinstance(input_ids, torch.Tensor)
-            else type(input_ids).__name__
-        )
-        raise ValueError(
-            f"expected input_ids of shape (batch, seq) with batch >= 1 and seq >= 1, got {shape}"
-        )
-    if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-        raise ValueError(f"expected integer token ids, got dtype {input_ids.dtype}")
+    token_ids(input_ids)
+    B, T = input_ids.shape
     low, high = int(input_ids.min()), int(input_ids.max())
     if low < 0 or high >= vocab_size:
         raise ValueError(
@@ -83,16 +88,74 @@ def check_decoder_input(
                 f"kv_cache must be a KVCache with {num_layers} layers, got {kv_cache!r}"
             )
         cached = kv_cache.keys[0]
-        if cached is not None and cached.shape[0] != input_ids.shape[0]:
+        if cached is not None and cached.shape[0] != B:
             raise ValueError(
-                f"kv_cache holds a batch of {cached.shape[0]}, but input_ids has "
-                f"a batch of {input_ids.shape[0]}"
+                f"kv_cache holds a batch of {cached.shape[0]}, but input_ids has a batch of {B}"
             )
         past = len(kv_cache)
-    total = past + input_ids.shape[1]
-    if max_positions is not None and total > max_positions:
+    limit = max_positions if max_positions is not None else float("inf")
+    if past + T > limit:
         raise ValueError(
-            f"sequence of length {total} (past {past} + new {input_ids.shape[1]}) "
+            f"sequence of length {past + T} (past {past} + new {T}) "
             f"is longer than the model's {max_positions} positions"
         )
-    return past
+    if attention_mask is not None and (
+        not isinstance(attention_mask, Tensor)
+        or attention_mask.shape != (B, past + T)
+        or not ((attention_mask == 0) | (attention_mask == 1)).all()
+    ):
+        raise ValueError(
+            f"attention_mask must be a 0/1 tensor of shape (batch, cached + new) = "
+            f"{(B, past + T)}, got {shape_of(attention_mask)}"
+        )
+    padding = None if attention_mask is None else attention_mask.bool()
+    if position_ids is None:
+        return torch.arange(past, past + T, device=input_ids.device), padding
+    if (
+        not isinstance(position_ids, Tensor)
+        or position_ids.shape != (B, T)
+        or not 0 <= int(position_ids.min()) <= int(position_ids.max()) < limit
+    ):
+        raise ValueError(
+            f"position_ids must be a tensor of shape (batch, seq) = {(B, T)}"
+            + (f" with values in 0..{max_positions - 1}" if max_positions else "")
+            + f", got {shape_of(position_ids)}"
+        )
+    return position_ids, padding
+
+
+def cached_causal_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    key_padding_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    enable_gqa: bool = False,
+) -> Tensor:
+    """``softmax(q k^T / sqrt(d) + mask) v`` for T new queries (B, h, T, d) over S = P + T
+    keys and values (B, h_kv, S, d), P of them cached: chapter 3's equation in PyTorch's
+    fused kernel (``F.scaled_dot_product_attention``), with GPT's and Llama's one mask.
+
+    New query i sits at position P + i and may see keys 0..P + i (``causal_mask`` with
+    ``past=P``: aligned to the bottom-right); one new token, the usual cached step, sees every
+    key. With a ``key_padding_mask`` (B, S), True at real tokens, no query sees a pad, and
+    each sees at least itself, so no row is empty. ``enable_gqa`` lets h / h_kv query heads
+    share each key-value head without copying it (grouped-query attention, chapter 12).
+    """
+    T, S = q.shape[-2], k.shape[-2]
+    if key_padding_mask is not None:
+        keys = torch.arange(S, device=q.device)
+        itself = keys == keys[S - T :, None]  # (T, S): query i is key S - T + i
+        causal = causal_mask(T, S, past=S - T, device=q.device)
+        mask = (causal & key_padding_mask[:, None, None, :]) | itself  # (B, 1, T, S)
+    else:  # square: PyTorch's own causal path; one query: no mask at all
+        mask = None if T == 1 or T == S else causal_mask(T, S, past=S - T, device=q.device)
+    return F.scaled_dot_product_attention(
+        q,
+        k,
+        v,
+        attn_mask=mask,
+        is_causal=mask is None and 1 < T == S,
+        dropout_p=dropout_p,
+        enable_gqa=enable_gqa,
+    )

@@ -38,12 +38,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from llmcourse.attention import causal_mask
 from llmcourse.checkpoints import copy_weights
-from llmcourse.kvcache import KVCache, check_decoder_input
+from llmcourse.kvcache import KVCache, cached_causal_attention, decoder_inputs
 from llmcourse.multihead import merge_heads, split_heads
 from llmcourse.positional import RotaryEmbedding, rotate_half
-from llmcourse.validation import positive_int
+from llmcourse.validation import positive_int, shape_of
 
 __all__ = [
     "LlamaConfig",
@@ -53,7 +52,6 @@ __all__ = [
     "repeat_kv",
     "GroupedQueryAttention",
     "LlamaBlock",
-    "LlamaModel",
     "LlamaForCausalLM",
     "load_llama_state_dict",
 ]
@@ -149,7 +147,7 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-5) -> Tensor:
     Computed in float32 and cast back before the gain, as Hugging Face's ``LlamaRMSNorm``.
     """
     if not isinstance(x, Tensor) or x.ndim == 0 or x.shape[-1:] != weight.shape:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        shape = shape_of(x)
         raise ValueError(
             f"expected x of shape (..., {weight.shape[0]}) to match weight "
             f"{tuple(weight.shape)}, got {shape}"
@@ -194,7 +192,7 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if not isinstance(x, Tensor) or x.ndim == 0 or x.shape[-1] != self.gate_proj.in_features:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            shape = shape_of(x)
             raise ValueError(
                 f"expected x of shape (..., hidden_size={self.gate_proj.in_features}), got {shape}"
             )
@@ -206,7 +204,7 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     row, so query heads 0..n_rep-1 share key-value head 0 (``repeat_interleave``, not
     ``repeat``)."""
     if not isinstance(x, Tensor) or x.ndim != 4:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        shape = shape_of(x)
         raise ValueError(f"expected x of shape (batch, kv_heads, seq, head_dim), got {shape}")
     positive_int("n_rep", n_rep)
     if n_rep == 1:
@@ -252,13 +250,17 @@ class GroupedQueryAttention(nn.Module):
         self.o_proj = nn.Linear(num_attention_heads * head_dim, hidden_size, bias=False)
 
     def forward(
-        self, x: Tensor, cos: Tensor, sin: Tensor, kv_cache: KVCache | None = None
+        self,
+        x: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        kv_cache: KVCache | None = None,
+        key_padding_mask: Tensor | None = None,
     ) -> Tensor:
         if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[-1] != self.q_proj.in_features:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
             raise ValueError(
                 f"expected x of shape (batch, seq, hidden_size="
-                f"{self.q_proj.in_features}), got {shape}"
+                f"{self.q_proj.in_features}), got {shape_of(x)}"
             )
         if cos.shape != sin.shape or cos.shape[-2:] != (x.shape[1], self.head_dim):
             raise ValueError(
@@ -268,18 +270,14 @@ class GroupedQueryAttention(nn.Module):
         q = split_heads(self.q_proj(x), self.num_heads)  # (B, T, H*D) -> (B, H, T, D)
         k = split_heads(self.k_proj(x), self.num_kv_heads)  # (B, T, K*D) -> (B, K, T, D)
         v = split_heads(self.v_proj(x), self.num_kv_heads)
+        cos, sin = cos.unsqueeze(-3), sin.unsqueeze(-3)  # (..., 1, T, D): the same for all heads
         q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin  # RoPE
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, K, S, D), S = cached + T
-        # softmax(q k^T / sqrt(D) + causal mask) v, chapter 3's equation, in PyTorch's fused
-        # kernel as in gpt.py; enable_gqa gives each group of H / K query heads its key-value
-        # head, as repeat_kv does, without copying the keys and values.
-        T, S = q.shape[-2], k.shape[-2]  # one new query (a cached step) may see every key
-        mask = None if T == 1 or T == S else causal_mask(T, S, past=S - T, device=x.device)
-        context = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=(T == S and T > 1), enable_gqa=True
-        )  # (B, H, T, D)
-        return self.o_proj(merge_heads(context))  # (B, T, H*D) -> (B, T, C)
+        # enable_gqa gives each group of H / K query heads its key-value head, as repeat_kv
+        # does, without copying the keys and values.
+        y = cached_causal_attention(q, k, v, key_padding_mask, enable_gqa=True)  # (B, H, T, D)
+        return self.o_proj(merge_heads(y))  # (B, T, H*D) -> (B, T, C)
 
     def extra_repr(self) -> str:
         return (
@@ -302,30 +300,15 @@ class LlamaBlock(nn.Module):
         self.mlp = SwiGLU(c.hidden_size, c.intermediate_size)
 
     def forward(
-        self, x: Tensor, cos: Tensor, sin: Tensor, kv_cache: KVCache | None = None
+        self,
+        x: Tensor,
+        cos: Tensor,
+        sin: Tensor,
+        kv_cache: KVCache | None = None,
+        key_padding_mask: Tensor | None = None,
     ) -> Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache)
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache, key_padding_mask)
         return x + self.mlp(self.post_attention_layernorm(x))
-
-
-class LlamaModel(nn.Module):
-    """Token embeddings -> N blocks -> final RMSNorm: hidden states (B, T, C)."""
-
-    def __init__(self, config: LlamaConfig):
-        super().__init__()
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.layers = nn.ModuleList(LlamaBlock(config, i) for i in range(config.num_hidden_layers))
-        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
-
-    def forward(self, input_ids: Tensor, kv_cache: KVCache | None = None) -> Tensor:
-        start = len(kv_cache) if kv_cache is not None else 0  # positions already cached
-        positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
-        x = self.embed_tokens(input_ids)  # (B, T) -> (B, T, C)
-        cos, sin = (t.to(x.dtype) for t in self.rotary_emb(positions))  # (T, D), every layer
-        for layer in self.layers:
-            x = layer(x, cos, sin, kv_cache)
-        return self.norm(x)
 
 
 class LlamaForCausalLM(nn.Module):
@@ -336,10 +319,17 @@ class LlamaForCausalLM(nn.Module):
         super().__init__()
         if not isinstance(config, LlamaConfig):
             raise ValueError(f"expected a LlamaConfig, got {type(config).__name__}")
-        self.config = config
-        self.model = LlamaModel(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        if config.tie_word_embeddings:
+        self.config = c = config
+        self.model = nn.ModuleDict(
+            dict(
+                embed_tokens=nn.Embedding(c.vocab_size, c.hidden_size),  # (V, C)
+                rotary_emb=RotaryEmbedding(c.head_dim, c.rope_theta),  # no weights: angles
+                layers=nn.ModuleList(LlamaBlock(c, i) for i in range(c.num_hidden_layers)),
+                norm=RMSNorm(c.hidden_size, c.rms_norm_eps),
+            )
+        )
+        self.lm_head = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
+        if c.tie_word_embeddings:
             self.lm_head.weight = self.model.embed_tokens.weight  # one (V, C) matrix, used twice
 
     @property
@@ -351,16 +341,26 @@ class LlamaForCausalLM(nn.Module):
         return KVCache(self.num_layers)
 
     def forward(
-        self, input_ids: Tensor, kv_cache: KVCache | None = None, logits_to_keep: int = 0
+        self,
+        input_ids: Tensor,
+        kv_cache: KVCache | None = None,
+        logits_to_keep: int = 0,
+        attention_mask: Tensor | None = None,
+        position_ids: Tensor | None = None,
     ) -> Tensor:
-        """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V),
-        as in ``transformers``: generation needs only the last, and on a long prompt the
-        (T, C) @ (C, V) output product is a large share of the work."""
-        check_decoder_input(
-            input_ids, self.config.vocab_size, kv_cache, len(self.model.layers), logits_to_keep
-        )
-        hidden = self.model(input_ids, kv_cache)  # (B, T, C)
-        return self.lm_head(hidden[:, -logits_to_keep:])  # (B, T or n, C) -> (B, T or n, V)
+        """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V).
+        The arguments are GPT's (``llmcourse.gpt.GPT.forward``), left-padded batches included."""
+        c = self.config
+        positions, padding = decoder_inputs(
+            input_ids, c.vocab_size, kv_cache, c.num_hidden_layers, logits_to_keep, None,
+            attention_mask, position_ids,
+        )  # fmt: skip
+        x = self.model.embed_tokens(input_ids)  # (B, T, C): no position added...
+        cos, sin = (t.to(x.dtype) for t in self.model.rotary_emb(positions))  # ...but rotated
+        for layer in self.model.layers:
+            x = layer(x, cos, sin, kv_cache, padding)
+        x = self.model.norm(x[:, -logits_to_keep:])  # (B, T or n, C); -0: keep all
+        return self.lm_head(x)  # (B, T or n, C) -> (B, T or n, V)
 
     @classmethod
     def from_pretrained(cls, folder) -> LlamaForCausalLM:

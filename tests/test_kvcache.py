@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from llmcourse.kvcache import KVCache
+from llmcourse.kvcache import KVCache, cached_causal_attention
 
 
 def test_update_appends_and_returns_everything():
@@ -26,3 +26,29 @@ def test_update_rejects_bad_input():
         cache.update(0, torch.randn(1, 1, 1), torch.randn(1, 1, 1))
     with pytest.raises(ValueError, match="num_layers must be a positive int"):
         KVCache(0)
+
+
+@pytest.mark.parametrize("T", [1, 3, 5])
+@pytest.mark.parametrize("padded", [False, True])
+def test_cached_causal_attention_is_the_from_scratch_equation(T, padded):
+    """T new queries over S = 5 keys (5 - T cached), with GQA's shared key-value heads and a
+    left-padding mask: the fused call equals chapter 3's attention with the mask written out
+    (query i sees keys 0..P + i that are not padding, and always itself)."""
+    from llmcourse.attention import scaled_dot_product_attention
+
+    B, H, K, S, D = 2, 4, 2, 5, 8
+    g = torch.Generator().manual_seed(T)
+    q, k, v = (torch.randn(B, h, n, D, generator=g) for h, n in [(H, T), (K, S), (K, S)])
+    pad = torch.tensor([[True] * S, [False, False, True, True, True]]) if padded else None
+    got = cached_causal_attention(q, k, v, pad, enable_gqa=True)
+    P, real = S - T, pad if pad is not None else torch.ones(B, S, dtype=torch.bool)
+    mask = torch.tensor(
+        [
+            [[j == P + i or (j <= P + i and bool(real[b, j])) for j in range(S)] for i in range(T)]
+            for b in range(B)
+        ]
+    )[:, None]  # (B, 1, T, S)
+    want = scaled_dot_product_attention(
+        q, k.repeat_interleave(H // K, 1), v.repeat_interleave(H // K, 1), mask
+    )
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)

@@ -193,6 +193,47 @@ def test_greedy_tokens_match_hf_generate():
         assert torch.equal(greedy(ours, ids, 12), want)
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_left_padded_batch_equals_hf_and_each_prompt_alone(use_cache):
+    """GPT's forward arguments work for Llama too: a left-padded batch (mask and positions)
+    generates what Hugging Face's batched ``generate`` does, and each row what its prompt
+    gives alone; without the mask a padded row's logits change, so the test can fail."""
+    from llmcourse.generation import generate, padding_positions
+
+    ours, hf = twin_models(LlamaConfig.tiny(), "sdpa", seed=3)
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12], [3, 0, 4]]
+    width = max(map(len, prompts))
+    ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    with torch.no_grad():
+        want = hf.generate(
+            ids, attention_mask=mask, max_new_tokens=8, do_sample=False, pad_token_id=0
+        )
+    got = generate(ours, ids, 8, attention_mask=mask, use_cache=use_cache)
+    assert torch.equal(got, want)
+    for row, p in zip(got, prompts):
+        alone = generate(ours, torch.tensor([p]), 8, use_cache=use_cache)
+        assert torch.equal(row[width:], alone[0, len(p) :])
+    with torch.no_grad():  # the row's last logits: the prompt's alone, only with the mask
+        alone = ours(torch.tensor([prompts[1]]))[0, -1]
+        masked = ours(ids, attention_mask=mask, position_ids=padding_positions(mask))[1, -1]
+        assert_close(masked, alone, **TOL)
+        assert not torch.allclose(ours(ids)[1, -1], alone, **TOL)
+
+
+def test_forward_rejects_bad_mask_and_positions():
+    model = LlamaForCausalLM(LlamaConfig.tiny()).eval()
+    ids = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    with pytest.raises(ValueError, match=r"attention_mask must be a 0/1 tensor .* \(2, 3\), got"):
+        model(ids, attention_mask=torch.ones(2, 4))
+    with pytest.raises(ValueError, match="attention_mask must be a 0/1 tensor"):
+        model(ids, attention_mask=torch.full((2, 3), 2))
+    with pytest.raises(ValueError, match=r"position_ids must be a tensor of shape .* \(2, 3\)"):
+        model(ids, position_ids=torch.arange(3))
+    with pytest.raises(ValueError, match="position_ids must be"):
+        model(ids, position_ids=torch.full((2, 3), -1))
+
+
 # --- configs and input validation ---------------------------------------------------------
 
 
@@ -248,9 +289,9 @@ def test_forward_rejects_bad_input():
         model(torch.tensor([[0, 97]]))
     with pytest.raises(ValueError, match="got ids from -1"):
         model(torch.tensor([[-1, 3]]))
-    with pytest.raises(ValueError, match=r"expected input_ids of shape \(batch, seq\)"):
+    with pytest.raises(ValueError, match=r"input_ids must be .* \(batch, seq\) .*shape \(3,\)"):
         model(torch.tensor([1, 2, 3]))
-    with pytest.raises(ValueError, match="expected integer token ids, got dtype torch.float32"):
+    with pytest.raises(ValueError, match="must be an integer tensor .* got torch.float32"):
         model(torch.tensor([[1.0, 2.0]]))
     with pytest.raises(ValueError, match="kv_cache must be a KVCache with 2 layers"):
         model(torch.tensor([[1, 2]]), kv_cache=KVCache(3))
