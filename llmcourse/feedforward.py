@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from llmcourse.norm import LayerNorm
-from llmcourse.validation import positive_int, shape_of
+from llmcourse.validation import positive_int, tensor
 
 __all__ = ["gelu", "FeedForward", "ResidualBlock", "PreNormBlock", "PostNormBlock"]
 
@@ -63,9 +63,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., C) -> (..., C); every position goes through the same MLP."""
-        if not isinstance(x, torch.Tensor) or x.dim() == 0 or x.shape[-1] != self.d_model:
-            shape = shape_of(x)
-            raise ValueError(f"expected x of shape (..., d_model={self.d_model}), got {shape}")
+        tensor("x", x, f"(..., d_model={self.d_model})", last=self.d_model)
         h = self.linear1(x)  # (..., C) -> (..., F)
         h = torch.relu(h) if self.activation == "relu" else gelu(h)
         return self.linear2(self.dropout(h))  # (..., F) -> (..., C)

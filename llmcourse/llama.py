@@ -42,7 +42,7 @@ from llmcourse.checkpoints import copy_weights
 from llmcourse.kvcache import KVCache, cached_causal_attention, decoder_inputs
 from llmcourse.multihead import merge_heads, split_heads
 from llmcourse.positional import RotaryEmbedding, rotate_half
-from llmcourse.validation import positive_int, shape_of
+from llmcourse.validation import positive_int, tensor
 
 __all__ = [
     "LlamaConfig",
@@ -146,12 +146,8 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-5) -> Tensor:
 
     Computed in float32 and cast back before the gain, as Hugging Face's ``LlamaRMSNorm``.
     """
-    if not isinstance(x, Tensor) or x.ndim == 0 or x.shape[-1:] != weight.shape:
-        shape = shape_of(x)
-        raise ValueError(
-            f"expected x of shape (..., {weight.shape[0]}) to match weight "
-            f"{tuple(weight.shape)}, got {shape}"
-        )
+    n = weight.shape[-1]
+    tensor("x", x, f"(..., {n}) to match weight {tuple(weight.shape)}", last=n)
     x32 = x.float()
     mean_square = x32.pow(2).mean(-1, keepdim=True)  # (..., 1): one number per position
     return weight * (x32 * torch.rsqrt(mean_square + eps)).to(x.dtype)
@@ -191,11 +187,8 @@ class SwiGLU(nn.Module):
         self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)  # F -> C
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.ndim == 0 or x.shape[-1] != self.gate_proj.in_features:
-            shape = shape_of(x)
-            raise ValueError(
-                f"expected x of shape (..., hidden_size={self.gate_proj.in_features}), got {shape}"
-            )
+        C = self.gate_proj.in_features
+        tensor("x", x, f"(..., hidden_size={C})", last=C)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (..., F) -> (..., C)
 
 
@@ -203,9 +196,7 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     """(B, K, S, D) -> (B, K * n_rep, S, D): each key-value head repeated ``n_rep`` times in a
     row, so query heads 0..n_rep-1 share key-value head 0 (``repeat_interleave``, not
     ``repeat``)."""
-    if not isinstance(x, Tensor) or x.ndim != 4:
-        shape = shape_of(x)
-        raise ValueError(f"expected x of shape (batch, kv_heads, seq, head_dim), got {shape}")
+    tensor("x", x, "(batch, kv_heads, seq, head_dim)", rank=4)
     positive_int("n_rep", n_rep)
     if n_rep == 1:
         return x
@@ -257,11 +248,8 @@ class GroupedQueryAttention(nn.Module):
         kv_cache: KVCache | None = None,
         key_padding_mask: Tensor | None = None,
     ) -> Tensor:
-        if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[-1] != self.q_proj.in_features:
-            raise ValueError(
-                f"expected x of shape (batch, seq, hidden_size="
-                f"{self.q_proj.in_features}), got {shape_of(x)}"
-            )
+        C = self.q_proj.in_features
+        tensor("x", x, f"(batch, seq, hidden_size={C})", rank=3, last=C)
         if cos.shape != sin.shape or cos.shape[-2:] != (x.shape[1], self.head_dim):
             raise ValueError(
                 f"expected cos and sin of shape (seq, head_dim) = {(x.shape[1], self.head_dim)}"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from llmcourse.validation import broadcastable, non_negative_int, positive_int
+from llmcourse.validation import broadcastable, non_negative_int, positive_int, tensor
 
 __all__ = [
     "sinusoidal_encoding",
@@ -114,10 +114,7 @@ class LearnedPositionalEmbedding(nn.Module):
         nn.init.normal_(self.weight, std=0.02)  # GPT-2's initialisation
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        if x.ndim != 3 or x.shape[-1] != self.embedding_dim:
-            raise ValueError(
-                f"expected x of shape (batch, seq, {self.embedding_dim}), got {tuple(x.shape)}"
-            )
+        tensor("x", x, f"(batch, seq, {self.embedding_dim})", 3, self.embedding_dim)
         T = x.shape[1]
         non_negative_int("start", start)
         if start + T > self.num_embeddings:

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from llmcourse.validation import tensor
+
 __all__ = ["ElmanRNN", "CharRNN", "train_char_rnn", "train_char_rnn_tbptt", "rnn_log_probs"]
 
 
@@ -39,11 +41,8 @@ class ElmanRNN(nn.Module):
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None):
         """x: (B, T, E), h: (B, H) or None -> outputs (B, T, H), last hidden state (B, H)."""
-        if x.dim() != 3 or x.shape[-1] != self.weight_ih.shape[1]:
-            raise ValueError(
-                f"expected x of shape (batch, time, {self.weight_ih.shape[1]}), "
-                f"got {tuple(x.shape)}"
-            )
+        E = self.weight_ih.shape[1]
+        tensor("x", x, f"(batch, time, {E})", rank=3, last=E)
         if h is None:
             h = x.new_zeros(x.shape[0], self.hidden_size)
         inputs = x @ self.weight_ih.T + self.bias_ih  # all time steps at once: (B, T, H)
@@ -65,8 +64,7 @@ class CharRNN(nn.Module):
 
     def forward(self, ids: torch.Tensor, h: torch.Tensor | None = None):
         """ids: (B, T) -> logits (B, T, V) for the next character, last hidden state (B, H)."""
-        if ids.dim() != 2:
-            raise ValueError(f"expected ids of shape (batch, time), got {tuple(ids.shape)}")
+        tensor("ids", ids, "(batch, time)", rank=2)
         outputs, h = self.rnn(self.embed(ids), h)
         return self.head(outputs), h
 

@@ -17,6 +17,7 @@ __all__ = [
     "probability",
     "token_ids",
     "shape_of",
+    "tensor",
     "logits_and_targets",
     "broadcastable",
 ]
@@ -25,6 +26,19 @@ __all__ = [
 def shape_of(value):
     """What came instead of the tensor a message expected: its shape, or its type's name."""
     return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def tensor(name: str, value, shape: str, rank: int | None = None, last: int | None = None):
+    """Return ``value`` if it is a tensor of ``rank`` dimensions (of at least one, if None)
+    whose last has size ``last`` (when given), else refuse it; ``shape`` is how the message
+    names the expected shape, as in "expected x of shape (batch, seq, 8), got (3, 8)"."""
+    if (
+        not isinstance(value, torch.Tensor)
+        or (value.dim() != rank if rank is not None else value.dim() == 0)
+        or (last is not None and value.shape[-1] != last)
+    ):
+        raise ValueError(f"expected {name} of shape {shape}, got {shape_of(value)}")
+    return value
 
 
 def positive_int(name: str, value) -> int:
