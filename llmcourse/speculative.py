@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from llmcourse.kvcache import KVCache
+from llmcourse.kvcache import KVCache, decoder_inputs
 from llmcourse.validation import non_negative_int, positive_int, token_ids
 
 __all__ = [
@@ -98,14 +98,14 @@ class EarlyExitDraft(nn.Module):
     def forward(
         self, input_ids: Tensor, kv_cache: KVCache | None = None, logits_to_keep: int = 0
     ) -> Tensor:
-        model = self.base.model
-        start = len(kv_cache) if kv_cache is not None else 0
-        positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
-        cos, sin = model.rotary_emb(positions)
+        """The base model's forward (``LlamaForCausalLM.forward``), stopped after n_layers."""
+        model, V = self.base.model, self.base.config.vocab_size
+        positions, _ = decoder_inputs(input_ids, V, kv_cache, self.n_layers, logits_to_keep)
         x = model.embed_tokens(input_ids)  # (B, T) -> (B, T, C)
+        cos, sin = (t.to(x.dtype) for t in model.rotary_emb(positions))
         for layer in model.layers[: self.n_layers]:
             x = layer(x, cos, sin, kv_cache)
-        return self.base.lm_head(model.norm(x)[:, -logits_to_keep:])  # (B, T or n, V)
+        return self.base.lm_head(model.norm(x[:, -logits_to_keep:]))  # (B, T or n, V)
 
 
 @dataclass
