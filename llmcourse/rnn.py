@@ -100,11 +100,12 @@ def train_char_rnn(
         raise ValueError(f"ids must be a 1-D sequence longer than seq_len + 1 = {seq_len + 1}")
     torch.manual_seed(seed)
     batches = _batches(ids, batch_size, seq_len, np.random.default_rng(seed))
+    device = next(model.parameters()).device  # windows are drawn on the CPU, then moved
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history, running, start = [], 0.0, time.perf_counter()
     model.train()
     for step in range(1, steps + 1):
-        x, y = next(batches)
+        x, y = (t.to(device) for t in next(batches))
         logits, _ = model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         optimizer.zero_grad()
@@ -154,7 +155,7 @@ def train_char_rnn_tbptt(
         )
     if steps < 1 or log_every < 1 or clip <= 0:
         raise ValueError("steps and log_every must be >= 1 and clip > 0")
-    data = torch.from_numpy(ids)
+    data = torch.from_numpy(ids).to(next(model.parameters()).device)
     inputs = data[: batch_size * stream_len].view(batch_size, stream_len)
     targets = data[1 : batch_size * stream_len + 1].view(batch_size, stream_len)
     windows = stream_len // seq_len
@@ -191,7 +192,7 @@ def rnn_log_probs(model: CharRNN, ids, streams: int = 32) -> np.ndarray:
     The text is cut into ``streams`` consecutive pieces read in parallel, each starting from a
     zero hidden state, so every character but the first is predicted exactly once.
     """
-    ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))
+    ids = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=next(model.parameters()).device)
     n = len(ids) - 1
     if n < streams:
         raise ValueError(f"need more than {streams} ids, got {len(ids)}")
@@ -201,4 +202,4 @@ def rnn_log_probs(model: CharRNN, ids, streams: int = 32) -> np.ndarray:
     y = padded[1:].view(streams, length)
     logits, _ = model(x)
     log_probs = F.log_softmax(logits, dim=-1).gather(-1, y[..., None])[..., 0]
-    return log_probs.reshape(-1)[:n].double().numpy()
+    return log_probs.reshape(-1)[:n].double().cpu().numpy()  # NumPy needs the CPU

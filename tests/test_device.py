@@ -26,6 +26,7 @@ from llmcourse.generation import beam_search, generate
 from llmcourse.gpt import GPT, GPTConfig
 from llmcourse.multihead import MultiHeadAttention
 from llmcourse.positional import RotaryEmbedding, rotary_cos_sin
+from llmcourse.rnn import CharRNN, rnn_log_probs, train_char_rnn, train_char_rnn_tbptt
 from llmcourse.speculative import EarlyExitDraft, speculative_generate
 from llmcourse.training import TrainConfig, sequence_log_probs, train
 
@@ -45,11 +46,12 @@ def cpu_models():
         intermediate_size=16,
         num_hidden_layers=1,
     )
-    return {"gpt": gpt, "llama": lm.eval(), "encoder": Encoder(encoder).eval()}
+    rnn = CharRNN(V, embed_size=4, hidden_size=8)
+    return {"gpt": gpt, "llama": lm.eval(), "encoder": Encoder(encoder).eval(), "rnn": rnn}
 
 
 def _cases(models):
-    gpt, lm, encoder = models["gpt"], models["llama"], models["encoder"]
+    gpt, lm, encoder, rnn = models["gpt"], models["llama"], models["encoder"], models["rnn"]
     ids = torch.randint(0, V, (2, 3), generator=generator(1))
     mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
     x = torch.randn(2, 3, 8, generator=generator(2))
@@ -85,6 +87,11 @@ def _cases(models):
         "sentence embeddings": lambda: sentence_embeddings(encoder, ids),
         "train": lambda: train(gpt, data, data, config, progress=False),
         "sequence_log_probs": lambda: sequence_log_probs(gpt, data[:30], 8),
+        "train_char_rnn": lambda: train_char_rnn(rnn, data.numpy(), steps=2, batch_size=2),
+        "train_char_rnn_tbptt": lambda: train_char_rnn_tbptt(
+            rnn, data.numpy(), steps=2, batch_size=2, seq_len=8, log_every=1
+        ),
+        "rnn_log_probs": lambda: torch.from_numpy(rnn_log_probs(rnn, data[:40], streams=4)),
         "one_hot": lambda: one_hot(ids, V),
         "rotary_cos_sin": lambda: rotary_cos_sin(positions, 8),
         "multi-head, causal": lambda: mha(x, x, x, is_causal=True),
@@ -92,7 +99,7 @@ def _cases(models):
     }
 
 
-CASES = list(_cases({"gpt": None, "llama": None, "encoder": None}))  # the names only
+CASES = list(_cases({"gpt": None, "llama": None, "encoder": None, "rnn": None}))  # the names only
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -109,15 +116,12 @@ def test_nothing_is_created_on_the_default_device(cpu_models, case):
 def test_what_needs_no_values_runs_entirely_on_meta():
     with torch.device("meta"):
         x = torch.randn(2, 5, 8)
-        ids = torch.zeros(2, 5, dtype=torch.long)
-        draft = EarlyExitDraft(llama.LlamaForCausalLM(llama.LlamaConfig.tiny(vocab_size=V)), 1)
         outputs = [
             scaled_dot_product_attention(x, x, x, is_causal=True),
             MultiHeadAttention(8, 2)(x, x, x, is_causal=True),
             CrossAttentionBlock(8, 2, 16)(x, x, torch.zeros(2, 5, dtype=torch.bool)),
             *RotaryEmbedding(8)(torch.arange(5)),
             *rotary_cos_sin(torch.arange(5)[None], 8),
-            draft(ids),
         ]
     assert all(t.device.type == "meta" for t in outputs)
 
