@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from llmcourse.validation import positive_int, tensor
+from llmcourse.validation import positive_int, tensor_of_shape
 
 __all__ = [
     "one_hot",
@@ -40,7 +40,7 @@ def _check_ids(ids: torch.Tensor, num_embeddings: int) -> None:
 
 
 def _check_weight(weight: torch.Tensor) -> None:
-    tensor("weight", weight, "(num_embeddings, embedding_dim)", rank=2)
+    tensor_of_shape("weight", weight, "(num_embeddings, embedding_dim)", rank=2)
 
 
 def one_hot(ids: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -94,6 +94,6 @@ def cosine_similarity_matrix(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor
     ``cos(a, b) = a.b / (|a| |b|)``, with each norm clamped below at ``eps`` as
     ``torch.nn.functional.cosine_similarity`` does.
     """
-    tensor("x", x, "(N, D)", rank=2)
+    tensor_of_shape("x", x, "(N, D)", rank=2)
     unit = x / x.norm(dim=-1, keepdim=True).clamp_min(eps)  # (N, D), rows of length 1
     return unit @ unit.T

@@ -36,7 +36,7 @@ from llmcourse.checkpoints import copy_weights
 from llmcourse.feedforward import gelu
 from llmcourse.multihead import merge_heads, split_heads
 from llmcourse.norm import LayerNorm
-from llmcourse.validation import positive_int, shape_of, tensor, token_ids
+from llmcourse.validation import positive_int, shape_of, tensor_of_shape, token_ids
 
 __all__ = ["EncoderConfig", "Encoder", "mean_pool", "sentence_embeddings", "padding_mask"]
 
@@ -265,7 +265,7 @@ def mean_pool(hidden_states: Tensor, attention_mask: Tensor) -> Tensor:
     Padding positions (mask 0) are left out of both the sum and the count, as
     sentence-transformers' mean pooling does (the count is clamped at 1e-9).
     """
-    tensor("hidden_states", hidden_states, "(batch, seq, hidden)", rank=3)
+    tensor_of_shape("hidden_states", hidden_states, "(batch, seq, hidden)", rank=3)
     if not isinstance(attention_mask, Tensor) or attention_mask.shape != hidden_states.shape[:2]:
         got = shape_of(attention_mask)
         raise ValueError(

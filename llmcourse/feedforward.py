@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from llmcourse.norm import LayerNorm
-from llmcourse.validation import positive_int, tensor
+from llmcourse.validation import positive_int, tensor_of_shape
 
 __all__ = ["gelu", "FeedForward", "ResidualBlock", "PreNormBlock", "PostNormBlock"]
 
@@ -63,7 +63,7 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (..., C) -> (..., C); every position goes through the same MLP."""
-        tensor("x", x, f"(..., d_model={self.d_model})", last=self.d_model)
+        tensor_of_shape("x", x, f"(..., d_model={self.d_model})", last=self.d_model)
         h = self.linear1(x)  # (..., C) -> (..., F)
         h = torch.relu(h) if self.activation == "relu" else gelu(h)
         return self.linear2(self.dropout(h))  # (..., F) -> (..., C)

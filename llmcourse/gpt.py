@@ -167,15 +167,15 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: Tensor, kv_cache: KVCache | None = None, key_padding_mask: Tensor | None = None
+        self, x: Tensor, kv_cache: KVCache | None = None, real_keys: Tensor | None = None
     ) -> Tensor:
-        """``key_padding_mask`` (B, S) bool, False at padding keys (left-padded batches)."""
+        """``real_keys`` (B, S) bool, False at padding keys (left-padded batches)."""
         q, k, v = self.c_attn(x).chunk(3, dim=-1)  # (B, T, 3C) -> 3 x (B, T, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # -> (B, h, T, d)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)  # -> (B, h, S, d), S = P + T
         dropout = self.dropout if self.training else 0.0
-        y = cached_causal_attention(q, k, v, key_padding_mask, dropout)  # (B, h, T, d)
+        y = cached_causal_attention(q, k, v, real_keys, dropout)  # (B, h, T, d)
         return self.resid_dropout(self.c_proj(merge_heads(y)))  # -> (B, T, C)
 
 
@@ -207,9 +207,9 @@ class Block(nn.Module):
         self.mlp = MLP(config)
 
     def forward(
-        self, x: Tensor, kv_cache: KVCache | None = None, key_padding_mask: Tensor | None = None
+        self, x: Tensor, kv_cache: KVCache | None = None, real_keys: Tensor | None = None
     ) -> Tensor:
-        x = x + self.attn(self.ln_1(x), kv_cache, key_padding_mask)
+        x = x + self.attn(self.ln_1(x), kv_cache, real_keys)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -217,8 +217,9 @@ class GPT(nn.Module):
     """A GPT-2 language model: ``forward(input_ids (B, T), kv_cache=None) -> logits (B, T, V)``.
 
     With a ``KVCache`` the model reads the cached keys and values of the previous positions,
-    appends the new ones, and numbers the new tokens from ``len(kv_cache)`` on; this is the
-    protocol ``llmcourse.generation.generate`` relies on (with ``num_layers``).
+    appends the new ones, and numbers the new tokens from ``len(kv_cache)`` on (unless
+    ``position_ids`` say otherwise); this is the protocol ``llmcourse.generation.generate``
+    relies on (with ``num_layers``).
     """
 
     def __init__(self, config: GPTConfig):
@@ -267,18 +268,18 @@ class GPT(nn.Module):
         """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V),
         which is all generation needs (the read-out is the model's largest matrix product).
 
-        For a left-padded batch: ``attention_mask`` (B, P + T), 1 for real tokens and 0 for
-        padding, over the cached and the new tokens; ``position_ids`` (B, T) the new tokens'
-        positions (``llmcourse.generation.padding_positions``)."""
+        For a left-padded batch pass both ``attention_mask`` (B, P + T), 1 for real tokens and
+        0 for padding, over the cached and the new tokens, and ``position_ids`` (B, T), the new
+        tokens' positions (``llmcourse.generation.padding_positions``)."""
         c = self.config
-        positions, padding = decoder_inputs(
+        positions, real_keys = decoder_inputs(
             input_ids, c.vocab_size, kv_cache, c.n_layer, logits_to_keep, c.block_size,
-            attention_mask, position_ids,
+            attention_mask=attention_mask, position_ids=position_ids,
         )  # fmt: skip
         x = self.transformer.wte(input_ids) + self.transformer.wpe(positions)  # (B, T, C)
         x = self.transformer.drop(x)
         for block in self.transformer.h:
-            x = block(x, kv_cache, padding)
+            x = block(x, kv_cache, real_keys)
         x = self.transformer.ln_f(x[:, -logits_to_keep:])  # (B, T or n, C); -0: keep all
         return self.lm_head(x)  # (B, T or n, C) -> (B, T or n, V)
 

@@ -61,16 +61,18 @@ def decoder_inputs(
     position_ids: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Check a decoder's forward arguments (GPT's and Llama's, which take the same ones) and
-    return what its blocks need: the new tokens' positions and the keys' padding mask.
+    return what its blocks need: the new tokens' positions and which keys are real tokens.
 
     ``input_ids`` (B, T) in 0..vocab_size-1; ``kv_cache`` a ``KVCache`` with ``num_layers``
     layers and the same batch; ``logits_to_keep`` an int >= 0; at most ``max_positions``
-    positions in all. For a left-padded batch, ``attention_mask`` (B, P + T) is 1 at real
-    tokens and 0 at padding, over the P cached and the T new tokens, and ``position_ids``
-    (B, T) are the new tokens' positions (``llmcourse.generation.padding_positions``).
+    positions in all. For a left-padded batch pass both ``attention_mask`` (B, P + T), 1 at
+    real tokens and 0 at padding, over the P cached and the T new tokens, and
+    ``position_ids`` (B, T), the new tokens' positions counted from each row's first real
+    token (``llmcourse.generation.padding_positions``): without them the positions count the
+    pads. Positions are taken as given; nothing checks that they continue the cache's.
 
-    Returns ``positions``, (T,) numbered from the cache's length or ``position_ids``, and
-    ``key_padding_mask``, (B, P + T) bool, True at real tokens, or None.
+    Returns ``positions``: ``position_ids`` as given, or ``arange(P, P + T)``, (T,); and
+    ``real_keys``: (B, P + T) bool, True at real tokens, or None without a mask.
     """
     token_ids(input_ids)
     B, T = input_ids.shape
@@ -99,36 +101,40 @@ def decoder_inputs(
             f"sequence of length {past + T} (past {past} + new {T}) "
             f"is longer than the model's {max_positions} positions"
         )
-    if attention_mask is not None and (
-        not isinstance(attention_mask, Tensor)
-        or attention_mask.shape != (B, past + T)
-        or not ((attention_mask == 0) | (attention_mask == 1)).all()
-    ):
-        raise ValueError(
-            f"attention_mask must be a 0/1 tensor of shape (batch, cached + new) = "
-            f"{(B, past + T)}, got {shape_of(attention_mask)}"
-        )
-    padding = None if attention_mask is None else attention_mask.bool()
+    real_keys = None
+    if attention_mask is not None:
+        shape = (B, past + T)
+        _beside_ids("attention_mask", attention_mask, "(batch, cached + new)", shape, input_ids)
+        if not ((attention_mask == 0) | (attention_mask == 1)).all():
+            raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+        real_keys = attention_mask.bool()
     if position_ids is None:
-        return torch.arange(past, past + T, device=input_ids.device), padding
-    if (
-        not isinstance(position_ids, Tensor)
-        or position_ids.shape != (B, T)
-        or not 0 <= int(position_ids.min()) <= int(position_ids.max()) < limit
-    ):
+        return torch.arange(past, past + T, device=input_ids.device), real_keys
+    _beside_ids("position_ids", position_ids, "(batch, seq)", (B, T), input_ids)
+    token_ids(position_ids, "position_ids")  # integers
+    low, high = int(position_ids.min()), int(position_ids.max())
+    if low < 0 or high >= limit:
+        allowed = f"0..{max_positions - 1}" if max_positions is not None else ">= 0"
+        raise ValueError(f"position_ids must lie in {allowed}, got values from {low} to {high}")
+    return position_ids, real_keys
+
+
+def _beside_ids(name: str, value, dims: str, shape: tuple, input_ids: Tensor) -> None:
+    """Refuse a mask or positions not of ``shape`` or not on ``input_ids``' device."""
+    if not isinstance(value, Tensor) or value.shape != shape:
+        got = shape_of(value)
+        raise ValueError(f"{name} must be a tensor of shape {dims} = {shape}, got {got}")
+    if value.device != input_ids.device:
         raise ValueError(
-            f"position_ids must be a tensor of shape (batch, seq) = {(B, T)}"
-            + (f" with values in 0..{max_positions - 1}" if max_positions else "")
-            + f", got {shape_of(position_ids)}"
+            f"{name} is on {value.device} but input_ids on {input_ids.device}: use one device"
         )
-    return position_ids, padding
 
 
 def cached_causal_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    key_padding_mask: Tensor | None = None,
+    real_keys: Tensor | None = None,
     dropout_p: float = 0.0,
     enable_gqa: bool = False,
 ) -> Tensor:
@@ -138,16 +144,17 @@ def cached_causal_attention(
 
     New query i sits at position P + i and may see keys 0..P + i (``causal_mask`` with
     ``past=P``: aligned to the bottom-right); one new token, the usual cached step, sees every
-    key. With a ``key_padding_mask`` (B, S), True at real tokens, no query sees a pad, and
-    each sees at least itself, so no row is empty. ``enable_gqa`` lets h / h_kv query heads
-    share each key-value head without copying it (grouped-query attention, chapter 12).
+    key. With ``real_keys`` (B, S), True at real tokens and False at padding, no query sees
+    a pad, and each sees at least itself, so no row is empty. ``enable_gqa`` lets h / h_kv
+    query heads share each key-value head without copying it (grouped-query attention,
+    chapter 12).
     """
     T, S = q.shape[-2], k.shape[-2]
-    if key_padding_mask is not None:
+    if real_keys is not None:
         keys = torch.arange(S, device=q.device)
         itself = keys == keys[S - T :, None]  # (T, S): query i is key S - T + i
         causal = causal_mask(T, S, past=S - T, device=q.device)
-        mask = (causal & key_padding_mask[:, None, None, :]) | itself  # (B, 1, T, S)
+        mask = (causal & real_keys[:, None, None, :]) | itself  # (B, 1, T, S)
     else:  # square: PyTorch's own causal path; one query: no mask at all
         mask = None if T == 1 or T == S else causal_mask(T, S, past=S - T, device=q.device)
     return F.scaled_dot_product_attention(
@@ -155,7 +162,7 @@ def cached_causal_attention(
         k,
         v,
         attn_mask=mask,
-        is_causal=mask is None and 1 < T == S,
+        is_causal=mask is None and T == S and T > 1,
         dropout_p=dropout_p,
         enable_gqa=enable_gqa,
     )

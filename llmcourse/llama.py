@@ -42,7 +42,7 @@ from llmcourse.checkpoints import copy_weights
 from llmcourse.kvcache import KVCache, cached_causal_attention, decoder_inputs
 from llmcourse.multihead import merge_heads, split_heads
 from llmcourse.positional import RotaryEmbedding, rotate_half
-from llmcourse.validation import positive_int, tensor
+from llmcourse.validation import positive_int, tensor_of_shape
 
 __all__ = [
     "LlamaConfig",
@@ -147,7 +147,7 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-5) -> Tensor:
     Computed in float32 and cast back before the gain, as Hugging Face's ``LlamaRMSNorm``.
     """
     n = weight.shape[-1]
-    tensor("x", x, f"(..., {n}) to match weight {tuple(weight.shape)}", last=n)
+    tensor_of_shape("x", x, f"(..., {n}) to match weight {tuple(weight.shape)}", last=n)
     x32 = x.float()
     mean_square = x32.pow(2).mean(-1, keepdim=True)  # (..., 1): one number per position
     return weight * (x32 * torch.rsqrt(mean_square + eps)).to(x.dtype)
@@ -188,7 +188,7 @@ class SwiGLU(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         C = self.gate_proj.in_features
-        tensor("x", x, f"(..., hidden_size={C})", last=C)
+        tensor_of_shape("x", x, f"(..., hidden_size={C})", last=C)
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # (..., F) -> (..., C)
 
 
@@ -196,7 +196,7 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
     """(B, K, S, D) -> (B, K * n_rep, S, D): each key-value head repeated ``n_rep`` times in a
     row, so query heads 0..n_rep-1 share key-value head 0 (``repeat_interleave``, not
     ``repeat``)."""
-    tensor("x", x, "(batch, kv_heads, seq, head_dim)", rank=4)
+    tensor_of_shape("x", x, "(batch, kv_heads, seq, head_dim)", rank=4)
     positive_int("n_rep", n_rep)
     if n_rep == 1:
         return x
@@ -207,9 +207,10 @@ def repeat_kv(x: Tensor, n_rep: int) -> Tensor:
 class GroupedQueryAttention(nn.Module):
     """Causal self-attention with RoPE and ``num_key_value_heads`` <= ``num_attention_heads``.
 
-    ``forward(x, cos, sin, kv_cache)`` takes the new positions' hidden states (B, T, C) and their
-    RoPE angles (T, D); with a ``KVCache`` it appends this layer's keys and values
-    (``layer_idx``) and attends over every cached position.
+    ``forward(x, cos, sin, kv_cache, real_keys)`` takes the new positions' hidden states
+    (B, T, C) and their RoPE angles (T, D), or (B, T, D) in a left-padded batch; with a
+    ``KVCache`` it appends this layer's keys and values (``layer_idx``) and attends over every
+    cached position, except the padding that ``real_keys`` (B, S) marks False.
     """
 
     def __init__(
@@ -246,13 +247,14 @@ class GroupedQueryAttention(nn.Module):
         cos: Tensor,
         sin: Tensor,
         kv_cache: KVCache | None = None,
-        key_padding_mask: Tensor | None = None,
+        real_keys: Tensor | None = None,
     ) -> Tensor:
         C = self.q_proj.in_features
-        tensor("x", x, f"(batch, seq, hidden_size={C})", rank=3, last=C)
+        tensor_of_shape("x", x, f"(batch, seq, hidden_size={C})", rank=3, last=C)
         if cos.shape != sin.shape or cos.shape[-2:] != (x.shape[1], self.head_dim):
             raise ValueError(
-                f"expected cos and sin of shape (seq, head_dim) = {(x.shape[1], self.head_dim)}"
+                f"expected cos and sin of shape (..., seq, head_dim) = "
+                f"(..., {x.shape[1]}, {self.head_dim})"
                 f", got {tuple(cos.shape)} and {tuple(sin.shape)}"
             )
         q = split_heads(self.q_proj(x), self.num_heads)  # (B, T, H*D) -> (B, H, T, D)
@@ -264,7 +266,7 @@ class GroupedQueryAttention(nn.Module):
             k, v = kv_cache.update(self.layer_idx, k, v)  # (B, K, S, D), S = cached + T
         # enable_gqa gives each group of H / K query heads its key-value head, as repeat_kv
         # does, without copying the keys and values.
-        y = cached_causal_attention(q, k, v, key_padding_mask, enable_gqa=True)  # (B, H, T, D)
+        y = cached_causal_attention(q, k, v, real_keys, enable_gqa=True)  # (B, H, T, D)
         return self.o_proj(merge_heads(y))  # (B, T, H*D) -> (B, T, C)
 
     def extra_repr(self) -> str:
@@ -293,15 +295,16 @@ class LlamaBlock(nn.Module):
         cos: Tensor,
         sin: Tensor,
         kv_cache: KVCache | None = None,
-        key_padding_mask: Tensor | None = None,
+        real_keys: Tensor | None = None,
     ) -> Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache, key_padding_mask)
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache, real_keys)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
 class LlamaForCausalLM(nn.Module):
-    """The decoder plus its output layer: ``forward(input_ids, kv_cache=None)`` -> logits
-    (B, T, V). Pass a ``KVCache`` (``new_kv_cache()``) to generate one token at a time."""
+    """The decoder plus its output layer: ``forward(input_ids, kv_cache=None, ...)`` -> logits
+    (B, T, V), with GPT's arguments. Pass a ``KVCache`` (``new_kv_cache()``) to generate one
+    token at a time."""
 
     def __init__(self, config: LlamaConfig):
         super().__init__()
@@ -339,14 +342,14 @@ class LlamaForCausalLM(nn.Module):
         """Logits (B, T, V); with ``logits_to_keep=n > 0`` only the last n positions' (B, n, V).
         The arguments are GPT's (``llmcourse.gpt.GPT.forward``), left-padded batches included."""
         c = self.config
-        positions, padding = decoder_inputs(
-            input_ids, c.vocab_size, kv_cache, c.num_hidden_layers, logits_to_keep, None,
-            attention_mask, position_ids,
+        positions, real_keys = decoder_inputs(
+            input_ids, c.vocab_size, kv_cache, c.num_hidden_layers, logits_to_keep,
+            attention_mask=attention_mask, position_ids=position_ids,
         )  # fmt: skip
         x = self.model.embed_tokens(input_ids)  # (B, T, C): no position added...
         cos, sin = (t.to(x.dtype) for t in self.model.rotary_emb(positions))  # ...but rotated
         for layer in self.model.layers:
-            x = layer(x, cos, sin, kv_cache, padding)
+            x = layer(x, cos, sin, kv_cache, real_keys)
         x = self.model.norm(x[:, -logits_to_keep:])  # (B, T or n, C); -0: keep all
         return self.lm_head(x)  # (B, T or n, C) -> (B, T or n, V)
 

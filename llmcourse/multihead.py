@@ -41,14 +41,14 @@ from torch import Tensor, nn
 
 from llmcourse.attention import attention_weights, causal_mask
 from llmcourse.checkpoints import copy_weights
-from llmcourse.validation import positive_int, tensor
+from llmcourse.validation import positive_int, tensor_of_shape
 
 __all__ = ["MultiHeadAttention", "split_heads", "merge_heads"]
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
     """(B, T, C) -> (B, h, T, d): each head gets its own contiguous slice of d features."""
-    tensor("x", x, "(batch, seq, embed_dim)", rank=3)
+    tensor_of_shape("x", x, "(batch, seq, embed_dim)", rank=3)
     B, T, C = x.shape
     if C % num_heads:
         raise ValueError(f"embed_dim={C} is not divisible by num_heads={num_heads}")
@@ -57,7 +57,7 @@ def split_heads(x: Tensor, num_heads: int) -> Tensor:
 
 def merge_heads(x: Tensor) -> Tensor:
     """(B, h, T, d) -> (B, T, C): the inverse of ``split_heads`` (the paper's Concat)."""
-    tensor("x", x, "(batch, heads, seq, head_dim)", rank=4)
+    tensor_of_shape("x", x, "(batch, heads, seq, head_dim)", rank=4)
     B, h, T, d = x.shape
     return x.transpose(1, 2).reshape(B, T, h * d)  # (B, h, T, d) -> (B, T, h, d) -> (B, T, C)
 
@@ -110,7 +110,8 @@ class MultiHeadAttention(nn.Module):
 
     def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
         for name, t in (("query", query), ("key", key), ("value", value)):
-            tensor(name, t, f"(batch, seq, embed_dim={self.embed_dim})", 3, self.embed_dim)
+            C = self.embed_dim
+            tensor_of_shape(name, t, f"(batch, seq, embed_dim={C})", rank=3, last=C)
         if key.shape[:2] != value.shape[:2]:
             raise ValueError(
                 f"key and value must have the same (batch, seq) sizes, got "

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from llmcourse import encoder
-from llmcourse.validation import positive_int, positive_number, tensor
+from llmcourse.validation import positive_int, positive_number, tensor_of_shape
 
 __all__ = ["hub_is_reachable", "captured_warnings", "mean_pool", "semantic_search"]
 
@@ -123,7 +123,7 @@ def semantic_search(
     if isinstance(q, Tensor) and q.dim() == 1:
         q = q[None, :]  # (D,) -> (1, D)
     for name, t in (("query_embeddings", q), ("corpus_embeddings", c)):
-        tensor(name, t, "(n, dim)", rank=2)
+        tensor_of_shape(name, t, "(n, dim)", rank=2)
     if q.shape[1] != c.shape[1]:
         raise ValueError(f"query dim {q.shape[1]} does not match corpus dim {c.shape[1]}")
     positive_int("top_k", top_k)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from llmcourse.validation import broadcastable, non_negative_int, positive_int, tensor
+from llmcourse.validation import broadcastable, non_negative_int, positive_int, tensor_of_shape
 
 __all__ = [
     "sinusoidal_encoding",
@@ -114,7 +114,8 @@ class LearnedPositionalEmbedding(nn.Module):
         nn.init.normal_(self.weight, std=0.02)  # GPT-2's initialisation
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        tensor("x", x, f"(batch, seq, {self.embedding_dim})", 3, self.embedding_dim)
+        C = self.embedding_dim
+        tensor_of_shape("x", x, f"(batch, seq, {C})", rank=3, last=C)
         T = x.shape[1]
         non_negative_int("start", start)
         if start + T > self.num_embeddings:

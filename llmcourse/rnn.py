@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from llmcourse.validation import tensor
+from llmcourse.validation import tensor_of_shape
 
 __all__ = ["ElmanRNN", "CharRNN", "train_char_rnn", "train_char_rnn_tbptt", "rnn_log_probs"]
 
@@ -42,7 +42,7 @@ class ElmanRNN(nn.Module):
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None):
         """x: (B, T, E), h: (B, H) or None -> outputs (B, T, H), last hidden state (B, H)."""
         E = self.weight_ih.shape[1]
-        tensor("x", x, f"(batch, time, {E})", rank=3, last=E)
+        tensor_of_shape("x", x, f"(batch, time, {E})", rank=3, last=E)
         if h is None:
             h = x.new_zeros(x.shape[0], self.hidden_size)
         inputs = x @ self.weight_ih.T + self.bias_ih  # all time steps at once: (B, T, H)
@@ -64,7 +64,7 @@ class CharRNN(nn.Module):
 
     def forward(self, ids: torch.Tensor, h: torch.Tensor | None = None):
         """ids: (B, T) -> logits (B, T, V) for the next character, last hidden state (B, H)."""
-        tensor("ids", ids, "(batch, time)", rank=2)
+        tensor_of_shape("ids", ids, "(batch, time)", rank=2)
         outputs, h = self.rnn(self.embed(ids), h)
         return self.head(outputs), h
 

@@ -17,7 +17,7 @@ __all__ = [
     "probability",
     "token_ids",
     "shape_of",
-    "tensor",
+    "tensor_of_shape",
     "logits_and_targets",
     "broadcastable",
 ]
@@ -28,7 +28,7 @@ def shape_of(value):
     return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
 
 
-def tensor(name: str, value, shape: str, rank: int | None = None, last: int | None = None):
+def tensor_of_shape(name: str, value, shape: str, rank: int | None = None, last: int | None = None):
     """Return ``value`` if it is a tensor of ``rank`` dimensions (of at least one, if None)
     whose last has size ``last`` (when given), else refuse it; ``shape`` is how the message
     names the expected shape, as in "expected x of shape (batch, seq, 8), got (3, 8)"."""

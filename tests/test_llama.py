@@ -15,6 +15,7 @@ from transformers import LlamaConfig as HFLlamaConfig
 from transformers import LlamaForCausalLM as HFLlamaForCausalLM
 from transformers.models.llama import modeling_llama as hf_llama
 
+from llmcourse.gpt import GPT, GPTConfig
 from llmcourse.kvcache import KVCache
 from llmcourse.llama import (
     GroupedQueryAttention,
@@ -222,16 +223,25 @@ def test_left_padded_batch_equals_hf_and_each_prompt_alone(use_cache):
 
 
 def test_forward_rejects_bad_mask_and_positions():
+    """Each bad argument gets a message naming what is wrong with it."""
     model = LlamaForCausalLM(LlamaConfig.tiny()).eval()
     ids = torch.tensor([[0, 1, 2], [3, 4, 5]])
-    with pytest.raises(ValueError, match=r"attention_mask must be a 0/1 tensor .* \(2, 3\), got"):
+    shape = r"must be a tensor of shape \(batch, cached \+ new\) = \(2, 3\), got \(2, 4\)"
+    with pytest.raises(ValueError, match="attention_mask " + shape):
         model(ids, attention_mask=torch.ones(2, 4))
-    with pytest.raises(ValueError, match="attention_mask must be a 0/1 tensor"):
+    with pytest.raises(ValueError, match=r"attention_mask must hold only 0 \(padding\) and 1"):
         model(ids, attention_mask=torch.full((2, 3), 2))
-    with pytest.raises(ValueError, match=r"position_ids must be a tensor of shape .* \(2, 3\)"):
+    with pytest.raises(ValueError, match="attention_mask is on meta but input_ids on cpu"):
+        model(ids, attention_mask=torch.ones(2, 3, device="meta"))
+    with pytest.raises(ValueError, match=r"position_ids must be a tensor of shape .* got \(3,\)"):
         model(ids, position_ids=torch.arange(3))
-    with pytest.raises(ValueError, match="position_ids must be"):
-        model(ids, position_ids=torch.full((2, 3), -1))
+    with pytest.raises(ValueError, match="position_ids must be an integer .* got torch.float32"):
+        model(ids, position_ids=torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="position_ids must lie in >= 0, got values from -1 to 2"):
+        model(ids, position_ids=torch.tensor([[-1, 0, 1], [0, 1, 2]]))
+    gpt = GPT(GPTConfig(vocab_size=97, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    with pytest.raises(ValueError, match="position_ids must lie in 0..7, got values from 0 to 8"):
+        gpt(ids, position_ids=torch.tensor([[0, 1, 2], [6, 7, 8]]))
 
 
 # --- configs and input validation ---------------------------------------------------------
@@ -320,7 +330,7 @@ def test_pieces_reject_bad_input():
     cos, sin = rotary_cos_sin(torch.arange(3), 2)
     with pytest.raises(ValueError, match=r"expected x of shape \(batch, seq, hidden_size=8\)"):
         attn(torch.randn(3, 8), cos, sin)
-    with pytest.raises(ValueError, match=r"expected cos and sin of shape \(seq, head_dim\)"):
+    with pytest.raises(ValueError, match=r"cos and sin of shape \(\.\.\., seq, head_dim\)"):
         attn(torch.randn(1, 2, 8), cos, sin)
     with pytest.raises(ValueError, match="eps must be > 0"):
         RMSNorm(4, eps=0)
