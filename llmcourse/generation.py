@@ -58,6 +58,7 @@ from llmcourse.validation import (
     probability,
     shape_of,
     token_ids,
+    zeros_and_ones,
 )
 
 __all__ = [
@@ -201,8 +202,7 @@ def _check_attention_mask(model, input_ids: Tensor, attention_mask) -> None:
             f"attention_mask must be a tensor of the shape of input_ids, "
             f"{tuple(input_ids.shape)}, got {shape}"
         )
-    if not ((attention_mask == 0) | (attention_mask == 1)).all():
-        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+    zeros_and_ones("attention_mask", attention_mask)
     mask = attention_mask.long()
     if (mask[:, -1] == 0).any() or (mask.diff(dim=1) < 0).any():
         raise ValueError(

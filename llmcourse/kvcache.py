@@ -16,7 +16,13 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from llmcourse.attention import causal_mask
-from llmcourse.validation import non_negative_int, positive_int, shape_of, token_ids
+from llmcourse.validation import (
+    non_negative_int,
+    positive_int,
+    shape_of,
+    token_ids,
+    zeros_and_ones,
+)
 
 __all__ = ["KVCache", "decoder_inputs", "cached_causal_attention"]
 
@@ -105,8 +111,7 @@ def decoder_inputs(
     if attention_mask is not None:
         shape = (B, past + T)
         _beside_ids("attention_mask", attention_mask, "(batch, cached + new)", shape, input_ids)
-        if not ((attention_mask == 0) | (attention_mask == 1)).all():
-            raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+        zeros_and_ones("attention_mask", attention_mask)
         real_keys = attention_mask.bool()
     if position_ids is None:
         return torch.arange(past, past + T, device=input_ids.device), real_keys

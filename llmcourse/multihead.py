@@ -109,8 +109,8 @@ class MultiHeadAttention(nn.Module):
         return (output, weights) if need_weights else output
 
     def _check_inputs(self, query: Tensor, key: Tensor, value: Tensor) -> None:
+        C = self.embed_dim
         for name, t in (("query", query), ("key", key), ("value", value)):
-            C = self.embed_dim
             tensor_of_shape(name, t, f"(batch, seq, embed_dim={C})", rank=3, last=C)
         if key.shape[:2] != value.shape[:2]:
             raise ValueError(

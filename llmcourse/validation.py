@@ -18,6 +18,7 @@ __all__ = [
     "token_ids",
     "shape_of",
     "tensor_of_shape",
+    "zeros_and_ones",
     "logits_and_targets",
     "broadcastable",
 ]
@@ -39,6 +40,12 @@ def tensor_of_shape(name: str, value, shape: str, rank: int | None = None, last:
     ):
         raise ValueError(f"expected {name} of shape {shape}, got {shape_of(value)}")
     return value
+
+
+def zeros_and_ones(name: str, mask: torch.Tensor) -> None:
+    """Refuse an attention mask holding anything but 0 (padding) and 1 (real token)."""
+    if not ((mask == 0) | (mask == 1)).all():
+        raise ValueError(f"{name} must hold only 0 (padding) and 1 (real token)")
 
 
 def positive_int(name: str, value) -> int:
